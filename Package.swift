@@ -1,6 +1,7 @@
 // swift-tools-version: 6.1
 import PackageDescription
 
+// Swift 6 language mode (strict concurrency) on every target.
 let strict: [SwiftSetting] = [.swiftLanguageMode(.v6)]
 
 let package = Package(
@@ -13,21 +14,34 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
     ],
     targets: [
+        // C shims and system libraries
         .systemLibrary(name: "CEbbBLAS", path: "Sources/CEbbBLAS"),
+
+        // Library targets, lowest first; imports only point up this list.
         .target(name: "EbbCore", swiftSettings: strict),
         .target(name: "EbbTensor", dependencies: ["CEbbBLAS"], swiftSettings: strict),
-        .target(name: "EbbTokenizer", dependencies: ["EbbCore"], swiftSettings: strict),
-        .target(name: "EbbModel", dependencies: ["EbbCore", "EbbTensor"], swiftSettings: strict),
+        .target(name: "EbbJinja", dependencies: ["EbbCore"], swiftSettings: strict),
+        .target(name: "EbbTokenizer", dependencies: ["EbbCore", "EbbJinja"], swiftSettings: strict),
+        .target(name: "EbbCheckpoint", dependencies: ["EbbCore", "EbbTensor"], swiftSettings: strict),
+        .target(name: "EbbModel", dependencies: ["EbbCore", "EbbTensor", "EbbCheckpoint"], swiftSettings: strict),
+        .target(name: "EbbSampling", dependencies: ["EbbCore"], swiftSettings: strict),
+        .target(name: "EbbEngine", dependencies: ["EbbCore"], swiftSettings: strict),
         .executableTarget(
             name: "ebb",
             dependencies: [
-                "EbbCore", "EbbTensor", "EbbTokenizer", "EbbModel",
+                "EbbCore", "EbbTensor", "EbbTokenizer", "EbbCheckpoint", "EbbModel", "EbbSampling",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: strict),
+
+        // Tests
         .target(name: "EbbTestSupport", path: "Tests/EbbTestSupport", swiftSettings: strict),
         .testTarget(name: "EbbTensorTests", dependencies: ["EbbTensor", "EbbTestSupport"], swiftSettings: strict),
         .testTarget(name: "EbbTokenizerTests", dependencies: ["EbbTokenizer", "EbbTestSupport"], swiftSettings: strict),
-        .testTarget(name: "EbbModelTests", dependencies: ["EbbModel", "EbbTensor", "EbbTestSupport"], swiftSettings: strict),
+        .testTarget(name: "EbbChatTemplateTests", dependencies: ["EbbTokenizer", "EbbJinja", "EbbTestSupport"], swiftSettings: strict),
+        .testTarget(name: "EbbCheckpointTests", dependencies: ["EbbCheckpoint", "EbbTensor", "EbbTestSupport"], swiftSettings: strict),
+        .testTarget(name: "EbbModelTests", dependencies: ["EbbModel", "EbbTensor", "EbbCheckpoint", "EbbTestSupport"], swiftSettings: strict),
+        .testTarget(name: "EbbSamplingTests", dependencies: ["EbbSampling", "EbbTestSupport"], swiftSettings: strict),
+        .testTarget(name: "EbbEngineTests", dependencies: ["EbbEngine", "EbbTestSupport"], swiftSettings: strict),
     ]
 )

@@ -1,0 +1,3 @@
+import Testing
+
+@Test func placeholder_EbbChatTemplateTests() { #expect(Bool(true)) }
