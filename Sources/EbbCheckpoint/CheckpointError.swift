@@ -13,6 +13,14 @@ public enum CheckpointError: Error, Equatable, Sendable, CustomStringConvertible
     case missingConfigKey(file: String, key: String)
     case invalidConfig(file: String, key: String, reason: String)
     case unsupportedArchitecture(file: String, architecture: String, supported: [String])
+    /// The tensor's data range does not hold exactly `elements × dtype size` bytes.
+    case byteLengthMismatch(file: String, tensor: String, dtype: String, shape: [Int], expectedBytes: Int, foundBytes: Int)
+    /// The dtype is a valid safetensors dtype, but not one the requested read supports.
+    case unsupportedDType(file: String, tensor: String, dtype: String, supported: [String])
+    /// The same tensor name appears in more than one safetensors file of a checkpoint.
+    case duplicateTensor(tensor: String, files: [String])
+    /// `model.safetensors.index.json` is unreadable or malformed.
+    case invalidIndex(file: String, reason: String)
 
     public var description: String {
         switch self {
@@ -21,7 +29,7 @@ public enum CheckpointError: Error, Equatable, Sendable, CustomStringConvertible
         case let .corruptHeader(file, reason):
             return "\(file): corrupt or truncated safetensors header: \(reason)"
         case let .unknownDType(file, tensor, dtype):
-            return "\(file): tensor '\(tensor)' has unknown dtype '\(dtype)' (expected F32, BF16, F16, I32 or I64)"
+            return "\(file): tensor '\(tensor)' has unknown dtype '\(dtype)' (expected one of \(StorageDType.allCases.map(\.rawValue).joined(separator: ", ")))"
         case let .offsetsOutOfRange(file, tensor, detail):
             return "\(file): tensor '\(tensor)' data offsets are outside the file: \(detail)"
         case let .missingTensor(file, tensor):
@@ -36,6 +44,14 @@ public enum CheckpointError: Error, Equatable, Sendable, CustomStringConvertible
             return "\(file): invalid value for '\(key)': \(reason)"
         case let .unsupportedArchitecture(file, architecture, supported):
             return "\(file): unsupported architecture '\(architecture)' (supported: \(supported.joined(separator: ", ")))"
+        case let .byteLengthMismatch(file, tensor, dtype, shape, expectedBytes, foundBytes):
+            return "\(file): tensor '\(tensor)' data is \(foundBytes) bytes, but shape \(shape) of \(dtype) needs \(expectedBytes) bytes"
+        case let .unsupportedDType(file, tensor, dtype, supported):
+            return "\(file): tensor '\(tensor)' has dtype \(dtype), which cannot be read here (supported: \(supported.joined(separator: ", ")))"
+        case let .duplicateTensor(tensor, files):
+            return "tensor '\(tensor)' appears in more than one file: \(files.joined(separator: ", "))"
+        case let .invalidIndex(file, reason):
+            return "\(file): invalid safetensors index: \(reason)"
         }
     }
 
