@@ -1,0 +1,273 @@
+import EbbCore
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// One (token, log-probability) pair.
+public struct TopLogprob: Sendable, Equatable, Codable {
+    public var tokenId: Int
+    public var logprob: Float
+    public init(tokenId: Int, logprob: Float) {
+        self.tokenId = tokenId
+        self.logprob = logprob
+    }
+}
+
+/// Log-probabilities for one position: the chosen token's, its rank, and the top N.
+///
+/// Computed from the **raw model logits** (log_softmax before min-tokens masking,
+/// penalties, temperature and truncation), as vLLM's default `logprobs_mode = raw_logprobs`:
+/// the numbers describe the model, not the sampling distribution.
+/// - `rank`: 1-based; the number of tokens whose logit is ≥ the chosen token's (ties count
+///   ahead, as vLLM's `batched_count_greater_than`).
+/// - `top`: the N most likely tokens, most likely first, ties by lower id.
+/// - A row whose values are all -inf/NaN gives -inf everywhere. NaN counts as -inf; +inf
+///   logits share all the mass.
+public struct TokenLogprobs: Sendable, Equatable, Codable {
+    public var tokenId: Int
+    public var logprob: Float
+    public var rank: Int
+    public var top: [TopLogprob]
+    public init(tokenId: Int, logprob: Float, rank: Int, top: [TopLogprob]) {
+        self.tokenId = tokenId
+        self.logprob = logprob
+        self.rank = rank
+        self.top = top
+    }
+}
+
+/// The sampler's answer for one row.
+public struct SampleOutput: Sendable, Equatable {
+    public var tokenId: Int
+    /// Present when `params.logprobs` is set.
+    public var logprobs: TokenLogprobs?
+    public init(tokenId: Int, logprobs: TokenLogprobs?) {
+        self.tokenId = tokenId
+        self.logprobs = logprobs
+    }
+}
+
+/// Samples one token from one row of host logits, as vLLM's v1 sampler does:
+///
+/// 1. min_tokens: EOS (unless `ignoreEOS`) and `stopTokenIds` get -inf while fewer than
+///    `minTokens` tokens have been generated;
+/// 2. penalties: repetition, then frequency, then presence (see `LogitsProcessing.applyPenalties`);
+/// 3. greedy if `temperature` < 1e-5: argmax, lowest id on ties;
+/// 4. otherwise temperature → min_p → top_k → top_p → draw from the softmax of what is left.
+///
+/// The draw uses one uniform number from the choice's `SamplingRNG` (inverse CDF over the
+/// surviving tokens in id order). Every call draws exactly once, greedy included, so the
+/// generator's position is the number of tokens sampled.
+///
+/// Numerical safety: NaN logits count as -inf, +inf as the largest finite value; if every
+/// token ends up masked, the sampler falls back to the argmax of the raw row (token 0 if
+/// that is all -inf too). Work is O(V) per token unless top-p must sort (see `applyTopP`);
+/// top-k uses selection, and the softmax and draw are single passes.
+public struct Sampler: Sendable {
+    public init() {}
+
+    /// Samples from `logits` (one row, length V), appends the token to `state` and
+    /// advances its generator once.
+    /// - Throws: `EbbError(.invalidArgument)` for an empty row.
+    public func sample(logits: UnsafeBufferPointer<Float>, state: inout SamplingState) throws -> SampleOutput {
+        let v = logits.count
+        guard v > 0 else { throw EbbError(.invalidArgument, "logits: empty row") }
+        let u = state.rng.nextUnitDouble()
+        let params = state.params
+
+        var work = [Float](unsafeUninitializedCapacity: v) { buf, n in
+            for i in 0..<v { buf[i] = LogitsProcessing.sanitize(logits[i]) }
+            n = v
+        }
+        let token: Int = work.withUnsafeMutableBufferPointer { w in
+            LogitsProcessing.applyMinTokens(w, state: state)
+            LogitsProcessing.applyPenalties(w, state: state)
+            if params.isGreedy {
+                let ro = UnsafeBufferPointer(w)
+                if LogitsProcessing.maxValue(ro) == -.infinity { return Self.fallback(logits) }
+                return LogitsProcessing.argmax(ro)
+            }
+            LogitsProcessing.applyTemperature(w, temperature: params.temperature)
+            LogitsProcessing.applyMinP(w, minP: params.minP)
+            if let k = params.effectiveTopK { LogitsProcessing.applyTopK(w, k: k) }
+            if params.topP < 1 { LogitsProcessing.applyTopP(w, p: params.topP) }
+            return Self.draw(UnsafeBufferPointer(w), u: u) ?? Self.fallback(logits)
+        }
+
+        var lp: TokenLogprobs? = nil
+        if let n = params.logprobs {
+            lp = Self.logprobs(row: logits, tokenId: token, topN: max(0, n))
+        }
+        state.append(token)
+        return SampleOutput(tokenId: token, logprobs: lp)
+    }
+
+    public func sample(logits: [Float], state: inout SamplingState) throws -> SampleOutput {
+        try logits.withUnsafeBufferPointer { try sample(logits: $0, state: &state) }
+    }
+
+    /// Samples one token per state from a row-major batch (`states.count` rows of `vocabSize`).
+    /// Each row uses only its own state, so results do not depend on the batch.
+    public func sampleBatch(
+        logits: UnsafeBufferPointer<Float>, vocabSize: Int, states: inout [SamplingState]
+    ) throws -> [SampleOutput] {
+        guard vocabSize > 0, logits.count == vocabSize * states.count else {
+            throw EbbError(
+                .invalidArgument,
+                "logits: \(logits.count) values is not \(states.count) rows of vocab \(vocabSize)")
+        }
+        var out = [SampleOutput]()
+        out.reserveCapacity(states.count)
+        for r in states.indices {
+            let row = UnsafeBufferPointer(rebasing: logits[(r * vocabSize)..<((r + 1) * vocabSize)])
+            out.append(try sample(logits: row, state: &states[r]))
+        }
+        return out
+    }
+
+    // MARK: log-probabilities
+
+    /// Logprobs of `tokenId` and the top `topN` in a raw row (see `TokenLogprobs`).
+    public static func logprobs(row: UnsafeBufferPointer<Float>, tokenId: Int, topN: Int) -> TokenLogprobs {
+        let ls = LogSoftmax(row)
+        let x = tokenId >= 0 && tokenId < row.count ? LogitsProcessing.sanitizeRaw(row[tokenId]) : -.infinity
+        var rank = 0
+        for i in row.indices where LogitsProcessing.sanitizeRaw(row[i]) >= x { rank += 1 }
+        var top = [TopLogprob]()
+        if topN > 0 {
+            let sanitized = row.map { LogitsProcessing.sanitizeRaw($0) }
+            top = sanitized.withUnsafeBufferPointer { s in
+                Selection.top(topN, values: s).map {
+                    TopLogprob(tokenId: Int($0), logprob: Float(ls.logprob(s[Int($0)])))
+                }
+            }
+        }
+        return TokenLogprobs(tokenId: tokenId, logprob: Float(ls.logprob(x)), rank: max(rank, 1), top: top)
+    }
+
+    public static func logprobs(row: [Float], tokenId: Int, topN: Int) -> TokenLogprobs {
+        row.withUnsafeBufferPointer { logprobs(row: $0, tokenId: tokenId, topN: topN) }
+    }
+
+    /// Prompt logprobs (vLLM's `prompt_logprobs`) for a run of prompt positions.
+    ///
+    /// Row `r` of `logits` (row-major, `vocabSize` wide) is the model output at prompt
+    /// position `firstPosition + r` and so predicts the token at `firstPosition + r + 1`.
+    /// Returns one entry per row that has a next prompt token (the row at the last prompt
+    /// position, if included, is the first generation step and is skipped). The first
+    /// prompt token has no logprob; vLLM reports `None` for it, which is the caller's to add.
+    /// This form supports chunked prefill: call it per chunk with that chunk's first position.
+    public static func promptLogprobs(
+        logits: UnsafeBufferPointer<Float>, vocabSize: Int, promptTokenIds: [Int], firstPosition: Int = 0, topN: Int
+    ) throws -> [TokenLogprobs] {
+        guard vocabSize > 0, logits.count % vocabSize == 0 else {
+            throw EbbError(.invalidArgument, "logits: \(logits.count) values is not a whole number of rows of vocab \(vocabSize)")
+        }
+        guard firstPosition >= 0 else { throw EbbError(.invalidArgument, "firstPosition: must be non-negative") }
+        let rows = logits.count / vocabSize
+        var out = [TokenLogprobs]()
+        for r in 0..<rows {
+            let next = firstPosition + r + 1
+            guard next < promptTokenIds.count else { break }
+            let id = promptTokenIds[next]
+            guard id >= 0 && id < vocabSize else {
+                throw EbbError(.invalidArgument, "promptTokenIds: token id \(id) at position \(next) is out of vocabulary (size \(vocabSize))")
+            }
+            let row = UnsafeBufferPointer(rebasing: logits[(r * vocabSize)..<((r + 1) * vocabSize)])
+            out.append(logprobs(row: row, tokenId: id, topN: max(0, topN)))
+        }
+        return out
+    }
+
+    public static func promptLogprobs(
+        rows: [[Float]], promptTokenIds: [Int], firstPosition: Int = 0, topN: Int
+    ) throws -> [TokenLogprobs] {
+        guard let v = rows.first?.count else { return [] }
+        guard rows.allSatisfy({ $0.count == v }) else {
+            throw EbbError(.invalidArgument, "logits: rows have different lengths")
+        }
+        let flat = rows.flatMap { $0 }
+        return try flat.withUnsafeBufferPointer {
+            try promptLogprobs(logits: $0, vocabSize: v, promptTokenIds: promptTokenIds, firstPosition: firstPosition, topN: topN)
+        }
+    }
+
+    // MARK: internals
+
+    /// Inverse-CDF draw over the live tokens of a processed row; nil if none is live.
+    static func draw(_ w: UnsafeBufferPointer<Float>, u: Double) -> Int? {
+        let m = LogitsProcessing.maxValue(w)
+        guard m > -.infinity else { return nil }
+        let md = Double(m)
+        var total = 0.0
+        for x in w where x > -.infinity { total += exp(Double(x) - md) }
+        guard total > 0, total.isFinite else { return nil }
+        let target = u * total
+        var cum = 0.0
+        var lastLive = -1
+        for i in w.indices where w[i] > -.infinity {
+            let p = exp(Double(w[i]) - md)
+            if p > 0 { lastLive = i }
+            cum += p
+            if target < cum { return i }
+        }
+        return lastLive >= 0 ? lastLive : nil
+    }
+
+    /// Argmax of the raw row (NaN as -inf), token 0 if all -inf.
+    static func fallback(_ raw: UnsafeBufferPointer<Float>) -> Int {
+        var best = 0
+        var m = -Float.infinity
+        for i in raw.indices {
+            let x = LogitsProcessing.sanitizeRaw(raw[i])
+            if x > m { m = x; best = i }
+        }
+        return best
+    }
+}
+
+/// log_softmax of a raw row in Double. NaN counts as -inf; +inf values share all the mass.
+struct LogSoftmax {
+    let maxValue: Float
+    let logSumExp: Double
+    let infCount: Int
+
+    init(_ row: UnsafeBufferPointer<Float>) {
+        var m = -Float.infinity
+        var infs = 0
+        for x in row {
+            let s = LogitsProcessing.sanitizeRaw(x)
+            if s == .infinity { infs += 1 }
+            if s > m { m = s }
+        }
+        maxValue = m
+        infCount = infs
+        if m == -.infinity || infs > 0 {
+            logSumExp = m == -.infinity ? -.infinity : .infinity
+            return
+        }
+        let md = Double(m)
+        var sum = 0.0
+        for x in row {
+            let s = LogitsProcessing.sanitizeRaw(x)
+            if s > -.infinity { sum += exp(Double(s) - md) }
+        }
+        logSumExp = md + log(sum)
+    }
+
+    func logprob(_ x: Float) -> Double {
+        if infCount > 0 { return x == .infinity ? -log(Double(infCount)) : -.infinity }
+        if maxValue == -.infinity || x == -.infinity { return -.infinity }
+        return Double(x) - logSumExp
+    }
+}
+
+extension LogitsProcessing {
+    /// For logprobs of raw rows: NaN → -inf, infinities kept.
+    @inline(__always)
+    static func sanitizeRaw(_ x: Float) -> Float { x.isNaN ? -.infinity : x }
+}
