@@ -1,0 +1,98 @@
+import EbbCore
+import Foundation
+
+/// Hugging Face `normalizers`: rewrite the text before it is split.
+indirect enum Normalizer: Sendable {
+    case nfc, nfd, nfkc, nfkd
+    case lowercase
+    case sequence([Normalizer])
+    case replace(SplitPattern, String)
+    case prepend(String)
+    case strip(left: Bool, right: Bool)
+
+    /// nil for a JSON null (no normalizer).
+    static func parse(_ json: TokJSON?) throws -> Normalizer? {
+        guard let json, !json.isNull else { return nil }
+        let dict = try JSONAccess.object(json, "normalizer")
+        let type = try JSONAccess.type(dict, "normalizer")
+        switch type {
+        case "NFC": return .nfc
+        case "NFD": return .nfd
+        case "NFKC": return .nfkc
+        case "NFKD": return .nfkd
+        case "Lowercase": return .lowercase
+        case "Sequence":
+            let items = try JSONAccess.array(dict["normalizers"], "normalizer Sequence.normalizers")
+            return .sequence(try items.map { item in
+                guard let n = try parse(item) else {
+                    throw EbbError(.tokenizer, "normalizer Sequence: null entry")
+                }
+                return n
+            })
+        case "Replace":
+            let pattern = try SplitPattern.parse(dict["pattern"], context: "normalizer Replace")
+            return .replace(pattern, try JSONAccess.string(dict["content"], "normalizer Replace.content"))
+        case "Prepend":
+            return .prepend(try JSONAccess.string(dict["prepend"], "normalizer Prepend.prepend"))
+        case "Strip":
+            return .strip(left: try JSONAccess.bool(dict["strip_left"], default: true, "normalizer Strip.strip_left"),
+                          right: try JSONAccess.bool(dict["strip_right"], default: true, "normalizer Strip.strip_right"))
+        default:
+            throw EbbError(.tokenizer, "unsupported normalizer type '\(type)'")
+        }
+    }
+
+    func apply(_ text: String) -> String {
+        switch self {
+        case .nfc:
+            // Scalars below U+0300 are unchanged by NFC.
+            if text.unicodeScalars.allSatisfy({ $0.value < 0x300 }) { return text }
+            return text.precomposedStringWithCanonicalMapping
+        case .nfd:
+            if text.utf8.allSatisfy({ $0 < 0x80 }) { return text }
+            return text.decomposedStringWithCanonicalMapping
+        case .nfkc:
+            if text.utf8.allSatisfy({ $0 < 0x80 }) { return text }
+            return text.precomposedStringWithCompatibilityMapping
+        case .nfkd:
+            if text.utf8.allSatisfy({ $0 < 0x80 }) { return text }
+            return text.decomposedStringWithCompatibilityMapping
+        case .lowercase:
+            // Rust's `str::to_lowercase`: per-scalar full lowercase mapping (final sigma aside).
+            var view = String.UnicodeScalarView()
+            for s in text.unicodeScalars {
+                if s.value < 0x80 {
+                    view.append((s.value >= 0x41 && s.value <= 0x5A) ? Unicode.Scalar(s.value + 0x20) ?? s : s)
+                } else {
+                    view.append(contentsOf: s.properties.lowercaseMapping.unicodeScalars)
+                }
+            }
+            return String(view)
+        case .sequence(let items):
+            return items.reduce(text) { $1.apply($0) }
+        case .replace(let pattern, let content):
+            let bytes = Array(text.utf8)
+            var out: [UInt8] = []
+            out.reserveCapacity(bytes.count)
+            var prev = 0
+            for m in pattern.matches(in: text) where !(m.isEmpty && pattern.isLiteral) {
+                out.append(contentsOf: bytes[prev..<m.lowerBound])
+                out.append(contentsOf: content.utf8)
+                prev = m.upperBound
+            }
+            out.append(contentsOf: bytes[prev...])
+            return String(decoding: out, as: UTF8.self)
+        case .prepend(let prefix):
+            return text.isEmpty ? text : prefix + text
+        case .strip(let left, let right):
+            var scalars = Substring(text).unicodeScalars[...]
+            if left { while let f = scalars.first, f.properties.isWhitespace { scalars.removeFirst() } }
+            if right { while let l = scalars.last, l.properties.isWhitespace { scalars.removeLast() } }
+            return String(String.UnicodeScalarView(scalars))
+        }
+    }
+}
+
+extension SplitPattern {
+    var isLiteral: Bool { if case .literal = self { return true } else { return false } }
+}

@@ -1,0 +1,281 @@
+import EbbCore
+
+/// What a `Split` pre-tokenizer (or a `Replace` normalizer) looks for.
+enum SplitPattern: Sendable {
+    /// A literal string (`{"String": "..."}`).
+    case literal([UInt8])
+    /// A well-known regex matched by a hand-written scanner (exactly as Oniguruma would).
+    case known(KnownPattern)
+    /// Any other regex, through Swift Regex over Unicode scalars.
+    case regex(CompiledRegex, source: String)
+
+    static func parse(_ json: TokJSON?, context: String) throws -> SplitPattern {
+        let dict = try JSONAccess.object(json, "\(context).pattern")
+        if let s = dict["String"] {
+            return .literal(Array(try JSONAccess.string(s, "\(context).pattern.String").utf8))
+        }
+        if let r = dict["Regex"] {
+            return try regex(try JSONAccess.string(r, "\(context).pattern.Regex"))
+        }
+        throw EbbError(.tokenizer, "\(context).pattern: expected {\"String\": ...} or {\"Regex\": ...}")
+    }
+
+    static func regex(_ source: String) throws -> SplitPattern {
+        if let known = KnownPattern(source: source) { return .known(known) }
+        do {
+            let regex = try Regex(source).matchingSemantics(.unicodeScalar)
+            // Match once so the regex program is compiled before the value is shared.
+            _ = "a".firstMatch(of: regex)
+            return .regex(CompiledRegex(regex: regex), source: source)
+        } catch {
+            throw EbbError(.tokenizer, "unsupported regex pattern '\(source)': \(error)")
+        }
+    }
+
+    /// Non-overlapping matches, in order, as UTF-8 byte ranges of `text` (possibly empty).
+    func matches(in text: String) -> [Range<Int>] {
+        switch self {
+        case .literal(let needle):
+            return Self.literalMatches(needle, in: Array(text.utf8))
+        case .known(let known):
+            let scanned = ScannedText(text)
+            return known.matches(scanned).map { scanned.offsets[$0.lowerBound]..<scanned.offsets[$0.upperBound] }
+        case .regex(let regex, _):
+            var out: [Range<Int>] = []
+            let utf8 = text.utf8
+            for m in text.matches(of: regex.regex) {
+                let lo = utf8.distance(from: utf8.startIndex, to: m.range.lowerBound)
+                let hi = utf8.distance(from: utf8.startIndex, to: m.range.upperBound)
+                out.append(lo..<hi)
+            }
+            return out
+        }
+    }
+
+    static func literalMatches(_ needle: [UInt8], in hay: [UInt8]) -> [Range<Int>] {
+        guard !needle.isEmpty, needle.count <= hay.count else { return [] }
+        var out: [Range<Int>] = []
+        var i = 0
+        let first = needle[0]
+        while i + needle.count <= hay.count {
+            if hay[i] == first {
+                var ok = true
+                for k in 1..<needle.count where hay[i + k] != needle[k] { ok = false; break }
+                if ok {
+                    out.append(i..<(i + needle.count))
+                    i += needle.count
+                    continue
+                }
+            }
+            i += 1
+        }
+        return out
+    }
+}
+
+/// A Swift Regex shared between threads. `Regex` is an immutable value whose compiled
+/// program is created once (we force that before sharing); matching does not mutate it.
+struct CompiledRegex: @unchecked Sendable {
+    let regex: Regex<AnyRegexOutput>
+}
+
+/// Text as Unicode scalars with a coarse class per scalar and UTF-8 offsets.
+struct ScannedText {
+    static let other: UInt8 = 0
+    static let letter: UInt8 = 1
+    static let number: UInt8 = 2
+    static let space: UInt8 = 3      // \s other than CR and LF
+    static let newline: UInt8 = 4    // \r or \n (also \s)
+
+    var scalars: [UInt32] = []
+    var classes: [UInt8] = []
+    /// UTF-8 offset of each scalar, plus the total length at the end.
+    var offsets: [Int] = []
+
+    init(_ text: String) {
+        let n = text.utf8.count
+        scalars.reserveCapacity(n)
+        classes.reserveCapacity(n)
+        offsets.reserveCapacity(n + 1)
+        var off = 0
+        for s in text.unicodeScalars {
+            scalars.append(s.value)
+            classes.append(Self.classify(s))
+            offsets.append(off)
+            off += UTF8.width(s)
+        }
+        offsets.append(off)
+    }
+
+    static let asciiClasses: [UInt8] = (0..<128).map { v in
+        classifySlow(Unicode.Scalar(UInt8(v)))
+    }
+
+    @inline(__always)
+    static func classify(_ s: Unicode.Scalar) -> UInt8 {
+        if s.value < 128 { return asciiClasses[Int(s.value)] }
+        return classifySlow(s)
+    }
+
+    static func classifySlow(_ s: Unicode.Scalar) -> UInt8 {
+        if s.value == 0x0A || s.value == 0x0D { return newline }
+        let p = s.properties
+        if p.isWhitespace { return space }
+        switch p.generalCategory {
+        case .uppercaseLetter, .lowercaseLetter, .titlecaseLetter, .modifierLetter, .otherLetter:
+            return letter
+        case .decimalNumber, .letterNumber, .otherNumber:
+            return number
+        default:
+            return other
+        }
+    }
+}
+
+/// Regexes of well-known byte-level BPE tokenizers, matched by hand. Each scanner follows
+/// the regex's alternatives in order with Oniguruma's leftmost-first, greedy-with-backtracking
+/// semantics over Unicode scalars.
+enum KnownPattern: Sendable, Equatable {
+    /// GPT-2 / ByteLevel(use_regex): `'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+`
+    case gpt2
+    /// Qwen2 (`maxDigits` 1) and Llama-3 (`maxDigits` 3):
+    /// `(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+`
+    case qwen2(maxDigits: Int)
+
+    static let gpt2Source = #"'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+"#
+    static let qwen2Source = #"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"#
+    static let llama3Source = #"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"#
+
+    init?(source: String) {
+        switch source {
+        case Self.gpt2Source: self = .gpt2
+        case Self.qwen2Source: self = .qwen2(maxDigits: 1)
+        case Self.llama3Source: self = .qwen2(maxDigits: 3)
+        default: return nil
+        }
+    }
+
+    /// Matches as scalar index ranges.
+    func matches(_ t: ScannedText) -> [Range<Int>] {
+        switch self {
+        case .gpt2: return Self.scanGPT2(t)
+        case .qwen2(let maxDigits): return Self.scanQwen2(t, maxDigits: maxDigits)
+        }
+    }
+
+    /// Length of a contraction (`'s`, `'t`, `'re`, `'ve`, `'m`, `'ll`, `'d`) at `i`, or 0.
+    @inline(__always)
+    static func contraction(_ s: [UInt32], _ i: Int, caseInsensitive: Bool) -> Int {
+        let n = s.count
+        guard s[i] == 0x27, i + 1 < n else { return 0 }
+        func fold(_ v: UInt32) -> UInt32 {
+            guard caseInsensitive else { return v }
+            if v >= 0x41 && v <= 0x5A { return v + 0x20 }
+            if v == 0x17F { return 0x73 }  // LATIN SMALL LETTER LONG S folds to "s"
+            return v
+        }
+        let a = fold(s[i + 1])
+        switch a {
+        case 0x73, 0x74, 0x6D, 0x64: return 2  // s t m d
+        default: break
+        }
+        guard i + 2 < n else { return 0 }
+        let b = fold(s[i + 2])
+        if (a == 0x72 && b == 0x65) || (a == 0x76 && b == 0x65) || (a == 0x6C && b == 0x6C) { return 3 }  // re ve ll
+        return 0
+    }
+
+    @inline(__always)
+    static func run(_ c: [UInt8], from i: Int, _ pred: (UInt8) -> Bool) -> Int {
+        var j = i
+        while j < c.count && pred(c[j]) { j += 1 }
+        return j
+    }
+
+    @inline(__always) static func isSpace(_ c: UInt8) -> Bool { c == ScannedText.space || c == ScannedText.newline }
+    /// `[^\s\p{L}\p{N}]`
+    @inline(__always) static func isPunct(_ c: UInt8) -> Bool { c == ScannedText.other }
+
+    /// The whitespace alternatives `\s+(?!\S)|\s+` at `i` (which must be whitespace).
+    @inline(__always)
+    static func trailingSpace(_ c: [UInt8], _ i: Int) -> Int {
+        let j = run(c, from: i, isSpace)
+        if j == c.count { return j }
+        if j - 1 > i { return j - 1 }
+        return j
+    }
+
+    static func scanGPT2(_ t: ScannedText) -> [Range<Int>] {
+        let s = t.scalars, c = t.classes, n = s.count
+        var out: [Range<Int>] = []
+        out.reserveCapacity(n / 3 + 1)
+        var i = 0
+        while i < n {
+            var end: Int
+            let k = contraction(s, i, caseInsensitive: false)
+            if k > 0 {
+                end = i + k
+            } else {
+                // ` ?\p{L}+`, ` ?\p{N}+`, ` ?[^\s\p{L}\p{N}]+`
+                var j = i
+                if s[i] == 0x20, i + 1 < n, c[i + 1] != ScannedText.space, c[i + 1] != ScannedText.newline { j = i + 1 }
+                switch c[j] {
+                case ScannedText.letter: end = run(c, from: j) { $0 == ScannedText.letter }
+                case ScannedText.number: end = run(c, from: j) { $0 == ScannedText.number }
+                case ScannedText.other: end = run(c, from: j, isPunct)
+                default: end = trailingSpace(c, i)
+                }
+            }
+            out.append(i..<end)
+            i = end
+        }
+        return out
+    }
+
+    static func scanQwen2(_ t: ScannedText, maxDigits: Int) -> [Range<Int>] {
+        let s = t.scalars, c = t.classes, n = s.count
+        var out: [Range<Int>] = []
+        out.reserveCapacity(n / 3 + 1)
+        var i = 0
+        while i < n {
+            var end = 0
+            let ci = c[i]
+            let k = contraction(s, i, caseInsensitive: true)
+            if k > 0 {
+                end = i + k
+            } else if ci == ScannedText.letter {
+                // `[^\r\n\p{L}\p{N}]?\p{L}+` without the optional character
+                end = run(c, from: i) { $0 == ScannedText.letter }
+            } else if ci != ScannedText.newline && ci != ScannedText.number && i + 1 < n && c[i + 1] == ScannedText.letter {
+                // `[^\r\n\p{L}\p{N}]?\p{L}+` with it
+                end = run(c, from: i + 1) { $0 == ScannedText.letter }
+            } else if ci == ScannedText.number {
+                // `\p{N}{1,maxDigits}`
+                end = i + 1
+                while end < n && end - i < maxDigits && c[end] == ScannedText.number { end += 1 }
+            } else if ci == ScannedText.other || (s[i] == 0x20 && i + 1 < n && c[i + 1] == ScannedText.other) {
+                // ` ?[^\s\p{L}\p{N}]+[\r\n]*`
+                let j = ci == ScannedText.other ? i : i + 1
+                end = run(c, from: j, isPunct)
+                end = run(c, from: end) { $0 == ScannedText.newline }
+            } else {
+                // whitespace: `\s*[\r\n]+`, then `\s+(?!\S)`, then `\s+`
+                let j = run(c, from: i, isSpace)
+                var lastNewline = -1
+                var q = j - 1
+                while q >= i {
+                    if c[q] == ScannedText.newline { lastNewline = q; break }
+                    q -= 1
+                }
+                if lastNewline >= 0 {
+                    end = lastNewline + 1
+                } else {
+                    end = trailingSpace(c, i)
+                }
+            }
+            out.append(i..<end)
+            i = end
+        }
+        return out
+    }
+}

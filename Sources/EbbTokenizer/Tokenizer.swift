@@ -1,0 +1,249 @@
+import EbbCore
+import Foundation
+import Synchronization
+
+/// A byte-level BPE tokenizer read from a Hugging Face `tokenizer.json`.
+///
+/// Encoding follows `tokenizers`: added tokens are found in the raw text first, then each
+/// stretch between them is normalized, pre-tokenized and run through the BPE model. No
+/// special tokens are added (post-processors are ignored).
+public final class Tokenizer: Sendable {
+    /// Ids at or above this are refused when loading (keeps tables bounded).
+    static let maxVocabSize = 1 << 24
+
+    let normalizer: Normalizer?
+    let preTokenizer: PreTokenizer?
+    let model: BPEModel
+    let decoder: TokenDecoder
+    /// Added tokens matched in raw text, and those matched after normalization.
+    let rawAddedTokens: AddedTokenMatcher
+    let normalizedAddedTokens: AddedTokenMatcher
+    let addedTokenIds: [String: Int]
+    /// Per id: the token string (nil for holes in the id space).
+    let idToToken: [String?]
+    /// Per id: the bytes the token decodes to.
+    let idToBytes: [[UInt8]]
+    let isSpecial: [Bool]
+    private let cache = Mutex<[String: [Int]]>([:])
+
+    /// Number of ids: one past the largest id of the vocabulary and the added tokens.
+    public let vocabSize: Int
+    public let eosTokenId: Int?
+    public let bosTokenId: Int?
+    /// Ids of added tokens marked `special`.
+    public let specialTokenIds: Set<Int>
+
+    init(normalizer: Normalizer?, preTokenizer: PreTokenizer?, model: BPEModel, decoder: TokenDecoder,
+         addedTokens: [AddedToken], eosToken: String?, bosToken: String?) {
+        self.normalizer = normalizer
+        self.preTokenizer = preTokenizer
+        self.model = model
+        self.decoder = decoder
+
+        var size = 0
+        for id in model.vocab.values { size = max(size, id + 1) }
+        for t in addedTokens { size = max(size, t.id + 1) }
+        vocabSize = size
+
+        var tokens = [String?](repeating: nil, count: size)
+        for (token, id) in model.vocab {
+            // Duplicate ids: keep a deterministic choice (the smallest string).
+            if let existing = tokens[id], existing < token { continue }
+            tokens[id] = token
+        }
+        var added: [String: Int] = [:]
+        var special = [Bool](repeating: false, count: size)
+        var specialIds = Set<Int>()
+        var raw: [(String, AddedToken)] = []
+        var normalized: [(String, AddedToken)] = []
+        for t in addedTokens {
+            tokens[t.id] = t.content
+            added[t.content] = t.id
+            if t.special {
+                special[t.id] = true
+                specialIds.insert(t.id)
+            }
+            if t.normalized {
+                normalized.append((normalizer?.apply(t.content) ?? t.content, t))
+            } else {
+                raw.append((t.content, t))
+            }
+        }
+        idToToken = tokens
+        idToBytes = tokens.map { $0.map(decoder.bytes(of:)) ?? [] }
+        isSpecial = special
+        specialTokenIds = specialIds
+        addedTokenIds = added
+        rawAddedTokens = AddedTokenMatcher(raw)
+        normalizedAddedTokens = AddedTokenMatcher(normalized)
+
+        func lookup(_ s: String?) -> Int? {
+            guard let s else { return nil }
+            return added[s] ?? model.vocab[s]
+        }
+        eosTokenId = lookup(eosToken)
+        bosTokenId = lookup(bosToken)
+    }
+
+    /// Parses a `tokenizer.json`; `config` is an optional `tokenizer_config.json` that names
+    /// the `eos_token` and `bos_token`.
+    public convenience init(json: Data, config: Data?) throws {
+        let root = try JSONAccess.object(try TokJSON.parse(json, what: "tokenizer.json"), "tokenizer.json")
+        let normalizer = try Normalizer.parse(root["normalizer"])
+        let preTokenizer = try PreTokenizer.parse(root["pre_tokenizer"])
+        guard let modelJSON = root["model"] else { throw EbbError(.tokenizer, "tokenizer.json has no \"model\"") }
+        let model = try BPEModel.parse(modelJSON)
+        let decoder = try TokenDecoder.parse(root["decoder"])
+        var added: [AddedToken] = []
+        if let list = root["added_tokens"], !list.isNull {
+            for (i, item) in try JSONAccess.array(list, "added_tokens").enumerated() {
+                added.append(try AddedToken.parse(item, index: i))
+            }
+        }
+        var eos: String?, bos: String?
+        if let config {
+            let dict = try JSONAccess.object(try TokJSON.parse(config, what: "tokenizer_config.json"), "tokenizer_config.json")
+            eos = try Self.tokenString(dict["eos_token"], "tokenizer_config.json eos_token")
+            bos = try Self.tokenString(dict["bos_token"], "tokenizer_config.json bos_token")
+        }
+        self.init(normalizer: normalizer, preTokenizer: preTokenizer, model: model, decoder: decoder,
+                  addedTokens: added, eosToken: eos, bosToken: bos)
+    }
+
+    /// Parses a `tokenizer.json` (no eos/bos: those live in `tokenizer_config.json`).
+    public convenience init(json: Data) throws {
+        try self.init(json: json, config: nil)
+    }
+
+    /// Reads `directory/tokenizer.json` and, when present, `directory/tokenizer_config.json`.
+    public static func load(directory: URL) throws -> Tokenizer {
+        let file = directory.appendingPathComponent("tokenizer.json")
+        let json: Data
+        do {
+            json = try Data(contentsOf: file)
+        } catch {
+            throw EbbError(.tokenizer, "cannot read \(file.path): \(error.localizedDescription)")
+        }
+        let configFile = directory.appendingPathComponent("tokenizer_config.json")
+        var config: Data?
+        if FileManager.default.fileExists(atPath: configFile.path) {
+            do {
+                config = try Data(contentsOf: configFile)
+            } catch {
+                throw EbbError(.tokenizer, "cannot read \(configFile.path): \(error.localizedDescription)")
+            }
+        }
+        return try Tokenizer(json: json, config: config)
+    }
+
+    /// `eos_token` / `bos_token`: a string, an object with "content", or null.
+    static func tokenString(_ value: TokJSON?, _ context: String) throws -> String? {
+        switch value {
+        case nil, .null?: return nil
+        case .string(let s)?: return s
+        case .object(let dict)?: return try JSONAccess.string(dict["content"], "\(context).content")
+        default: throw EbbError(.tokenizer, "\(context): expected a string or an object with \"content\"")
+        }
+    }
+
+    /// The tokenizer of the embedded model `builtin:tiny-moe`: ids 0, 1, 2 are the special
+    /// tokens `<|endoftext|>`, `<|im_start|>`, `<|im_end|>` (eos = 2); ids 3...258 are the
+    /// 256 bytes as GPT-2 alphabet characters, in the alphabet's character order (`!` is 3,
+    /// `Ġ` — the space — is 223), the layout of Qwen2-style vocabularies; no merges, so text
+    /// encodes to one id per UTF-8 byte.
+    public static func byteLevel() -> Tokenizer {
+        let specials = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
+        var vocab: [String: Int] = [:]
+        for (i, s) in specials.enumerated() { vocab[s] = i }
+        for (i, b) in ByteLevelAlphabet.orderedBytes.enumerated() {
+            vocab[ByteLevelAlphabet.scalarString(b)] = 3 + i
+        }
+        let model = BPEModel(vocab: vocab, merges: [:], unkId: nil, fuseUnk: false, continuingSubwordPrefix: nil,
+                             endOfWordSuffix: nil, ignoreMerges: false)
+        let added = specials.enumerated().map {
+            AddedToken(id: $0.offset, content: $0.element, singleWord: false, lstrip: false, rstrip: false,
+                       normalized: false, special: true)
+        }
+        return Tokenizer(normalizer: nil, preTokenizer: .byteLevel(addPrefixSpace: false, useRegex: false), model: model,
+                         decoder: .byteLevel, addedTokens: added, eosToken: "<|im_end|>", bosToken: nil)
+    }
+
+    // MARK: Encoding
+
+    public func encode(_ text: String) -> [Int] {
+        var ids: [Int] = []
+        ids.reserveCapacity(text.utf8.count / 3 + 4)
+        for segment in rawAddedTokens.split(text) {
+            switch segment {
+            case .token(let id):
+                ids.append(id)
+            case .text(let raw):
+                let normalizedText = normalizer?.apply(raw) ?? raw
+                for inner in normalizedAddedTokens.split(normalizedText) {
+                    switch inner {
+                    case .token(let id): ids.append(id)
+                    case .text(let t): encodeText(t, into: &ids)
+                    }
+                }
+            }
+        }
+        return ids
+    }
+
+    private func encodeText(_ text: String, into ids: inout [Int]) {
+        let pieces = preTokenizer?.apply([text]) ?? [text]
+        for piece in pieces { ids.append(contentsOf: encodePiece(piece)) }
+    }
+
+    private static let cacheLimit = 100_000
+    private static let cacheablePieceLength = 128
+
+    private func encodePiece(_ piece: String) -> [Int] {
+        guard piece.utf8.count <= Self.cacheablePieceLength else { return model.tokenize(piece) }
+        if let hit = cache.withLock({ $0[piece] }) { return hit }
+        let ids = model.tokenize(piece)
+        cache.withLock { cache in
+            if cache.count >= Self.cacheLimit { cache.removeAll(keepingCapacity: true) }
+            cache[piece] = ids
+        }
+        return ids
+    }
+
+    // MARK: Decoding
+
+    public func decode(_ ids: [Int], skipSpecialTokens: Bool = false) -> String {
+        var bytes: [UInt8] = []
+        bytes.reserveCapacity(ids.count * 4)
+        var first = true
+        for id in ids {
+            guard id >= 0, id < vocabSize, idToToken[id] != nil else { continue }
+            if skipSpecialTokens && isSpecial[id] { continue }
+            if decoder == .joinWithSpace && !first { bytes.append(0x20) }
+            first = false
+            bytes.append(contentsOf: idToBytes[id])
+        }
+        return String(decoding: bytes, as: UTF8.self)
+    }
+
+    /// Id of a vocabulary or added token string (e.g. `"Ġthe"`, `"<|im_end|>"`).
+    public func tokenId(for token: String) -> Int? {
+        addedTokenIds[token] ?? model.vocab[token]
+    }
+
+    /// The raw vocabulary string of an id.
+    public func token(for id: Int) -> String? {
+        guard id >= 0, id < vocabSize else { return nil }
+        return idToToken[id]
+    }
+
+    /// The bytes a token decodes to (for logprob output); nil for unknown ids.
+    public func tokenBytes(for id: Int) -> [UInt8]? {
+        guard id >= 0, id < vocabSize, idToToken[id] != nil else { return nil }
+        return idToBytes[id]
+    }
+
+    /// Whether `id` is an added token marked special.
+    public func isSpecialToken(_ id: Int) -> Bool {
+        id >= 0 && id < vocabSize && isSpecial[id]
+    }
+}
