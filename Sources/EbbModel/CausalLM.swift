@@ -1,0 +1,98 @@
+import EbbCheckpoint
+import EbbCore
+import EbbTensor
+import Foundation
+
+/// A decoder-only MoE language model on one backend: embedding, decoder layers, final
+/// norm, LM head. Holds the dense weights and the experts of its placement.
+public final class CausalLM: Sendable {
+    public let config: ModelConfig
+    public let backend: any Backend
+    let embedTokens: Tensor
+    let layers: [DecoderLayer]
+    let norm: RMSNorm
+    let lmHead: Tensor
+    /// Bytes of weights held on the device.
+    public let weightBytes: Int
+
+    /// Loads `DIR/config.json` and the safetensors of `DIR`.
+    public static func load(directory: URL, backend: any Backend,
+                            placement: (@Sendable (_ layer: Int) -> ExpertPlacement)? = nil) throws -> CausalLM {
+        let config = try ModelConfig.load(directory: directory)
+        let weights = try CheckpointWeights(directory: directory)
+        return try CausalLM(config: config, weights: weights, backend: backend, placement: placement)
+    }
+
+    /// Builds the model from `weights`. `placement` gives each MoE layer's expert
+    /// placement (default: one rank holding every expert). Every tensor of the source
+    /// must be used, or the architecture must know to ignore it.
+    public init(config: ModelConfig, weights: any WeightSource, backend: any Backend,
+                placement: (@Sendable (_ layer: Int) -> ExpertPlacement)? = nil) throws {
+        self.config = config
+        self.backend = backend
+        let loader = WeightLoader(source: weights, backend: backend)
+        let definition = config.architecture.definition
+        embedTokens = try loader.tensor("model.embed_tokens.weight", shape: [config.vocabSize, config.hiddenSize])
+        let rope = try RotaryEmbedding(parameters: config.rope, backend: backend)
+        var layers = [DecoderLayer]()
+        for i in 0..<config.numLayers {
+            let p = config.moeLayers[i] ? placement?(i) : nil
+            if let p, p.numLogicalExperts != config.moe.numExperts {
+                throw EbbError(.invalidArgument, "placement for layer \(i) covers \(p.numLogicalExperts) experts, the model has \(config.moe.numExperts)")
+            }
+            layers.append(try definition.makeLayer(i, loader: loader, config: config, rope: rope, placement: p))
+        }
+        self.layers = layers
+        norm = try RMSNorm(loader, "model.norm.weight", size: config.hiddenSize, eps: config.rmsNormEps)
+        if config.tieWordEmbeddings {
+            lmHead = embedTokens
+        } else {
+            lmHead = try loader.tensor("lm_head.weight", shape: [config.vocabSize, config.hiddenSize])
+        }
+        let cfg = config
+        try weights.checkAllUsed(ignoring: { name in
+            definition.isIgnored(name, config: cfg) || (cfg.tieWordEmbeddings && name == "lm_head.weight")
+        })
+        weightBytes = loader.loadedBytes
+    }
+
+    public var cacheLayout: KVCache.Layout { config.architecture.definition.cacheLayout(config) }
+
+    public func kvCacheBytesPerBlock(blockSize: Int) -> Int {
+        KVCache.bytesPerBlock(layout: cacheLayout, numLayers: config.numLayers, blockSize: blockSize, dtype: backend.computeDType)
+    }
+
+    public func makeKVCache(numBlocks: Int, blockSize: Int) throws -> KVCache {
+        try KVCache(layout: cacheLayout, numLayers: config.numLayers, numBlocks: numBlocks, blockSize: blockSize, backend: backend)
+    }
+
+    /// The MoE blocks, for expert-parallel execution and load statistics.
+    var moeBlocks: [(layer: Int, block: MoEBlock)] {
+        layers.enumerated().compactMap { i, l in l.feedForward.moe.map { (i, $0) } }
+    }
+
+    /// Describes `sequences` as a batch on this model's device.
+    public func makeBatch(_ sequences: [SequenceInput], cache: KVCache) throws -> ForwardBatch {
+        try ForwardBatch(sequences: sequences, blockSize: cache.blockSize, numBlocks: cache.numBlocks,
+                         vocabSize: config.vocabSize, maxPositions: nil, backend: backend)
+    }
+
+    /// Runs one forward step: writes the new tokens' keys and values into `cache` and
+    /// returns logits `[batch.numLogitRows, vocab]` on the device.
+    public func forward(_ batch: ForwardBatch, cache: KVCache) throws -> Tensor {
+        let hidden = try backend.empty([batch.numTokens, config.hiddenSize], dtype: backend.computeDType)
+        backend.embedding(ids: batch.tokenIds, table: embedTokens, out: hidden)
+        for (i, layer) in layers.enumerated() {
+            try layer(hidden, layer: i, cache: cache, batch: batch, backend)
+        }
+        let selected: Tensor
+        if batch.numLogitRows == batch.numTokens {
+            selected = hidden
+        } else {
+            selected = try backend.empty([batch.numLogitRows, config.hiddenSize], dtype: backend.computeDType)
+            backend.gatherRows(hidden, indices: batch.logitRows, out: selected)
+        }
+        let normed = try norm(selected, backend)
+        return try backend.linear(normed, lmHead)
+    }
+}

@@ -1,0 +1,47 @@
+import EbbTensor
+
+/// The attention of a decoder layer.
+enum AttentionModule: Sendable {
+    case standard(StandardAttention)
+    case latent(LatentAttention)
+
+    func callAsFunction(_ x: Tensor, layer: Int, cache: KVCache, batch: ForwardBatch, _ backend: any Backend) throws -> Tensor {
+        switch self {
+        case .standard(let a): return try a(x, layer: layer, cache: cache, batch: batch, backend)
+        case .latent(let a): return try a(x, layer: layer, cache: cache, batch: batch, backend)
+        }
+    }
+}
+
+/// The feed-forward part of a decoder layer.
+enum FeedForward: Sendable {
+    case dense(DenseMLP)
+    case moe(MoEBlock)
+
+    func callAsFunction(_ x: Tensor, _ backend: any Backend) throws -> Tensor {
+        switch self {
+        case .dense(let m): return try m(x, backend)
+        case .moe(let m): return try m(x, backend)
+        }
+    }
+
+    var moe: MoEBlock? {
+        if case .moe(let m) = self { return m }
+        return nil
+    }
+}
+
+/// Pre-norm decoder layer: `x += attn(norm(x)); x += mlp(norm(x))`.
+struct DecoderLayer: Sendable {
+    let inputNorm: RMSNorm
+    let attention: AttentionModule
+    let postAttentionNorm: RMSNorm
+    let feedForward: FeedForward
+
+    func callAsFunction(_ x: Tensor, layer: Int, cache: KVCache, batch: ForwardBatch, _ backend: any Backend) throws {
+        let attended = try attention(try inputNorm(x, backend), layer: layer, cache: cache, batch: batch, backend)
+        backend.add(x, attended, out: x)
+        let mlp = try feedForward(try postAttentionNorm(x, backend), backend)
+        backend.add(x, mlp, out: x)
+    }
+}

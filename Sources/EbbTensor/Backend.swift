@@ -1,0 +1,172 @@
+/// The operations the models need, implemented once per device.
+///
+/// Buffers live on the backend's device. Every op reads and writes device tensors, so a
+/// forward pass is a sequence of op calls with no host round trip: the batch description
+/// (token ids, positions, block tables) is uploaded once, logits or sampled ids come back
+/// once. Ops write into outputs the caller allocated, so a backend can capture them into
+/// graphs. Shapes are programming contracts (checked with preconditions); numeric inputs
+/// that come from users never reach an op unchecked.
+public protocol Backend: AnyObject, Sendable {
+    var device: Device { get }
+    /// The dtype weights and activations are held in on this device.
+    var computeDType: DType { get }
+    /// A short description for logs and benchmarks ("cpu (2 threads, OpenBLAS)").
+    var summary: String { get }
+
+    // MARK: Memory
+
+    func empty(_ shape: [Int], dtype: DType) throws -> Tensor
+    /// Copies `source` (host memory holding `count(shape)` elements of `sourceDType`) to a
+    /// new tensor of `dtype`, converting (widening exactly, narrowing to nearest-even).
+    func upload(_ source: UnsafeRawBufferPointer, sourceDType: DType, shape: [Int], dtype: DType) throws -> Tensor
+    /// Copies `source` into an existing tensor (same element count), converting.
+    func copy(from source: UnsafeRawBufferPointer, sourceDType: DType, into tensor: Tensor)
+    func copy(_ source: Tensor, into destination: Tensor)
+    func fill(_ tensor: Tensor, value: Float)
+    /// Reads a tensor back to the host as f32 (i32 tensors convert to Float exactly below 2^24).
+    func downloadFloats(_ tensor: Tensor) -> [Float]
+    func downloadInts(_ tensor: Tensor) -> [Int32]
+    /// Waits for queued work (a no-op on the CPU).
+    func synchronize()
+
+    // MARK: Linear algebra
+
+    /// `c[b] = alpha * op(a[b]) · op(b[b]) + beta * c[b]` for `batch` matrices, with
+    /// explicit leading dimensions and batch strides (in elements). `m×k · k×n → m×n`.
+    func gemm(_ a: MatrixOperand, _ b: MatrixOperand, _ c: MatrixOperand,
+              m: Int, n: Int, k: Int, batch: Int, alpha: Float, beta: Float)
+    /// Grouped GEMM over experts: rows `offsets[e] ..< offsets[e+1]` of `x` (`[R, K]`) are
+    /// multiplied by `weights[e]` (`[E, N, K]`, PyTorch Linear layout) into the same rows of
+    /// `out` (`[R, N]`). `offsets` is an i32 tensor `[E + 1]` on the device.
+    func groupedLinear(_ x: Tensor, weights: Tensor, offsets: Tensor, out: Tensor)
+
+    // MARK: Elementwise and normalization
+
+    /// RMSNorm over the last dimension of each row: `x / sqrt(mean(x²) + eps) * weight`.
+    func rmsNorm(_ x: Tensor, weight: Tensor, eps: Float, out: Tensor)
+    /// `out = a + b` elementwise (same shapes; `out` may alias `a`).
+    func add(_ a: Tensor, _ b: Tensor, out: Tensor)
+    /// `out[t, i] = silu(x[t, i]) * x[t, I + i]` for `x: [T, 2I]`, `out: [T, I]`.
+    func siluAndMul(_ x: Tensor, out: Tensor)
+    /// Rotary embedding in place on `x: [T, H, D]` (rows = T·H, D = rotary dim), position
+    /// of row r is `positions[r / H]`.
+    func rope(_ x: Tensor, positions: Tensor, rope: RotaryEmbedding)
+    /// `out[t] = table[ids[t]]`.
+    func embedding(ids: Tensor, table: Tensor, out: Tensor)
+    /// Row-wise argmax (lowest index on ties) into an i32 tensor `[T]`.
+    func argmax(_ x: Tensor, out: Tensor)
+    /// Copies rows: `out[i] = x[indices[i]]`.
+    func gatherRows(_ x: Tensor, indices: Tensor, out: Tensor)
+
+    // MARK: Attention over a paged KV cache
+
+    /// Writes new keys and values (`[T, Hkv, D]`, `[T, Hkv, Dv]`) into the caches at
+    /// `metadata.slotMapping`. Caches are `[blocks, blockSize, Hkv, D]`.
+    func writeKV(key: Tensor, value: Tensor, keyCache: Tensor, valueCache: Tensor, metadata: AttentionMetadata)
+    /// Causal attention of `query: [T, H, D]` over the cached keys and values of each
+    /// sequence (GQA: head h reads kv head h / (H / Hkv)) into `out: [T, H, Dv]`.
+    func pagedAttention(query: Tensor, keyCache: Tensor, valueCache: Tensor,
+                        metadata: AttentionMetadata, scale: Float, out: Tensor)
+    /// Writes MLA cache entries: the normalized latent `[T, L]` and the rotated rope key
+    /// `[T, R]` per token into `cache: [blocks, blockSize, L + R]`.
+    func writeLatentKV(latent: Tensor, ropeKey: Tensor, cache: Tensor, metadata: AttentionMetadata)
+    /// MLA attention in latent form: score(t, j) = scale · (qLatent[t,h]·c_j + qRope[t,h]·kRope_j);
+    /// `out[t, h] = Σ_j softmax_j · c_j` (`out: [T, H, L]`).
+    func latentAttention(queryLatent: Tensor, queryRope: Tensor, cache: Tensor, latentDim: Int,
+                         metadata: AttentionMetadata, scale: Float, out: Tensor)
+
+    // MARK: MoE routing
+
+    /// Top-k expert selection per token from router logits `[T, E]` into `ids` (i32
+    /// `[T, k]`) and `weights` (f32 `[T, k]`), following `router`.
+    func routeTopK(logits: Tensor, correctionBias: Tensor?, router: RouterConfig, ids: Tensor, weights: Tensor)
+    /// Maps logical expert choices `[T, k]` to physical slots through `table: [E, R]`
+    /// (replica slots, −1 padded) and `replicaCount: [E]`: token t uses replica
+    /// `t mod count`. Writes `slot − slotBase` when it falls in `0..<slotCount`, else −1.
+    func mapExperts(_ logical: Tensor, table: Tensor, replicaCount: Tensor, slotBase: Int, slotCount: Int, out: Tensor)
+    /// Groups (token, slot) pairs by slot for grouped GEMMs. `slots: [T·k]` (−1 = not
+    /// here), `weights: [T·k]`, `pairsPerToken` = k. Writes, in slot order (stable),
+    /// `tokenIndex: [T·k]` (the pair's token; −1 for the unplaced pairs at the end),
+    /// `sortedWeights: [T·k]` and `offsets: [numSlots + 1]`.
+    func groupBySlot(_ slots: Tensor, weights: Tensor, pairsPerToken: Int, numSlots: Int,
+                     tokenIndex: Tensor, sortedWeights: Tensor, offsets: Tensor)
+    /// `out[rowIndex[i]] += weight[i] * x[i]` for each i with `rowIndex[i] >= 0`.
+    func scatterAddWeighted(_ x: Tensor, rowIndex: Tensor, weight: Tensor, out: Tensor)
+}
+
+/// A matrix inside a tensor: element offset from the tensor's start, leading dimension,
+/// stride between batch entries, and whether it is used transposed.
+public struct MatrixOperand: Sendable {
+    public var tensor: Tensor
+    public var offset: Int
+    public var leadingDimension: Int
+    public var batchStride: Int
+    public var transposed: Bool
+
+    public init(_ tensor: Tensor, offset: Int = 0, leadingDimension: Int? = nil, batchStride: Int = 0, transposed: Bool = false) {
+        self.tensor = tensor
+        self.offset = offset
+        self.leadingDimension = leadingDimension ?? tensor.rowStride
+        self.batchStride = batchStride
+        self.transposed = transposed
+    }
+}
+
+/// Describes one forward step's sequences for attention. All arrays are device tensors
+/// (i32). `T` = tokens in the step, `S` = sequences.
+public struct AttentionMetadata: Sendable {
+    /// `[T]` cache slot (block · blockSize + offset) of each new token.
+    public var slotMapping: Tensor
+    /// `[S + 1]` first token index of each sequence in the step; last entry = T.
+    public var queryStart: Tensor
+    /// `[S]` context length of each sequence after this step (cached + new tokens).
+    public var contextLengths: Tensor
+    /// `[S, maxBlocksPerSequence]` block ids of each sequence.
+    public var blockTables: Tensor
+    public var blockSize: Int
+    public var numSequences: Int
+    public var numTokens: Int
+    /// Largest context length in the step (host-known bound, used to size scratch).
+    public var maxContextLength: Int
+
+    public init(slotMapping: Tensor, queryStart: Tensor, contextLengths: Tensor, blockTables: Tensor,
+                blockSize: Int, numSequences: Int, numTokens: Int, maxContextLength: Int) {
+        self.slotMapping = slotMapping
+        self.queryStart = queryStart
+        self.contextLengths = contextLengths
+        self.blockTables = blockTables
+        self.blockSize = blockSize
+        self.numSequences = numSequences
+        self.numTokens = numTokens
+        self.maxContextLength = maxContextLength
+    }
+}
+
+/// How a router turns logits into (expert, weight) pairs.
+public struct RouterConfig: Sendable, Equatable {
+    public enum Scoring: String, Sendable { case softmax, sigmoid }
+    public var scoring: Scoring
+    public var topK: Int
+    /// Divide the chosen weights by their sum (`norm_topk_prob`).
+    public var normalize: Bool
+    /// DeepSeek group-limited routing: experts split into `numGroups` groups, keep the
+    /// `topKGroups` groups with the best sum of their top-2 scores. 1 = no grouping.
+    public var numGroups: Int
+    public var topKGroups: Int
+    /// How a group's score is formed: DeepSeek-V3 sums its two best experts (`noaux_tc`),
+    /// DeepSeek-V2 takes its best one (`group_limited_greedy`).
+    public var groupScoreTopTwo: Bool
+    /// Multiplies the final weights (`routed_scaling_factor`).
+    public var scalingFactor: Float
+
+    public init(scoring: Scoring, topK: Int, normalize: Bool, numGroups: Int = 1, topKGroups: Int = 1,
+                groupScoreTopTwo: Bool = true, scalingFactor: Float = 1) {
+        self.groupScoreTopTwo = groupScoreTopTwo
+        self.scoring = scoring
+        self.topK = topK
+        self.normalize = normalize
+        self.numGroups = numGroups
+        self.topKGroups = topKGroups
+        self.scalingFactor = scalingFactor
+    }
+}

@@ -1,0 +1,157 @@
+import Foundation
+
+extension CPUBackend {
+    public func writeKV(key: Tensor, value: Tensor, keyCache: Tensor, valueCache: Tensor, metadata: AttentionMetadata) {
+        let tokens = metadata.numTokens
+        let kRow = key.shape.count == 3 ? key.shape[1] * key.shape[2] : key.columns
+        let vRow = value.shape.count == 3 ? value.shape[1] * value.shape[2] : value.columns
+        precondition(key.isContiguous && value.isContiguous)
+        let slots = metadata.slotMapping.int32Pointer
+        let capacity = keyCache.count / kRow
+        let pk = key.floatPointer, pv = value.floatPointer
+        let ck = keyCache.floatPointer, cv = valueCache.floatPointer
+        for t in 0..<tokens {
+            let slot = Int(slots[t])
+            guard slot >= 0 && slot < capacity else { continue }
+            (ck + slot * kRow).update(from: pk + t * kRow, count: kRow)
+            (cv + slot * vRow).update(from: pv + t * vRow, count: vRow)
+        }
+    }
+
+    public func writeLatentKV(latent: Tensor, ropeKey: Tensor, cache: Tensor, metadata: AttentionMetadata) {
+        let l = latent.columns, r = ropeKey.columns
+        let row = l + r
+        let slots = metadata.slotMapping.int32Pointer
+        let capacity = cache.count / row
+        let pl = latent.floatPointer, pr = ropeKey.floatPointer, pc = cache.floatPointer
+        for t in 0..<metadata.numTokens {
+            let slot = Int(slots[t])
+            guard slot >= 0 && slot < capacity else { continue }
+            (pc + slot * row).update(from: pl + t * latent.rowStride, count: l)
+            (pc + slot * row + l).update(from: pr + t * ropeKey.rowStride, count: r)
+        }
+    }
+
+    /// Shared driver: for every (token, head) pair, the causal context of its sequence,
+    /// resolved to cache slots through the block table.
+    private func forEachQuery(metadata: AttentionMetadata, heads: Int,
+                              _ body: (_ token: Int, _ head: Int, _ slots: UnsafeBufferPointer<Int32>, _ scores: UnsafeMutablePointer<Float>) -> Void) {
+        let starts = metadata.queryStart.int32Pointer
+        let lengths = metadata.contextLengths.int32Pointer
+        let tables = metadata.blockTables.int32Pointer
+        let tableWidth = metadata.blockTables.columns
+        let bs = metadata.blockSize
+        // Token → sequence lookup, and each sequence's slots resolved once.
+        var sequenceOf = [Int](repeating: 0, count: metadata.numTokens)
+        var slotLists = [[Int32]]()
+        slotLists.reserveCapacity(metadata.numSequences)
+        for s in 0..<metadata.numSequences {
+            let start = Int(starts[s]), end = Int(starts[s + 1])
+            for t in start..<end { sequenceOf[t] = s }
+            let ctx = Int(lengths[s])
+            var slots = [Int32](repeating: 0, count: ctx)
+            for j in 0..<ctx {
+                let block = Int(tables[s * tableWidth + j / bs])
+                slots[j] = Int32(block * bs + j % bs)
+            }
+            slotLists.append(slots)
+        }
+        let maxContext = max(1, metadata.maxContextLength)
+        let pairs = metadata.numTokens * heads
+        sequenceOf.withUnsafeBufferPointer { seqOf in
+            parallelFor(pairs, grain: 4) { range in
+                let scores = UnsafeMutablePointer<Float>.allocate(capacity: maxContext)
+                defer { scores.deallocate() }
+                for pair in range {
+                    let t = pair / heads, h = pair % heads
+                    let s = seqOf[t]
+                    let end = Int(starts[s + 1])
+                    let ctx = Int(lengths[s])
+                    // Causal: the i-th new token sits at position ctx - (end - t).
+                    let visible = ctx - (end - t) + 1
+                    slotLists[s].withUnsafeBufferPointer { all in
+                        let slots = UnsafeBufferPointer(rebasing: all[0..<max(0, min(visible, ctx))])
+                        body(t, h, slots, scores)
+                    }
+                }
+            }
+        }
+    }
+
+    /// Softmax of `scores[0..<n]` in place; returns nothing when n = 0.
+    @inline(__always)
+    private func softmaxInPlace(_ scores: UnsafeMutablePointer<Float>, _ n: Int) {
+        var maxScore = -Float.infinity
+        for j in 0..<n where scores[j] > maxScore { maxScore = scores[j] }
+        var sum: Float = 0
+        for j in 0..<n {
+            let e = expf(scores[j] - maxScore)
+            scores[j] = e
+            sum += e
+        }
+        let inv = sum > 0 ? 1 / sum : 0
+        for j in 0..<n { scores[j] *= inv }
+    }
+
+    public func pagedAttention(query: Tensor, keyCache: Tensor, valueCache: Tensor,
+                               metadata: AttentionMetadata, scale: Float, out: Tensor) {
+        precondition(query.shape.count == 3 && out.shape.count == 3)
+        let heads = query.shape[1], d = query.columns
+        let dv = out.columns
+        let kvHeads = keyCache.shape[keyCache.shape.count - 2]
+        let group = heads / max(kvHeads, 1)
+        let kRow = kvHeads * d, vRow = kvHeads * dv
+        let pq = query.floatPointer, po = out.floatPointer
+        let ck = keyCache.floatPointer, cv = valueCache.floatPointer
+        forEachQuery(metadata: metadata, heads: heads) { t, h, slots, scores in
+            let q = pq + (t * heads + h) * query.rowStride
+            let kvh = h / group
+            let n = slots.count
+            for j in 0..<n {
+                let k = ck + Int(slots[j]) * kRow + kvh * d
+                var dot: Float = 0
+                for i in 0..<d { dot += q[i] * k[i] }
+                scores[j] = dot * scale
+            }
+            softmaxInPlace(scores, n)
+            let o = po + (t * heads + h) * out.rowStride
+            o.update(repeating: 0, count: dv)
+            for j in 0..<n {
+                let p = scores[j]
+                let v = cv + Int(slots[j]) * vRow + kvh * dv
+                for i in 0..<dv { o[i] += p * v[i] }
+            }
+        }
+    }
+
+    public func latentAttention(queryLatent: Tensor, queryRope: Tensor, cache: Tensor, latentDim: Int,
+                                metadata: AttentionMetadata, scale: Float, out: Tensor) {
+        precondition(queryLatent.shape.count == 3 && queryRope.shape.count == 3)
+        let heads = queryLatent.shape[1]
+        let l = latentDim, r = queryRope.columns
+        let row = l + r
+        let pql = queryLatent.floatPointer, pqr = queryRope.floatPointer
+        let pc = cache.floatPointer, po = out.floatPointer
+        forEachQuery(metadata: metadata, heads: heads) { t, h, slots, scores in
+            let ql = pql + (t * heads + h) * queryLatent.rowStride
+            let qr = pqr + (t * heads + h) * queryRope.rowStride
+            let n = slots.count
+            for j in 0..<n {
+                let c = pc + Int(slots[j]) * row
+                var dot: Float = 0
+                for i in 0..<l { dot += ql[i] * c[i] }
+                var dotRope: Float = 0
+                for i in 0..<r { dotRope += qr[i] * c[l + i] }
+                scores[j] = (dot + dotRope) * scale
+            }
+            softmaxInPlace(scores, n)
+            let o = po + (t * heads + h) * out.rowStride
+            o.update(repeating: 0, count: l)
+            for j in 0..<n {
+                let p = scores[j]
+                let c = pc + Int(slots[j]) * row
+                for i in 0..<l { o[i] += p * c[i] }
+            }
+        }
+    }
+}
