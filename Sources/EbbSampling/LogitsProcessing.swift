@@ -62,10 +62,15 @@ public enum LogitsProcessing {
     }
 
     /// Divides by the temperature (no-op for 1 and for non-positive or non-finite values).
+    ///
+    /// Computes `(x - max) / t` rather than `x / t`: the softmax is the same, and large
+    /// logits at a small temperature cannot overflow into ties at the largest Float.
     public static func applyTemperature(_ logits: UnsafeMutableBufferPointer<Float>, temperature: Double) {
         guard temperature != 1, temperature > 0, temperature.isFinite else { return }
+        let m = maxValue(UnsafeBufferPointer(logits))
+        guard m > -.infinity else { return }
         let t = Float(temperature)
-        for i in logits.indices { logits[i] = sanitize(logits[i] / t) }
+        for i in logits.indices { logits[i] = sanitize((logits[i] - m) / t) }
     }
 
     /// min-p: drops tokens with probability below `minP` × the top probability, i.e. with
