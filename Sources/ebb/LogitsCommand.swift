@@ -1,0 +1,45 @@
+import ArgumentParser
+import EbbCheckpoint
+import EbbCore
+import EbbModel
+import EbbTensor
+import Foundation
+
+/// `ebb logits`: float32 logits of every position of each prompt, each attended on its
+/// own, concatenated in order into a safetensors file under the key `logits`.
+struct Logits: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Write the logits of token prompts to a safetensors file (key 'logits', float32 [total_tokens, vocab])")
+
+    @Option(help: "Checkpoint directory or builtin:tiny-moe")
+    var model: String
+
+    @Option(help: "A prompt as comma-separated token ids; repeat for several prompts")
+    var tokens: [String]
+
+    @Option(help: "Output safetensors file")
+    var output: String
+
+    @Option(help: "CPU threads (default: all cores)")
+    var threads: Int?
+
+    func run() throws {
+        try runReportingErrors {
+            guard !tokens.isEmpty else { throw EbbError(.invalidArgument, "give at least one --tokens prompt") }
+            let prompts = try tokens.map(parseIds)
+            let backend = CPUBackend(threads: threads)
+            let loaded = try LoadedModel.load(model, backend: backend, needTokenizer: false)
+            let vocab = loaded.model.config.vocabSize
+            let longest = prompts.map(\.count).max() ?? 1
+            let runner = try SequenceRunner(model: loaded.model, maxTokens: longest)
+            var all = [Float]()
+            all.reserveCapacity(prompts.reduce(0) { $0 + $1.count } * vocab)
+            for prompt in prompts {
+                all += try runner.logits(prompt: prompt)
+            }
+            let total = prompts.reduce(0) { $0 + $1.count }
+            try SafeTensorsWriter.write([.f32(name: "logits", shape: [total, vocab], values: all)],
+                                        to: URL(fileURLWithPath: output))
+        }
+    }
+}
