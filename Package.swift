@@ -25,7 +25,7 @@ let package = Package(
         .target(name: "EbbCheckpoint", dependencies: ["EbbCore", "EbbTensor"], swiftSettings: strict),
         .target(name: "EbbModel", dependencies: ["EbbCore", "EbbTensor", "EbbCheckpoint"], swiftSettings: strict),
         .target(name: "EbbSampling", dependencies: ["EbbCore"], swiftSettings: strict),
-        .target(name: "EbbEngine", dependencies: ["EbbCore"], swiftSettings: strict),
+        .target(name: "EbbEngine", dependencies: ["EbbCore", "EbbTensor", "EbbModel", "EbbSampling"], swiftSettings: strict),
         .executableTarget(
             name: "ebb",
             dependencies: [
