@@ -77,25 +77,14 @@ public enum LogitsProcessing {
     /// `exp(x - max) < minP`. The top token always survives. No-op for `minP` ≤ 0.
     public static func applyMinP(_ logits: UnsafeMutableBufferPointer<Float>, minP: Double) {
         guard minP > 0 else { return }
-        let m = maxValue(UnsafeBufferPointer(logits))
-        guard m > -.infinity else { return }
-        let thr = min(minP, 1)
-        for i in logits.indices where logits[i] != m {
-            if !(exp(Double(logits[i]) - Double(m)) >= thr) { logits[i] = -.infinity }
-        }
+        withWeights(logits) { filterMinP(values: logits, weights: $0, minP: minP) }
     }
 
     /// top-k: keeps the tokens whose logit is ≥ the k-th largest (ties at the boundary are
     /// kept, as vLLM's threshold mask). No-op for `k` < 1 or `k` ≥ the number of live tokens.
     /// Expected O(V) (selection, not a sort).
     public static func applyTopK(_ logits: UnsafeMutableBufferPointer<Float>, k: Int) {
-        guard k >= 1 else { return }
-        var cand = liveIndices(UnsafeBufferPointer(logits))
-        guard k < cand.count else { return }
-        let vals = UnsafeBufferPointer(logits)
-        Selection.nthElement(&cand, k - 1, values: vals)
-        let threshold = vals[Int(cand[k - 1])]
-        for i in logits.indices where logits[i] < threshold { logits[i] = -.infinity }
+        filterTopK(values: logits, weights: nil, k: k)
     }
 
     /// top-p (nucleus): with live tokens ordered by probability (descending; ties by lower
@@ -103,43 +92,163 @@ public enum LogitsProcessing {
     /// slack of 1e-9 absorbs rounding, so an exact boundary counts as reached). The top token
     /// always survives. No-op for `p` ≥ 1 or NaN.
     ///
-    /// Sorts only a growing head of the vocabulary (256, 1024, … tokens, chosen by
-    /// selection) until the head holds mass ≥ `p`; a full sort only when it must.
+    /// No sort: a weighted quickselect finds the cut-off token in expected O(V).
     public static func applyTopP(_ logits: UnsafeMutableBufferPointer<Float>, p: Double) {
         guard p < 1 else { return }
-        let vals = UnsafeBufferPointer(logits)
-        var cand = liveIndices(vals)
-        guard cand.count > 1 else { return }
-        let m = Double(maxValue(vals))
-        var total = 0.0
-        for i in cand { total += exp(Double(vals[Int(i)]) - m) }
-        let target = p * total - 1e-9 * total
+        withWeights(logits) { filterTopP(values: logits, weights: $0, p: p) }
+    }
 
-        var head = min(cand.count, 256)
-        while true {
-            if head < cand.count {
-                Selection.nthElement(&cand, head - 1, values: vals)
-                var mass = 0.0
-                for j in 0..<head { mass += exp(Double(vals[Int(cand[j])]) - m) }
-                if mass < target {
-                    head = min(cand.count, head * 4)
-                    continue
+    // MARK: cores over (values, weights)
+    //
+    // `weights[i]` is `exp(values[i] - max)` (0 for -inf), computed once per row by the
+    // sampler and shared by min-p, top-p and the draw. Each core keeps the pair in step:
+    // a dropped token gets value -inf and weight 0.
+
+    /// Fills `weights` with `exp(x - max)` and returns the max (-inf if nothing is live).
+    @discardableResult
+    static func computeWeights(_ values: UnsafeMutableBufferPointer<Float>, _ weights: UnsafeMutableBufferPointer<Float>) -> Float {
+        let m = maxValue(UnsafeBufferPointer(values))
+        guard m > -.infinity else {
+            for i in weights.indices { weights[i] = 0 }
+            return m
+        }
+        for i in values.indices {
+            let x = values[i]
+            weights[i] = x > -.infinity ? expf(x - m) : 0
+        }
+        return m
+    }
+
+    static func withWeights(_ values: UnsafeMutableBufferPointer<Float>, _ body: (UnsafeMutableBufferPointer<Float>) -> Void) {
+        var w = [Float](repeating: 0, count: values.count)
+        w.withUnsafeMutableBufferPointer { wb in
+            computeWeights(values, wb)
+            body(wb)
+        }
+    }
+
+    static func filterMinP(values: UnsafeMutableBufferPointer<Float>, weights: UnsafeMutableBufferPointer<Float>, minP: Double) {
+        guard minP > 0 else { return }
+        // The top token has weight 1 ≥ thr, so it always survives.
+        let thr = Float(min(minP, 1))
+        for i in values.indices where values[i] > -.infinity && weights[i] < thr {
+            values[i] = -.infinity
+            weights[i] = 0
+        }
+    }
+
+    static func filterTopK(values: UnsafeMutableBufferPointer<Float>, weights: UnsafeMutableBufferPointer<Float>?, k: Int) {
+        guard k >= 1 else { return }
+        guard let threshold = kthLargest(UnsafeBufferPointer(values), k: k) else { return }
+        for i in values.indices where values[i] < threshold {
+            values[i] = -.infinity
+            weights?[i] = 0
+        }
+    }
+
+    /// The k-th largest live value (duplicates counted), or nil when there are at most k
+    /// live values. A size-k min-heap for small k (one compare per element, mostly), a
+    /// quickselect over a copy of the live values otherwise.
+    static func kthLargest(_ x: UnsafeBufferPointer<Float>, k: Int) -> Float? {
+        guard k >= 1 else { return nil }
+        if k <= 1024 {
+            var heap = [Float]()
+            heap.reserveCapacity(k)
+            var live = 0
+            for v in x where v > -.infinity {
+                live += 1
+                if heap.count < k {
+                    heap.append(v)
+                    var c = heap.count - 1
+                    while c > 0 {
+                        let p = (c - 1) / 2
+                        if heap[p] <= heap[c] { break }
+                        heap.swapAt(p, c)
+                        c = p
+                    }
+                } else if v > heap[0] {
+                    heap[0] = v
+                    var p = 0
+                    while true {
+                        let l = 2 * p + 1, r = l + 1
+                        var m = p
+                        if l < k && heap[l] < heap[m] { m = l }
+                        if r < k && heap[r] < heap[m] { m = r }
+                        if m == p { break }
+                        heap.swapAt(p, m)
+                        p = m
+                    }
                 }
             }
-            Selection.sortPrefix(&cand, head, values: vals)
-            var last = cand[0]
-            var cum = 0.0
-            for j in 0..<head {
-                last = cand[j]
-                cum += exp(Double(vals[Int(last)]) - m)
-                if cum >= target { break }
+            return live > k ? heap.first : nil
+        }
+        var vals = x.filter { $0 > -.infinity }
+        guard k < vals.count else { return nil }
+        // k-th largest = element at position k-1 in descending order.
+        let n = k - 1
+        var lo = 0, hi = vals.count - 1
+        var budget = 2 * (Int.bitWidth - vals.count.leadingZeroBitCount) + 8
+        return vals.withUnsafeMutableBufferPointer { a -> Float in
+            while hi > lo {
+                if budget == 0 {
+                    a[lo...hi].sort(by: >)
+                    return a[n]
+                }
+                budget -= 1
+                let mid = lo + (hi - lo) / 2
+                if a[mid] > a[lo] { a.swapAt(mid, lo) }
+                if a[hi] > a[lo] { a.swapAt(hi, lo) }
+                if a[mid] > a[hi] { a.swapAt(mid, hi) }
+                let pivot = a[hi]
+                // three-way partition: [> pivot][== pivot][< pivot]
+                var lt = lo, i = lo, gt = hi
+                while i <= gt {
+                    if a[i] > pivot { a.swapAt(i, lt); lt += 1; i += 1 }
+                    else if a[i] < pivot { a.swapAt(i, gt); gt -= 1 }
+                    else { i += 1 }
+                }
+                if n < lt { hi = lt - 1 } else if n > gt { lo = gt + 1 } else { return pivot }
             }
-            // Keep exactly the tokens ordered at or before `last`.
-            for i in logits.indices where logits[i] > -.infinity {
-                let e = Int32(truncatingIfNeeded: i)
-                if e != last && !Selection.before(e, last, vals) { logits[i] = -.infinity }
+            return a[n]
+        }
+    }
+
+    static func filterTopP(values: UnsafeMutableBufferPointer<Float>, weights: UnsafeMutableBufferPointer<Float>, p: Double) {
+        guard p < 1 else { return }
+        let vals = UnsafeBufferPointer(values)
+        // Mass per binary order of magnitude of the weight (Float exponent): walking down from
+        // the heaviest bucket finds the bucket where the cumulative mass reaches the target;
+        // the cut-off token lies there, so only tokens in it or above are candidates.
+        var bucketMass = [Double](repeating: 0, count: 256)
+        var total = 0.0
+        var live = 0
+        for i in values.indices where values[i] > -.infinity {
+            let w = weights[i]
+            bucketMass[Int(w.exponentBitPattern)] += Double(w)
+            total += Double(w)
+            live += 1
+        }
+        guard live > 1 else { return }
+        let need = max(p * total - 1e-9 * total, Double.leastNonzeroMagnitude)
+        var lowestBucket = 0
+        var cum = 0.0
+        for b in stride(from: 255, through: 0, by: -1) {
+            cum += bucketMass[b]
+            if cum >= need { lowestBucket = b; break }
+        }
+        var cand = [Int32]()
+        for i in values.indices where values[i] > -.infinity && Int(weights[i].exponentBitPattern) >= lowestBucket {
+            cand.append(Int32(truncatingIfNeeded: i))
+        }
+        guard !cand.isEmpty else { return }
+        let last = Selection.weightedCutoff(&cand, values: vals, weights: UnsafeBufferPointer(weights), need: need)
+        // Keep exactly the tokens ordered at or before `last`.
+        for i in values.indices where values[i] > -.infinity {
+            let e = Int32(truncatingIfNeeded: i)
+            if e != last && !Selection.before(e, last, vals) {
+                values[i] = -.infinity
+                weights[i] = 0
             }
-            return
         }
     }
 
@@ -161,13 +270,6 @@ public enum LogitsProcessing {
             if v > m { m = v; best = i }
         }
         return best
-    }
-
-    static func liveIndices(_ x: UnsafeBufferPointer<Float>) -> [Int32] {
-        var out = [Int32]()
-        out.reserveCapacity(x.count)
-        for i in x.indices where x[i] > -.infinity { out.append(Int32(truncatingIfNeeded: i)) }
-        return out
     }
 }
 
@@ -212,6 +314,59 @@ enum Selection {
                 if store == n { return }
                 if n < store { hi = store - 1 } else { lo = store + 1 }
             }
+        }
+    }
+
+    /// The token at which the cumulative weight, in order, first reaches `need` (> 0):
+    /// a quickselect that keeps the mass of the part it discards. Expected O(n); falls back
+    /// to sorting the remaining range if it takes too many rounds.
+    static func weightedCutoff(
+        _ idx: inout [Int32], values v: UnsafeBufferPointer<Float>, weights w: UnsafeBufferPointer<Float>, need: Double
+    ) -> Int32 {
+        guard let first = idx.first else { return 0 }
+        var need = need
+        var lastConsumed = first
+        var lo = 0
+        var hi = idx.count - 1
+        var budget = 2 * (Int.bitWidth - idx.count.leadingZeroBitCount) + 8
+        return idx.withUnsafeMutableBufferPointer { a -> Int32 in
+            while lo <= hi {
+                if budget == 0 || hi - lo < 16 {
+                    a[lo...hi].sort { before($0, $1, v) }
+                    for j in lo...hi {
+                        let wj = Double(w[Int(a[j])])
+                        if wj >= need { return a[j] }
+                        need -= wj
+                        lastConsumed = a[j]
+                    }
+                    return lastConsumed
+                }
+                budget -= 1
+                let mid = lo + (hi - lo) / 2
+                if before(a[mid], a[lo], v) { a.swapAt(mid, lo) }
+                if before(a[hi], a[lo], v) { a.swapAt(hi, lo) }
+                if before(a[mid], a[hi], v) { a.swapAt(mid, hi) }
+                let pivot = a[hi]
+                var store = lo
+                var massBefore = 0.0
+                for i in lo..<hi where before(a[i], pivot, v) {
+                    massBefore += Double(w[Int(a[i])])
+                    a.swapAt(i, store)
+                    store += 1
+                }
+                a.swapAt(store, hi)
+                let wp = Double(w[Int(pivot)])
+                if massBefore >= need && store > lo {
+                    hi = store - 1
+                } else if massBefore + wp >= need {
+                    return pivot
+                } else {
+                    need -= massBefore + wp
+                    lastConsumed = pivot
+                    lo = store + 1
+                }
+            }
+            return lastConsumed
         }
     }
 

@@ -92,10 +92,15 @@ public struct Sampler: Sendable {
                 return LogitsProcessing.argmax(ro)
             }
             LogitsProcessing.applyTemperature(w, temperature: params.temperature)
-            LogitsProcessing.applyMinP(w, minP: params.minP)
-            if let k = params.effectiveTopK { LogitsProcessing.applyTopK(w, k: k) }
-            if params.topP < 1 { LogitsProcessing.applyTopP(w, p: params.topP) }
-            return Self.draw(UnsafeBufferPointer(w), u: u) ?? Self.fallback(logits)
+            var weights = [Float](repeating: 0, count: v)
+            return weights.withUnsafeMutableBufferPointer { wt in
+                // One exp pass, shared by min-p, top-p and the draw.
+                LogitsProcessing.computeWeights(w, wt)
+                LogitsProcessing.filterMinP(values: w, weights: wt, minP: params.minP)
+                if let k = params.effectiveTopK { LogitsProcessing.filterTopK(values: w, weights: wt, k: k) }
+                if params.topP < 1 { LogitsProcessing.filterTopP(values: w, weights: wt, p: params.topP) }
+                return Self.draw(weights: UnsafeBufferPointer(wt), u: u) ?? Self.fallback(logits)
+            }
         }
 
         var lp: TokenLogprobs? = nil
@@ -198,21 +203,18 @@ public struct Sampler: Sendable {
 
     // MARK: internals
 
-    /// Inverse-CDF draw over the live tokens of a processed row; nil if none is live.
-    static func draw(_ w: UnsafeBufferPointer<Float>, u: Double) -> Int? {
-        let m = LogitsProcessing.maxValue(w)
-        guard m > -.infinity else { return nil }
-        let md = Double(m)
+    /// Inverse-CDF draw over the token weights (unnormalized probabilities) in id order;
+    /// nil if they are all zero.
+    static func draw(weights w: UnsafeBufferPointer<Float>, u: Double) -> Int? {
         var total = 0.0
-        for x in w where x > -.infinity { total += exp(Double(x) - md) }
+        for x in w { total += Double(x) }
         guard total > 0, total.isFinite else { return nil }
         let target = u * total
         var cum = 0.0
         var lastLive = -1
-        for i in w.indices where w[i] > -.infinity {
-            let p = exp(Double(w[i]) - md)
-            if p > 0 { lastLive = i }
-            cum += p
+        for i in w.indices where w[i] > 0 {
+            lastLive = i
+            cum += Double(w[i])
             if target < cum { return i }
         }
         return lastLive >= 0 ? lastLive : nil
@@ -250,13 +252,12 @@ struct LogSoftmax {
             logSumExp = m == -.infinity ? -.infinity : .infinity
             return
         }
-        let md = Double(m)
         var sum = 0.0
         for x in row {
             let s = LogitsProcessing.sanitizeRaw(x)
-            if s > -.infinity { sum += exp(Double(s) - md) }
+            if s > -.infinity { sum += Double(expf(s - m)) }
         }
-        logSumExp = md + log(sum)
+        logSumExp = Double(m) + log(sum)
     }
 
     func logprob(_ x: Float) -> Double {

@@ -183,6 +183,37 @@ func process(_ logits: [Float], _ body: (UnsafeMutableBufferPointer<Float>) -> V
         }
     }
 
+    @Test(arguments: [1, 7, 50, 1024, 1025, 3000, 4999, 5000])
+    func topKMatchesReferenceWithDuplicates(_ k: Int) {
+        // Values on a 0.25 grid → many ties; some -inf and NaN mixed in.
+        var logits = randomLogits(5000, seed: 12, scale: 8).map { ($0 * 4).rounded() / 4 }
+        for i in stride(from: 0, to: 5000, by: 97) { logits[i] = -.infinity }
+        let live = logits.filter { $0 > -.infinity }
+        let threshold = live.sorted(by: >)[min(k, live.count) - 1]
+        let expected = logits.map { $0 >= threshold || k >= live.count ? $0 : -.infinity }
+        let out = process(logits) { LogitsProcessing.applyTopK($0, k: k) }
+        #expect(out == expected)
+    }
+
+    @Test func topPMatchesReferenceOnPeakedAndTiedRows() {
+        let peaked = randomLogits(30_000, seed: 9, scale: 25)
+        let tied = randomLogits(30_000, seed: 10, scale: 2).map { ($0 * 2).rounded() / 2 }
+        for (row, p) in [(peaked, 0.9), (peaked, 0.3), (tied, 0.7), (tied, 0.999)] {
+            let out = process(row) { LogitsProcessing.applyTopP($0, p: p) }
+            let probs = softmaxD(row.map(Double.init))
+            let order = row.indices.sorted { row[$0] > row[$1] || (row[$0] == row[$1] && $0 < $1) }
+            var expected = Set<Int>()
+            var cum = 0.0
+            for i in order {
+                expected.insert(i)
+                cum += probs[i]
+                if cum >= p { break }
+            }
+            let kept = Set(out.indices.filter { out[$0] > -.infinity })
+            #expect(kept == expected, "p \(p): kept \(kept.count) expected \(expected.count)")
+        }
+    }
+
     @Test func topPRestrictsSampledSupport() throws {
         let logits: [Float] = [Float(log(0.3)), Float(log(0.5)), Float(log(0.2))]
         let counts = try drawCounts(logits, SamplingParams(topP: 0.8), count: 10_000)
