@@ -61,7 +61,7 @@ indirect enum PreTokenizer: Sendable {
         case .byteLevel(let addPrefixSpace, let useRegex):
             var out: [String] = []
             out.reserveCapacity(pieces.count)
-            for var piece in pieces {
+            for var piece in pieces where !piece.isEmpty {
                 if addPrefixSpace && piece.utf8.first != 0x20 { piece = " " + piece }
                 if useRegex {
                     let scanned = ScannedText(piece)

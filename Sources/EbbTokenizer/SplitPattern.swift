@@ -22,14 +22,46 @@ enum SplitPattern: Sendable {
 
     static func regex(_ source: String) throws -> SplitPattern {
         if let known = KnownPattern(source: source) { return .known(known) }
+        return try swiftRegex(source)
+    }
+
+    /// The pattern through Swift Regex, even when a scanner exists for it.
+    static func swiftRegex(_ source: String) throws -> SplitPattern {
         do {
-            let regex = try Regex(source).matchingSemantics(.unicodeScalar)
+            let regex = try Regex(Self.onigurumaToSwift(source)).matchingSemantics(.unicodeScalar)
             // Match once so the regex program is compiled before the value is shared.
             _ = "a".firstMatch(of: regex)
             return .regex(CompiledRegex(regex: regex), source: source)
         } catch {
             throw EbbError(.tokenizer, "unsupported regex pattern '\(source)': \(error)")
         }
+    }
+
+    /// Rewrites the escapes whose meaning differs between Oniguruma and Swift Regex:
+    /// Oniguruma's `\d` is `\p{Nd}` (Swift's also takes other numerics such as `Ⅷ`) and its
+    /// `\w` is letters, marks, decimal digits and connector punctuation.
+    static func onigurumaToSwift(_ source: String) -> String {
+        var out = ""
+        var classDepth = 0
+        var it = source.unicodeScalars.makeIterator()
+        while let c = it.next() {
+            if c == "\\" {
+                guard let e = it.next() else { out.unicodeScalars.append(c); break }
+                switch e {
+                case "d": out += #"\p{Nd}"#
+                case "D": out += #"\P{Nd}"#
+                case "w": out += classDepth > 0 ? #"\p{L}\p{M}\p{Nd}\p{Pc}"# : #"[\p{L}\p{M}\p{Nd}\p{Pc}]"#
+                case "W" where classDepth == 0: out += #"[^\p{L}\p{M}\p{Nd}\p{Pc}]"#
+                default:
+                    out.unicodeScalars.append(c)
+                    out.unicodeScalars.append(e)
+                }
+                continue
+            }
+            if c == "[" { classDepth += 1 } else if c == "]" && classDepth > 0 { classDepth -= 1 }
+            out.unicodeScalars.append(c)
+        }
+        return out
     }
 
     /// Non-overlapping matches, in order, as UTF-8 byte ranges of `text` (possibly empty).

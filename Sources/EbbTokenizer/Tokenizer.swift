@@ -57,16 +57,19 @@ public final class Tokenizer: Sendable {
         var raw: [(String, AddedToken)] = []
         var normalized: [(String, AddedToken)] = []
         for t in addedTokens {
-            tokens[t.id] = t.content
             added[t.content] = t.id
             if t.special {
                 special[t.id] = true
                 specialIds.insert(t.id)
             }
             if t.normalized {
-                normalized.append((normalizer?.apply(t.content) ?? t.content, t))
+                // Hugging Face stores (and decodes) a normalized token as its normalized form.
+                let form = normalizer?.apply(t.content) ?? t.content
+                normalized.append((form, t))
+                tokens[t.id] = form
             } else {
                 raw.append((t.content, t))
+                tokens[t.id] = t.content
             }
         }
         idToToken = tokens
