@@ -10,8 +10,9 @@ import Darwin
 /// The steps of the sampler, one function each, over one row of logits (vocab V).
 ///
 /// Each works in place on a buffer the caller owns. They assume the row has been through
-/// `sanitize` (no NaN, no +inf) and keep it that way. -inf
-/// marks a token that can no longer be sampled.
+/// `sanitize` (no NaN, no +inf) and keep it that way. -inf marks a token that can no
+/// longer be sampled. The `apply…` functions are the public, self-contained forms; the
+/// sampler runs the same cores with one shared buffer of softmax weights.
 public enum LogitsProcessing {
     /// NaN → -inf; +inf → the largest finite Float (so max-subtraction stays finite).
     @inline(__always)

@@ -65,8 +65,9 @@ public struct SampleOutput: Sendable, Equatable {
 ///
 /// Numerical safety: NaN logits count as -inf, +inf as the largest finite value; if every
 /// token ends up masked, the sampler falls back to the argmax of the raw row (token 0 if
-/// that is all -inf too). Work is O(V) per token unless top-p must sort (see `applyTopP`);
-/// top-k uses selection, and the softmax and draw are single passes.
+/// that is all -inf too). Work is expected O(V) per token with no full sort: one exp pass
+/// feeds min-p, top-p and the draw; top-k is a size-k heap (or quickselect for large k);
+/// top-p prunes by weight magnitude and then runs a weighted quickselect.
 public struct Sampler: Sendable {
     public init() {}
 
@@ -120,7 +121,8 @@ public struct Sampler: Sendable {
     public func sampleBatch(
         logits: UnsafeBufferPointer<Float>, vocabSize: Int, states: inout [SamplingState]
     ) throws -> [SampleOutput] {
-        guard vocabSize > 0, logits.count == vocabSize * states.count else {
+        let (expected, overflow) = vocabSize.multipliedReportingOverflow(by: states.count)
+        guard vocabSize > 0, !overflow, logits.count == expected else {
             throw EbbError(
                 .invalidArgument,
                 "logits: \(logits.count) values is not \(states.count) rows of vocab \(vocabSize)")

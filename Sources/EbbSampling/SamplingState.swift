@@ -47,6 +47,20 @@ public struct SamplingState: Sendable, Equatable {
         for t in outputTokenIds { append(t) }
     }
 
+    /// The `params.n` choice states of one request. Choice `i` uses stream `i` of one seed:
+    /// `params.seed`, or for an unseeded request a single seed drawn from the system RNG.
+    public static func choices(
+        params: SamplingParams, promptTokenIds: [Int], eosTokenIds: [Int] = []
+    ) -> [SamplingState] {
+        var system = SystemRandomNumberGenerator()
+        let seed = params.seed ?? system.next()
+        return (0..<max(1, params.n)).map { i in
+            SamplingState(
+                params: params, promptTokenIds: promptTokenIds, eosTokenIds: eosTokenIds,
+                rng: SamplingRNG(seed: seed, stream: UInt64(i)))
+        }
+    }
+
     /// Records a generated token (does not touch the generator).
     public mutating func append(_ tokenId: Int) {
         outputTokenIds.append(tokenId)

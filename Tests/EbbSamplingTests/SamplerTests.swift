@@ -79,6 +79,14 @@ func process(_ logits: [Float], _ body: (UnsafeMutableBufferPointer<Float>) -> V
         #expect(try run(seed: 42, choice: 1) != a)  // n > 1: distinct stream per choice
     }
 
+    @Test func choicesHaveDistinctStreams() throws {
+        let seeded = SamplingState.choices(params: SamplingParams(n: 3, seed: 5), promptTokenIds: [1])
+        #expect(seeded.count == 3)
+        #expect(seeded.map(\.rng) == (0..<3).map { SamplingRNG(seed: 5, stream: UInt64($0)) })
+        let unseeded = SamplingState.choices(params: SamplingParams(n: 2), promptTokenIds: [])
+        #expect(unseeded[0].rng != unseeded[1].rng)
+    }
+
     @Test func seededResultIndependentOfBatch() throws {
         let v = 64
         let rowA = randomLogits(v, seed: 100, scale: 1)
