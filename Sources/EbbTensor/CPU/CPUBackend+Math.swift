@@ -14,7 +14,13 @@ extension CPUBackend {
         let pc = c.tensor.floatPointer + c.offset
         if k == 0 {
             for i in 0..<batch {
-                for r in 0..<m { for col in 0..<n { pc[i * c.batchStride + r * c.leadingDimension + col] *= beta } }
+                for r in 0..<m {
+                    for col in 0..<n {
+                        // beta = 0 means C is not read (BLAS convention): NaNs do not survive.
+                        let at = i * c.batchStride + r * c.leadingDimension + col
+                        pc[at] = beta == 0 ? 0 : pc[at] * beta
+                    }
+                }
             }
             return
         }
