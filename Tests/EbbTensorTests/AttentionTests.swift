@@ -91,6 +91,8 @@ struct AttentionCase: Sendable, CustomTestStringConvertible {
         AttentionCase(blockSize: 3, cached: [7, 0], new: [2, 5], heads: 6, kvHeads: 1, d: 5, dv: 3),
         AttentionCase(blockSize: 16, cached: [0], new: [9], heads: 2, kvHeads: 2, d: 16, dv: 16),
         AttentionCase(blockSize: 2, cached: [3, 1, 0, 6], new: [1, 1, 1, 1], heads: 8, kvHeads: 4, d: 4, dv: 6),
+        // A sequence with no new tokens in the step sits between two that have some.
+        AttentionCase(blockSize: 4, cached: [2, 4, 1], new: [3, 0, 2], heads: 2, kvHeads: 1, d: 6, dv: 6),
     ]
 
     @Test(arguments: cases)
