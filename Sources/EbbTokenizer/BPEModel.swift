@@ -2,7 +2,11 @@ import EbbCore
 
 /// Hugging Face `models.BPE`: a vocabulary and ranked merges applied to each piece.
 struct BPEModel: Sendable {
-    let vocab: [String: Int]
+    /// Keys compare by UTF-8 bytes (Swift's `String ==` would merge canonically equivalent tokens).
+    let vocab: [ExactString: Int]
+    /// Id of each byte's alphabet character as a token of its own (-1 when absent), for
+    /// byte-level pieces without prefix/suffix decorations.
+    let byteIds: [Int]
     /// (left id << 32 | right id) → (rank << 32 | merged id).
     let merges: [UInt64: UInt64]
     let unkId: Int?
@@ -22,15 +26,15 @@ struct BPEModel: Sendable {
         if try JSONAccess.bool(dict["byte_fallback"], default: false, "model.byte_fallback") {
             throw EbbError(.tokenizer, "unsupported BPE option 'byte_fallback'")
         }
-        var vocab: [String: Int] = [:]
+        var vocab: [ExactString: Int] = [:]
         let vocabJSON = try JSONAccess.object(dict["vocab"], "model.vocab")
         vocab.reserveCapacity(vocabJSON.count)
-        for (token, value) in vocabJSON {
+        for (token, value) in vocabJSON.entries {
             let id = try JSONAccess.int(value, "model.vocab[\"\(token)\"]")
             guard id >= 0, id < Tokenizer.maxVocabSize else {
                 throw EbbError(.tokenizer, "model.vocab: id \(id) of \"\(token)\" is out of range")
             }
-            vocab[token] = id
+            vocab[ExactString(token)] = id
         }
         let prefix = try JSONAccess.optionalString(dict["continuing_subword_prefix"], "model.continuing_subword_prefix")
         let suffix = try JSONAccess.optionalString(dict["end_of_word_suffix"], "model.end_of_word_suffix")
@@ -42,11 +46,13 @@ struct BPEModel: Sendable {
             let a: String, b: String
             switch entry {
             case .string(let line):
-                guard let space = line.firstIndex(of: " ") else {
+                // Split at the first space byte (not Character: "e \u{301}" is one grapheme).
+                let bytes = Array(line.utf8)
+                guard let space = bytes.firstIndex(of: 0x20) else {
                     throw EbbError(.tokenizer, "model.merges[\(rank)]: \"\(line)\" is not two tokens separated by a space")
                 }
-                a = String(line[..<space])
-                b = String(line[line.index(after: space)...])
+                a = String(decoding: bytes[..<space], as: UTF8.self)
+                b = String(decoding: bytes[(space + 1)...], as: UTF8.self)
             case .array(let pair):
                 guard pair.count == 2 else { throw EbbError(.tokenizer, "model.merges[\(rank)]: expected a pair") }
                 a = try JSONAccess.string(pair[0], "model.merges[\(rank)][0]")
@@ -54,19 +60,21 @@ struct BPEModel: Sendable {
             default:
                 throw EbbError(.tokenizer, "model.merges[\(rank)]: expected a string or a pair")
             }
-            guard let aId = vocab[a] else { throw EbbError(.tokenizer, "merge token \"\(a)\" is not in the vocabulary") }
-            guard let bId = vocab[b] else { throw EbbError(.tokenizer, "merge token \"\(b)\" is not in the vocabulary") }
-            var tail = Substring(b)
-            if let prefix, !prefix.isEmpty, tail.hasPrefix(prefix) { tail = tail.dropFirst(prefix.count) }
+            guard let aId = vocab[ExactString(a)] else { throw EbbError(.tokenizer, "merge token \"\(a)\" is not in the vocabulary") }
+            guard let bId = vocab[ExactString(b)] else { throw EbbError(.tokenizer, "merge token \"\(b)\" is not in the vocabulary") }
+            var tail = b
+            if let prefix, !prefix.isEmpty, b.utf8.starts(with: prefix.utf8) {
+                tail = String(decoding: Array(b.utf8).dropFirst(prefix.utf8.count), as: UTF8.self)
+            }
             let merged = a + tail
-            guard let newId = vocab[merged] else {
+            guard let newId = vocab[ExactString(merged)] else {
                 throw EbbError(.tokenizer, "merged token \"\(merged)\" is not in the vocabulary")
             }
             merges[UInt64(aId) << 32 | UInt64(bId)] = UInt64(rank) << 32 | UInt64(newId)
         }
 
         var unkId: Int?
-        if let unk = try JSONAccess.optionalString(dict["unk_token"], "model.unk_token") { unkId = vocab[unk] }
+        if let unk = try JSONAccess.optionalString(dict["unk_token"], "model.unk_token") { unkId = vocab[ExactString(unk)] }
         return BPEModel(
             vocab: vocab, merges: merges, unkId: unkId,
             fuseUnk: try JSONAccess.bool(dict["fuse_unk"], default: false, "model.fuse_unk"),
@@ -74,9 +82,44 @@ struct BPEModel: Sendable {
             ignoreMerges: try JSONAccess.bool(dict["ignore_merges"], default: false, "model.ignore_merges"))
     }
 
+    init(vocab: [ExactString: Int], merges: [UInt64: UInt64], unkId: Int?, fuseUnk: Bool,
+         continuingSubwordPrefix: String?, endOfWordSuffix: String?, ignoreMerges: Bool) {
+        self.vocab = vocab
+        self.merges = merges
+        self.unkId = unkId
+        self.fuseUnk = fuseUnk
+        self.continuingSubwordPrefix = continuingSubwordPrefix
+        self.endOfWordSuffix = endOfWordSuffix
+        self.ignoreMerges = ignoreMerges
+        byteIds = (0..<256).map { vocab[ExactString(ByteLevelAlphabet.scalarString(UInt8($0)))] ?? -1 }
+    }
+
+    /// Ids of a byte-level piece given by its raw bytes (each byte one alphabet character).
+    func tokenize(mappedBytes bytes: ArraySlice<UInt8>) -> [Int] {
+        let plain = (continuingSubwordPrefix ?? "").isEmpty && (endOfWordSuffix ?? "").isEmpty && !ignoreMerges
+        guard plain else {
+            return tokenize(String(decoding: ByteLevelAlphabet.encode(bytes: bytes), as: UTF8.self))
+        }
+        if bytes.count == 1, let b = bytes.first, byteIds[Int(b)] >= 0 { return [byteIds[Int(b)]] }
+        var ids: [Int] = []
+        ids.reserveCapacity(bytes.count)
+        var lastWasUnk = false
+        for b in bytes {
+            let id = byteIds[Int(b)]
+            if id >= 0 {
+                ids.append(id)
+                lastWasUnk = false
+            } else if let unkId {
+                if !(fuseUnk && lastWasUnk) { ids.append(unkId) }
+                lastWasUnk = true
+            }
+        }
+        return merge(ids)
+    }
+
     /// Ids of one pre-tokenized piece.
     func tokenize(_ word: String) -> [Int] {
-        if ignoreMerges, let id = vocab[word] { return [id] }
+        if ignoreMerges, let id = vocab[ExactString(word)] { return [id] }
         // Initial symbols: one per Unicode scalar.
         var ids: [Int] = []
         ids.reserveCapacity(word.utf8.count)
@@ -86,7 +129,7 @@ struct BPEModel: Sendable {
             var piece = String(Character(s))
             if i > 0, let p = continuingSubwordPrefix { piece = p + piece }
             if i == scalars.count - 1, let suffix = endOfWordSuffix { piece += suffix }
-            if let id = vocab[piece] {
+            if let id = vocab[ExactString(piece)] {
                 ids.append(id)
                 lastWasUnk = false
             } else if let unkId {
@@ -187,5 +230,21 @@ struct MergeHeap {
             }
         }
         return top
+    }
+}
+
+/// A string that compares and hashes by its UTF-8 bytes, not by canonical equivalence.
+struct ExactString: Hashable, Sendable {
+    let string: String
+
+    init(_ string: String) { self.string = string }
+
+    static func == (a: ExactString, b: ExactString) -> Bool {
+        a.string.utf8.elementsEqual(b.string.utf8)
+    }
+
+    func hash(into hasher: inout Hasher) {
+        var s = string
+        s.withUTF8 { hasher.combine(bytes: UnsafeRawBufferPointer($0)) }
     }
 }

@@ -39,6 +39,21 @@ enum ByteLevelAlphabet {
         return String(view)
     }
 
+    /// Maps bytes to alphabet characters, as UTF-8.
+    static func encode(bytes: some Sequence<UInt8>) -> [UInt8] {
+        var out: [UInt8] = []
+        for b in bytes {
+            let v = byteToScalar[Int(b)]
+            if v < 0x80 {
+                out.append(UInt8(v))
+            } else {
+                out.append(UInt8(0xC0 | (v >> 6)))
+                out.append(UInt8(0x80 | (v & 0x3F)))
+            }
+        }
+        return out
+    }
+
     static func scalarString(_ byte: UInt8) -> String {
         guard let s = Unicode.Scalar(byteToScalar[Int(byte)]) else { return "" }
         return String(Character(s))

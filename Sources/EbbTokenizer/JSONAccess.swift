@@ -9,7 +9,7 @@ enum TokJSON: Sendable {
     case number(Double)
     case string(String)
     case array([TokJSON])
-    case object([String: TokJSON])
+    case object(JSONObject)
 
     static func parse(_ data: Data, what: String) throws -> TokJSON {
         var parser = Parser(bytes: [UInt8](data))
@@ -30,6 +30,7 @@ enum TokJSON: Sendable {
         if case .object(let dict) = self { return dict[key] }
         return nil
     }
+
 
     private struct Parser {
         let bytes: [UInt8]
@@ -54,7 +55,7 @@ enum TokJSON: Sendable {
             switch bytes[pos] {
             case UInt8(ascii: "{"):
                 pos += 1
-                var dict: [String: TokJSON] = [:]
+                var dict = JSONObject()
                 skipWhitespace()
                 if pos < bytes.count, bytes[pos] == UInt8(ascii: "}") { pos += 1; return .object(dict) }
                 while true {
@@ -65,7 +66,7 @@ enum TokJSON: Sendable {
                     guard pos < bytes.count, bytes[pos] == UInt8(ascii: ":") else { throw fail("expected ':'") }
                     pos += 1
                     skipWhitespace()
-                    dict[key] = try value(depth: depth + 1)
+                    dict.entries.append((key, try value(depth: depth + 1)))
                     skipWhitespace()
                     guard pos < bytes.count else { throw fail("unexpected end of input") }
                     if bytes[pos] == UInt8(ascii: ",") { pos += 1; continue }
@@ -213,7 +214,7 @@ enum TokJSON: Sendable {
 
 /// Typed reads out of `TokJSON`; every mismatch becomes an `EbbError`.
 enum JSONAccess {
-    static func object(_ value: TokJSON?, _ context: String) throws -> [String: TokJSON] {
+    static func object(_ value: TokJSON?, _ context: String) throws -> JSONObject {
         guard case .object(let dict)? = value else {
             throw EbbError(.tokenizer, "\(context): expected a JSON object")
         }
@@ -255,10 +256,26 @@ enum JSONAccess {
     }
 
     /// The `type` field of a pipeline stage.
-    static func type(_ dict: [String: TokJSON], _ context: String) throws -> String {
+    static func type(_ dict: JSONObject, _ context: String) throws -> String {
         guard case .string(let t)? = dict["type"] else {
             throw EbbError(.tokenizer, "\(context): missing \"type\"")
         }
         return t
+    }
+}
+
+
+/// A JSON object's members in file order. Keys compare by UTF-8 bytes: a vocabulary may hold
+/// canonically equivalent strings (NFC and NFD forms) as different tokens, which Swift's
+/// `String` keys would merge.
+struct JSONObject: Sendable {
+    var entries: [(key: String, value: TokJSON)] = []
+
+    var count: Int { entries.count }
+
+    /// The last member named `key` (later duplicates win, as in serde).
+    subscript(key: String) -> TokJSON? {
+        for entry in entries.reversed() where entry.key.utf8.elementsEqual(key.utf8) { return entry.value }
+        return nil
     }
 }

@@ -45,9 +45,7 @@ indirect enum Normalizer: Sendable {
     func apply(_ text: String) -> String {
         switch self {
         case .nfc:
-            // Scalars below U+0300 are unchanged by NFC.
-            if text.unicodeScalars.allSatisfy({ $0.value < 0x300 }) { return text }
-            return text.precomposedStringWithCanonicalMapping
+            return Self.nfc(text)
         case .nfd:
             if text.utf8.allSatisfy({ $0 < 0x80 }) { return text }
             return text.decomposedStringWithCanonicalMapping
@@ -90,6 +88,51 @@ indirect enum Normalizer: Sendable {
             if right { while let l = scalars.last, l.properties.isWhitespace { scalars.removeLast() } }
             return String(String.UnicodeScalarView(scalars))
         }
+    }
+}
+
+extension Normalizer {
+    /// One bit per BMP scalar: set when NFC leaves it alone wherever it appears.
+    static let nfcInertBMP: [UInt64] = {
+        var bits = [UInt64](repeating: 0, count: 1024)
+        for r in nfcInertRanges where r.lowerBound < 0x10000 {
+            for v in r.lowerBound...min(r.upperBound, 0xFFFF) { bits[Int(v >> 6)] |= 1 << UInt64(v & 63) }
+        }
+        return bits
+    }()
+    static let nfcInertAstral: [ClosedRange<UInt32>] = nfcInertRanges.filter { $0.lowerBound >= 0x10000 }
+
+    /// Whether NFC leaves `v` alone wherever it appears (see `nfcInertRanges`).
+    @inline(__always)
+    static func isNFCInert(_ v: UInt32) -> Bool {
+        if v < 0x80 { return true }
+        if v < 0x10000 { return nfcInertBMP[Int(v >> 6)] & (1 << UInt64(v & 63)) != 0 }
+        return nfcInertAstral.contains { $0.contains(v) }
+    }
+
+    /// NFC through Foundation, applied only to the stretches that hold a scalar that may
+    /// change (with the starter before it): text between inert scalars normalizes on its own.
+    static func nfc(_ text: String) -> String {
+        let scalars = text.unicodeScalars
+        guard let first = scalars.firstIndex(where: { !isNFCInert($0.value) }) else { return text }
+        var out = String.UnicodeScalarView()
+        var i = scalars.startIndex
+        var pos = first
+        while true {
+            // Start the stretch at the inert scalar before `pos`, if any.
+            var start = pos
+            if start > i { start = scalars.index(before: start) }
+            out.append(contentsOf: scalars[i..<start])
+            var end = scalars.index(after: pos)
+            while end < scalars.endIndex && !isNFCInert(scalars[end].value) { end = scalars.index(after: end) }
+            let stretch = String(String.UnicodeScalarView(scalars[start..<end]))
+            out.append(contentsOf: stretch.precomposedStringWithCanonicalMapping.unicodeScalars)
+            i = end
+            guard let next = scalars[end...].firstIndex(where: { !isNFCInert($0.value) }) else { break }
+            pos = next
+        }
+        out.append(contentsOf: scalars[i...])
+        return String(out)
     }
 }
 

@@ -44,52 +44,72 @@ indirect enum PreTokenizer: Sendable {
     }
 
     /// Splits every piece; empty pieces are dropped (as Hugging Face does).
-    func apply(_ pieces: [String]) -> [String] {
+    func apply(_ list: inout PieceList) {
         switch self {
         case .sequence(let items):
-            return items.reduce(pieces) { $1.apply($0) }
+            for item in items { item.apply(&list) }
         case .split(let pattern, let behavior, let invert):
-            var out: [String] = []
-            for piece in pieces {
-                let bytes = Array(piece.utf8)
-                for r in Self.split(matches: pattern.matches(in: piece), length: bytes.count,
-                                    behavior: behavior, invert: invert) {
-                    out.append(String(decoding: bytes[r], as: UTF8.self))
+            var out: [Piece] = []
+            out.reserveCapacity(list.pieces.count * 4)
+            for var piece in list.pieces {
+                list.materialize(&piece)
+                let slice = list.buffer[piece.range]
+                for r in Self.split(matches: pattern.matches(in: slice), length: slice.count,
+                                    behavior: behavior, invert: invert, base: slice.startIndex) {
+                    out.append(Piece(range: r))
                 }
             }
-            return out
+            list.pieces = out
         case .byteLevel(let addPrefixSpace, let useRegex):
-            var out: [String] = []
-            out.reserveCapacity(pieces.count)
-            for var piece in pieces where !piece.isEmpty {
-                if addPrefixSpace && piece.utf8.first != 0x20 { piece = " " + piece }
+            var out: [Piece] = []
+            out.reserveCapacity(list.pieces.count)
+            for var piece in list.pieces where !piece.range.isEmpty || piece.prefixSpace {
+                // A mapped piece would be mapped a second time, as Hugging Face would.
+                if piece.mapped { list.materialize(&piece) }
+                if addPrefixSpace && !piece.prefixSpace && list.buffer[piece.range.lowerBound] != 0x20 {
+                    piece.prefixSpace = true
+                }
                 if useRegex {
-                    let scanned = ScannedText(piece)
-                    let bytes = Array(piece.utf8)
+                    list.materialize(&piece)
+                    let scanned = ScannedText(list.buffer[piece.range])
                     for r in KnownPattern.gpt2.matches(scanned) where !r.isEmpty {
-                        out.append(ByteLevelAlphabet.encode(
-                            String(decoding: bytes[scanned.offsets[r.lowerBound]..<scanned.offsets[r.upperBound]], as: UTF8.self)))
+                        out.append(Piece(range: scanned.offset(r.lowerBound)..<scanned.offset(r.upperBound), mapped: true))
                     }
-                } else if !piece.isEmpty {
-                    out.append(ByteLevelAlphabet.encode(piece))
+                } else {
+                    piece.mapped = true
+                    out.append(piece)
                 }
             }
-            return out
+            list.pieces = out
+        }
+    }
+
+    /// Splits one string into pieces, rendered as strings (byte-level pieces in the GPT-2
+    /// alphabet) — what `pre_tokenize_str` shows in Hugging Face.
+    func apply(_ texts: [String]) -> [String] {
+        texts.flatMap { text -> [String] in
+            var list = PieceList(text)
+            apply(&list)
+            return list.pieces.map { list.render($0) }
         }
     }
 
     /// Hugging Face's `NormalizedString::split`: matches become segments, combined per
     /// `behavior`; returns the non-empty kept ranges.
-    static func split(matches: [Range<Int>], length: Int, behavior: SplitBehavior, invert: Bool) -> [Range<Int>] {
+    static func split(matches: [Range<Int>], length: Int, behavior: SplitBehavior, invert: Bool, base: Int = 0) -> [Range<Int>] {
         guard length > 0 else { return [] }
         var segments: [(Range<Int>, Bool)] = []
-        var prev = 0
+        segments.reserveCapacity(matches.count * 2 + 1)
+        var prev = base
         for m in matches {
             if prev != m.lowerBound { segments.append((prev..<m.lowerBound, false)) }
             segments.append((m, true))
             prev = m.upperBound
         }
-        if prev != length { segments.append((prev..<length, false)) }
+        if prev != base + length { segments.append((prev..<(base + length), false)) }
+        if behavior == .isolated && !invert {
+            return segments.compactMap { $0.0.isEmpty ? nil : $0.0 }
+        }
         if invert { segments = segments.map { ($0.0, !$0.1) } }
 
         var kept: [Range<Int>] = []
@@ -131,5 +151,49 @@ indirect enum PreTokenizer: Sendable {
             }
         }
         return kept.filter { !$0.isEmpty }
+    }
+}
+
+/// One pre-tokenized piece: a range of `PieceList.buffer`, possibly with a space in front
+/// (`add_prefix_space`) and possibly to be read through the byte-level alphabet.
+struct Piece {
+    var range: Range<Int>
+    /// The piece is `" "` followed by the bytes of `range`.
+    var prefixSpace = false
+    /// The piece's text is its bytes mapped through the GPT-2 byte alphabet.
+    var mapped = false
+}
+
+/// Pieces of one stretch of text, sharing one UTF-8 buffer.
+struct PieceList {
+    var buffer: [UInt8]
+    var pieces: [Piece]
+
+    init(_ text: String) {
+        buffer = Array(text.utf8)
+        pieces = buffer.isEmpty ? [] : [Piece(range: 0..<buffer.count)]
+    }
+
+    /// The bytes of the piece's text before any byte-level mapping (with the prefix space).
+    func rawBytes(_ piece: Piece) -> ArraySlice<UInt8> {
+        if !piece.prefixSpace { return buffer[piece.range] }
+        return ([0x20] + buffer[piece.range])[...]
+    }
+
+    /// Rewrites `piece` so that its text is plainly the UTF-8 bytes of its range (prefix
+    /// space and byte-level mapping applied), appending to the buffer when needed.
+    mutating func materialize(_ piece: inout Piece) {
+        guard piece.prefixSpace || piece.mapped else { return }
+        var bytes = Array(rawBytes(piece))
+        if piece.mapped { bytes = ByteLevelAlphabet.encode(bytes: bytes) }
+        let start = buffer.count
+        buffer.append(contentsOf: bytes)
+        piece = Piece(range: start..<buffer.count)
+    }
+
+    /// The piece's text as the model sees it.
+    func render(_ piece: Piece) -> String {
+        let raw = String(decoding: rawBytes(piece), as: UTF8.self)
+        return piece.mapped ? ByteLevelAlphabet.encode(raw) : raw
     }
 }

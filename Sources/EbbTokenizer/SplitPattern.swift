@@ -66,30 +66,38 @@ enum SplitPattern: Sendable {
 
     /// Non-overlapping matches, in order, as UTF-8 byte ranges of `text` (possibly empty).
     func matches(in text: String) -> [Range<Int>] {
+        let bytes = Array(text.utf8)
+        return matches(in: bytes[...])
+    }
+
+    /// Non-overlapping matches in `bytes` (valid UTF-8), as index ranges of the same buffer.
+    func matches(in bytes: ArraySlice<UInt8>) -> [Range<Int>] {
         switch self {
         case .literal(let needle):
-            return Self.literalMatches(needle, in: Array(text.utf8))
+            return Self.literalMatches(needle, in: bytes)
         case .known(let known):
-            let scanned = ScannedText(text)
-            return known.matches(scanned).map { scanned.offsets[$0.lowerBound]..<scanned.offsets[$0.upperBound] }
+            let scanned = ScannedText(bytes)
+            return known.matches(scanned).map { scanned.offset($0.lowerBound)..<scanned.offset($0.upperBound) }
         case .regex(let regex, _):
+            let text = String(decoding: bytes, as: UTF8.self)
             var out: [Range<Int>] = []
             let utf8 = text.utf8
+            let base = bytes.startIndex
             for m in text.matches(of: regex.regex) {
                 let lo = utf8.distance(from: utf8.startIndex, to: m.range.lowerBound)
                 let hi = utf8.distance(from: utf8.startIndex, to: m.range.upperBound)
-                out.append(lo..<hi)
+                out.append((base + lo)..<(base + hi))
             }
             return out
         }
     }
 
-    static func literalMatches(_ needle: [UInt8], in hay: [UInt8]) -> [Range<Int>] {
+    static func literalMatches(_ needle: [UInt8], in hay: ArraySlice<UInt8>) -> [Range<Int>] {
         guard !needle.isEmpty, needle.count <= hay.count else { return [] }
         var out: [Range<Int>] = []
-        var i = 0
+        var i = hay.startIndex
         let first = needle[0]
-        while i + needle.count <= hay.count {
+        while i + needle.count <= hay.endIndex {
             if hay[i] == first {
                 var ok = true
                 for k in 1..<needle.count where hay[i + k] != needle[k] { ok = false; break }
@@ -111,7 +119,7 @@ struct CompiledRegex: @unchecked Sendable {
     let regex: Regex<AnyRegexOutput>
 }
 
-/// Text as Unicode scalars with a coarse class per scalar and UTF-8 offsets.
+/// Text as Unicode scalars with a coarse class per scalar and its UTF-8 offset.
 struct ScannedText {
     static let other: UInt8 = 0
     static let letter: UInt8 = 1
@@ -119,38 +127,72 @@ struct ScannedText {
     static let space: UInt8 = 3      // \s other than CR and LF
     static let newline: UInt8 = 4    // \r or \n (also \s)
 
-    var scalars: [UInt32] = []
+    /// The UTF-8 text.
+    let bytes: ArraySlice<UInt8>
     var classes: [UInt8] = []
-    /// UTF-8 offset of each scalar, plus the total length at the end.
-    var offsets: [Int] = []
+    /// Offset (index into `bytes`) of each scalar, plus `bytes.endIndex` at the end.
+    var starts: [Int] = []
 
     init(_ text: String) {
-        let n = text.utf8.count
-        scalars.reserveCapacity(n)
-        classes.reserveCapacity(n)
-        offsets.reserveCapacity(n + 1)
-        var off = 0
-        for s in text.unicodeScalars {
-            scalars.append(s.value)
-            classes.append(Self.classify(s))
-            offsets.append(off)
-            off += UTF8.width(s)
-        }
-        offsets.append(off)
+        self.init(Array(text.utf8)[...])
     }
 
-    static let asciiClasses: [UInt8] = (0..<128).map { v in
-        classifySlow(Unicode.Scalar(UInt8(v)))
+    init(_ bytes: ArraySlice<UInt8>) {
+        self.bytes = bytes
+        let n = bytes.count
+        classes.reserveCapacity(n)
+        starts.reserveCapacity(n + 1)
+        var i = bytes.startIndex
+        let end = bytes.endIndex
+        while i < end {
+            let b0 = bytes[i]
+            starts.append(i)
+            if b0 < 0x80 {
+                classes.append(Self.asciiClasses[Int(b0)])
+                i += 1
+                continue
+            }
+            // Decode one scalar (the input is valid UTF-8; stay in bounds regardless).
+            var value: UInt32
+            var len: Int
+            if b0 >= 0xF0 { value = UInt32(b0 & 0x07); len = 4 }
+            else if b0 >= 0xE0 { value = UInt32(b0 & 0x0F); len = 3 }
+            else { value = UInt32(b0 & 0x1F); len = 2 }
+            if i + len > end { len = end - i }
+            for k in 1..<max(len, 1) { value = value << 6 | UInt32(bytes[i + k] & 0x3F) }
+            classes.append(Self.classify(value))
+            i += max(len, 1)
+        }
+        starts.append(end)
     }
+
+    @inline(__always) func offset(_ scalarIndex: Int) -> Int { starts[scalarIndex] }
+
+    /// The byte of scalar `k` when it is ASCII, else 0; U+017F (long s) reads as "s" when
+    /// `foldLongS` (case-insensitive matching).
+    @inline(__always)
+    func asciiByte(_ k: Int, foldLongS: Bool) -> UInt8 {
+        let b = bytes[starts[k]]
+        if b < 0x80 { return b }
+        if foldLongS && b == 0xC5 && starts[k + 1] - starts[k] == 2 && bytes[starts[k] + 1] == 0xBF { return 0x73 }
+        return 0
+    }
+
+    static let asciiClasses: [UInt8] = (0..<128).map { classifySlow(UInt32($0)) }
+
+    /// Classes of the Basic Multilingual Plane, computed once (the stdlib's property lookups
+    /// are slow).
+    static let bmpClasses: [UInt8] = (0..<0x10000).map { classifySlow(UInt32($0)) }
 
     @inline(__always)
-    static func classify(_ s: Unicode.Scalar) -> UInt8 {
-        if s.value < 128 { return asciiClasses[Int(s.value)] }
-        return classifySlow(s)
+    static func classify(_ v: UInt32) -> UInt8 {
+        if v < 0x10000 { return bmpClasses[Int(v)] }
+        return classifySlow(v)
     }
 
-    static func classifySlow(_ s: Unicode.Scalar) -> UInt8 {
-        if s.value == 0x0A || s.value == 0x0D { return newline }
+    static func classifySlow(_ v: UInt32) -> UInt8 {
+        if v == 0x0A || v == 0x0D { return newline }
+        guard let s = Unicode.Scalar(v) else { return other }
         let p = s.properties
         if p.isWhitespace { return space }
         switch p.generalCategory {
@@ -197,22 +239,20 @@ enum KnownPattern: Sendable, Equatable {
 
     /// Length of a contraction (`'s`, `'t`, `'re`, `'ve`, `'m`, `'ll`, `'d`) at `i`, or 0.
     @inline(__always)
-    static func contraction(_ s: [UInt32], _ i: Int, caseInsensitive: Bool) -> Int {
-        let n = s.count
-        guard s[i] == 0x27, i + 1 < n else { return 0 }
-        func fold(_ v: UInt32) -> UInt32 {
+    static func contraction(_ t: ScannedText, _ i: Int, caseInsensitive: Bool) -> Int {
+        let n = t.classes.count
+        guard t.bytes[t.starts[i]] == 0x27, i + 1 < n else { return 0 }
+        func fold(_ v: UInt8) -> UInt8 {
             guard caseInsensitive else { return v }
-            if v >= 0x41 && v <= 0x5A { return v + 0x20 }
-            if v == 0x17F { return 0x73 }  // LATIN SMALL LETTER LONG S folds to "s"
-            return v
+            return (v >= 0x41 && v <= 0x5A) ? v + 0x20 : v
         }
-        let a = fold(s[i + 1])
+        let a = fold(t.asciiByte(i + 1, foldLongS: caseInsensitive))
         switch a {
         case 0x73, 0x74, 0x6D, 0x64: return 2  // s t m d
         default: break
         }
-        guard i + 2 < n else { return 0 }
-        let b = fold(s[i + 2])
+        guard i + 2 < n, a != 0 else { return 0 }
+        let b = fold(t.asciiByte(i + 2, foldLongS: caseInsensitive))
         if (a == 0x72 && b == 0x65) || (a == 0x76 && b == 0x65) || (a == 0x6C && b == 0x6C) { return 3 }  // re ve ll
         return 0
     }
@@ -238,19 +278,19 @@ enum KnownPattern: Sendable, Equatable {
     }
 
     static func scanGPT2(_ t: ScannedText) -> [Range<Int>] {
-        let s = t.scalars, c = t.classes, n = s.count
+        let c = t.classes, n = c.count
         var out: [Range<Int>] = []
         out.reserveCapacity(n / 3 + 1)
         var i = 0
         while i < n {
             var end: Int
-            let k = contraction(s, i, caseInsensitive: false)
+            let k = contraction(t, i, caseInsensitive: false)
             if k > 0 {
                 end = i + k
             } else {
                 // ` ?\p{L}+`, ` ?\p{N}+`, ` ?[^\s\p{L}\p{N}]+`
                 var j = i
-                if s[i] == 0x20, i + 1 < n, c[i + 1] != ScannedText.space, c[i + 1] != ScannedText.newline { j = i + 1 }
+                if t.bytes[t.starts[i]] == 0x20, i + 1 < n, c[i + 1] != ScannedText.space, c[i + 1] != ScannedText.newline { j = i + 1 }
                 switch c[j] {
                 case ScannedText.letter: end = run(c, from: j) { $0 == ScannedText.letter }
                 case ScannedText.number: end = run(c, from: j) { $0 == ScannedText.number }
@@ -265,14 +305,14 @@ enum KnownPattern: Sendable, Equatable {
     }
 
     static func scanQwen2(_ t: ScannedText, maxDigits: Int) -> [Range<Int>] {
-        let s = t.scalars, c = t.classes, n = s.count
+        let c = t.classes, n = c.count
         var out: [Range<Int>] = []
         out.reserveCapacity(n / 3 + 1)
         var i = 0
         while i < n {
             var end = 0
             let ci = c[i]
-            let k = contraction(s, i, caseInsensitive: true)
+            let k = contraction(t, i, caseInsensitive: true)
             if k > 0 {
                 end = i + k
             } else if ci == ScannedText.letter {
@@ -285,7 +325,7 @@ enum KnownPattern: Sendable, Equatable {
                 // `\p{N}{1,maxDigits}`
                 end = i + 1
                 while end < n && end - i < maxDigits && c[end] == ScannedText.number { end += 1 }
-            } else if ci == ScannedText.other || (s[i] == 0x20 && i + 1 < n && c[i + 1] == ScannedText.other) {
+            } else if ci == ScannedText.other || (t.bytes[t.starts[i]] == 0x20 && i + 1 < n && c[i + 1] == ScannedText.other) {
                 // ` ?[^\s\p{L}\p{N}]+[\r\n]*`
                 let j = ci == ScannedText.other ? i : i + 1
                 end = run(c, from: j, isPunct)

@@ -18,13 +18,13 @@ public final class Tokenizer: Sendable {
     /// Added tokens matched in raw text, and those matched after normalization.
     let rawAddedTokens: AddedTokenMatcher
     let normalizedAddedTokens: AddedTokenMatcher
-    let addedTokenIds: [String: Int]
+    let addedTokenIds: [ExactString: Int]
     /// Per id: the token string (nil for holes in the id space).
     let idToToken: [String?]
     /// Per id: the bytes the token decodes to.
     let idToBytes: [[UInt8]]
     let isSpecial: [Bool]
-    private let cache = Mutex<[String: [Int]]>([:])
+    private let cache = Mutex<[CacheKey: [Int]]>([:])
 
     /// Number of ids: one past the largest id of the vocabulary and the added tokens.
     public let vocabSize: Int
@@ -46,18 +46,19 @@ public final class Tokenizer: Sendable {
         vocabSize = size
 
         var tokens = [String?](repeating: nil, count: size)
-        for (token, id) in model.vocab {
+        for (key, id) in model.vocab {
+            let token = key.string
             // Duplicate ids: keep a deterministic choice (the smallest string).
             if let existing = tokens[id], existing < token { continue }
             tokens[id] = token
         }
-        var added: [String: Int] = [:]
+        var added: [ExactString: Int] = [:]
         var special = [Bool](repeating: false, count: size)
         var specialIds = Set<Int>()
         var raw: [(String, AddedToken)] = []
         var normalized: [(String, AddedToken)] = []
         for t in addedTokens {
-            added[t.content] = t.id
+            added[ExactString(t.content)] = t.id
             if t.special {
                 special[t.id] = true
                 specialIds.insert(t.id)
@@ -82,7 +83,7 @@ public final class Tokenizer: Sendable {
 
         func lookup(_ s: String?) -> Int? {
             guard let s else { return nil }
-            return added[s] ?? model.vocab[s]
+            return added[ExactString(s)] ?? model.vocab[ExactString(s)]
         }
         eosTokenId = lookup(eosToken)
         bosTokenId = lookup(bosToken)
@@ -156,10 +157,10 @@ public final class Tokenizer: Sendable {
     /// encodes to one id per UTF-8 byte.
     public static func byteLevel() -> Tokenizer {
         let specials = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
-        var vocab: [String: Int] = [:]
-        for (i, s) in specials.enumerated() { vocab[s] = i }
+        var vocab: [ExactString: Int] = [:]
+        for (i, s) in specials.enumerated() { vocab[ExactString(s)] = i }
         for (i, b) in ByteLevelAlphabet.orderedBytes.enumerated() {
-            vocab[ByteLevelAlphabet.scalarString(b)] = 3 + i
+            vocab[ExactString(ByteLevelAlphabet.scalarString(b))] = 3 + i
         }
         let model = BPEModel(vocab: vocab, merges: [:], unkId: nil, fuseUnk: false, continuingSubwordPrefix: nil,
                              endOfWordSuffix: nil, ignoreMerges: false)
@@ -194,22 +195,35 @@ public final class Tokenizer: Sendable {
     }
 
     private func encodeText(_ text: String, into ids: inout [Int]) {
-        let pieces = preTokenizer?.apply([text]) ?? [text]
-        for piece in pieces { ids.append(contentsOf: encodePiece(piece)) }
+        var list = PieceList(text)
+        preTokenizer?.apply(&list)
+        for piece in list.pieces { encodePiece(piece, in: list, into: &ids) }
     }
 
     private static let cacheLimit = 100_000
     private static let cacheablePieceLength = 128
 
-    private func encodePiece(_ piece: String) -> [Int] {
-        guard piece.utf8.count <= Self.cacheablePieceLength else { return model.tokenize(piece) }
-        if let hit = cache.withLock({ $0[piece] }) { return hit }
-        let ids = model.tokenize(piece)
-        cache.withLock { cache in
-            if cache.count >= Self.cacheLimit { cache.removeAll(keepingCapacity: true) }
-            cache[piece] = ids
+    private func encodePiece(_ piece: Piece, in list: PieceList, into ids: inout [Int]) {
+        let raw = list.rawBytes(piece)
+        if raw.isEmpty { return }
+        if piece.mapped, raw.count == 1, let b = raw.first, model.byteIds[Int(b)] >= 0 {
+            ids.append(model.byteIds[Int(b)])
+            return
         }
-        return ids
+        let key = CacheKey(text: ExactString(String(decoding: raw, as: UTF8.self)), mapped: piece.mapped)
+        let cacheable = raw.count <= Self.cacheablePieceLength
+        if cacheable, let hit = cache.withLock({ $0[key] }) {
+            ids.append(contentsOf: hit)
+            return
+        }
+        let result = piece.mapped ? model.tokenize(mappedBytes: raw) : model.tokenize(key.text.string)
+        ids.append(contentsOf: result)
+        if cacheable {
+            cache.withLock { cache in
+                if cache.count >= Self.cacheLimit { cache.removeAll(keepingCapacity: true) }
+                cache[key] = result
+            }
+        }
     }
 
     // MARK: Decoding
@@ -230,7 +244,7 @@ public final class Tokenizer: Sendable {
 
     /// Id of a vocabulary or added token string (e.g. `"Ġthe"`, `"<|im_end|>"`).
     public func tokenId(for token: String) -> Int? {
-        addedTokenIds[token] ?? model.vocab[token]
+        addedTokenIds[ExactString(token)] ?? model.vocab[ExactString(token)]
     }
 
     /// The raw vocabulary string of an id.
@@ -249,4 +263,10 @@ public final class Tokenizer: Sendable {
     public func isSpecialToken(_ id: Int) -> Bool {
         id >= 0 && id < vocabSize && isSpecial[id]
     }
+}
+
+/// A piece's raw text and whether the model reads it through the byte alphabet.
+struct CacheKey: Hashable, Sendable {
+    let text: ExactString
+    let mapped: Bool
 }

@@ -35,7 +35,7 @@ import Testing
 
     @Test func splitBehaviors() {
         // "a-b--c" with "-" matches at 1, 3, 4.
-        let matches = SplitPattern.literalMatches(Array("-".utf8), in: Array("a-b--c".utf8))
+        let matches = SplitPattern.literalMatches(Array("-".utf8), in: Array("a-b--c".utf8)[...])
         #expect(matches == [1..<2, 3..<4, 4..<5])
         func pieces(_ b: SplitBehavior, invert: Bool = false) -> [String] {
             let bytes = Array("a-b--c".utf8)
