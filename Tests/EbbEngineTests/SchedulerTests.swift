@@ -164,6 +164,20 @@ import Testing
         #expect(s.snapshot("a")?.outputTokenIds == [7, 9])
         expectConsistent(s)
     }
+
+    @Test func aMissingSampleRecomputesTheLastToken() throws {
+        var s = try makeScheduler()
+        try s.addRequest(id: "a", promptTokenIds: prompt(8))
+        let o1 = s.schedule()
+        s.update(afterStep: o1, sampled: [String: [TokenID]]())
+        #expect(s.snapshot("a")?.numComputedTokens == 7)
+        let o2 = s.schedule()
+        let r = try #require(o2.request("a"))
+        #expect(r.startPosition == 7 && r.tokenIds == [8] && r.samplesNextToken)
+        s.update(afterStep: o2, sampled: ["a": [5]])
+        #expect(s.snapshot("a")?.outputTokenIds == [5])
+        expectConsistent(s)
+    }
 }
 
 @Suite struct PreemptionTests {

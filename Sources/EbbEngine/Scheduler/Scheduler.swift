@@ -257,7 +257,8 @@ public struct Scheduler: Sendable {
     /// reached `maxTokensPerRequest` is finished with `.length`.
     ///
     /// Entries that no longer apply (the request was aborted or migrated meanwhile, or the
-    /// output is not the latest step's) are ignored.
+    /// output is not the latest step's) are ignored. A request that should have sampled but
+    /// has no entry in `sampled` (and is not finished) recomputes its last token next step.
     @discardableResult
     public mutating func update(
         afterStep output: SchedulerOutput, sampled: [String: [TokenID]], finished: [String: FinishReason] = [:]
@@ -271,9 +272,15 @@ public struct Scheduler: Sendable {
                 else { return false }
                 r.inFlight = nil
                 r.numComputedTokens += f.numTokens
-                if r.numComputedTokens >= r.tokens.count, let new = sampled[id], !new.isEmpty {
-                    r.tokens.append(contentsOf: new)
-                    result.appended[id] = new
+                if r.numComputedTokens >= r.tokens.count {
+                    if let new = sampled[id], !new.isEmpty {
+                        r.tokens.append(contentsOf: new)
+                        result.appended[id] = new
+                    } else if finished[id] == nil {
+                        // It should have sampled but got no token: recompute its last
+                        // token next step instead of leaving it with nothing to do.
+                        r.numComputedTokens = r.tokens.count - 1
+                    }
                 }
                 return true
             }
