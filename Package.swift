@@ -12,6 +12,9 @@ let package = Package(
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
+        .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
+        .package(url: "https://github.com/swift-server/async-http-client", from: "1.37.0"),
     ],
     targets: [
         // C shims and system libraries
@@ -26,10 +29,25 @@ let package = Package(
         .target(name: "EbbModel", dependencies: ["EbbCore", "EbbTensor", "EbbCheckpoint"], swiftSettings: strict),
         .target(name: "EbbSampling", dependencies: ["EbbCore"], swiftSettings: strict),
         .target(name: "EbbEngine", dependencies: ["EbbCore", "EbbTensor", "EbbModel", "EbbSampling"], swiftSettings: strict),
+        .target(
+            name: "EbbServer",
+            dependencies: [
+                "EbbCore", "EbbEngine", "EbbTokenizer", "EbbModel", "EbbSampling",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+            ],
+            swiftSettings: strict),
+        .target(
+            name: "EbbBench",
+            dependencies: [
+                "EbbCore",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+            ],
+            swiftSettings: strict),
         .executableTarget(
             name: "ebb",
             dependencies: [
-                "EbbCore", "EbbTensor", "EbbTokenizer", "EbbCheckpoint", "EbbModel", "EbbSampling",
+                "EbbCore", "EbbTensor", "EbbTokenizer", "EbbCheckpoint", "EbbModel", "EbbSampling", "EbbEngine", "EbbServer", "EbbBench",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: strict),

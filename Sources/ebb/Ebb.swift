@@ -2,11 +2,11 @@ import ArgumentParser
 import Foundation
 
 @main
-struct Ebb: ParsableCommand {
+struct Ebb: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "ebb",
         abstract: "Ebb: elastic expert-parallel serving of Mixture-of-Experts models",
-        subcommands: [Generate.self, Logits.self, Tokenize.self, Detokenize.self, Bench.self])
+        subcommands: [Serve.self, Generate.self, Logits.self, Tokenize.self, Detokenize.self, RenderChat.self, Bench.self])
 }
 
 /// Runs a command body, turning thrown errors into a message on stderr and exit code 1.

@@ -1,0 +1,42 @@
+import EbbCore
+import HTTPTypes
+
+/// An error answered in OpenAI's shape: `{"error": {"message", "type", "param", "code"}}`.
+public struct APIError: Error, Sendable, Equatable {
+    public var status: HTTPResponse.Status
+    public var message: String
+    public var type: String
+    public var param: String?
+
+    public init(_ status: HTTPResponse.Status, _ message: String, type: String? = nil, param: String? = nil) {
+        self.status = status
+        self.message = message
+        self.type = type ?? (status.code == 404 ? "NotFoundError" : status.code >= 500 ? "InternalServerError" : "BadRequestError")
+        self.param = param
+    }
+
+    public static func badRequest(_ message: String, param: String? = nil) -> APIError {
+        APIError(.badRequest, message, param: param)
+    }
+
+    /// Maps engine errors: invalid input → 400, anything else → 500.
+    public static func from(_ error: any Error) -> APIError {
+        switch error {
+        case let e as APIError: return e
+        case let e as EbbError:
+            switch e.code {
+            case .invalidArgument, .template, .tokenizer: return .badRequest(e.message)
+            case .resourceExhausted: return APIError(.badRequest, e.message)
+            default: return APIError(.internalServerError, e.message)
+            }
+        default: return APIError(.internalServerError, "\(error)")
+        }
+    }
+
+    public var json: JSONValue {
+        .object(["error": .object([
+            "message": .string(message), "type": .string(type), "param": .optional(param),
+            "code": .int(Int(status.code)),
+        ])])
+    }
+}

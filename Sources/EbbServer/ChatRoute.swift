@@ -1,0 +1,155 @@
+import EbbCore
+import EbbEngine
+import EbbJinja
+import EbbSampling
+import EbbTokenizer
+import Foundation
+import Hummingbird
+
+extension OpenAIServer {
+    /// Renders `messages` with the chat template into token ids.
+    func chatPromptIds(_ r: BodyReader) throws -> [Int] {
+        guard let template = chatTemplate else {
+            throw APIError.badRequest("this model has no chat template; use /v1/completions")
+        }
+        guard let messages = r.present("messages")?.arrayValue, !messages.isEmpty else {
+            throw APIError.badRequest("'messages' must be a non-empty list of messages", param: "messages")
+        }
+        for (i, m) in messages.enumerated() {
+            guard let o = m.objectValue, o["role"]?.stringValue != nil else {
+                throw APIError.badRequest("messages[\(i)] must be an object with a string 'role'", param: "messages")
+            }
+            if let content = o["content"], !content.isNull, content.stringValue == nil, content.arrayValue == nil {
+                throw APIError.badRequest("messages[\(i)].content must be a string, a list of parts, or null", param: "messages")
+            }
+        }
+        let addGenerationPrompt = try r.bool("add_generation_prompt") ?? true
+        let continueFinal = try r.bool("continue_final_message") ?? false
+        var extra = [String: JinjaValue]()
+        if let kwargs = r.present("chat_template_kwargs") {
+            guard let o = kwargs.objectValue else {
+                throw APIError.badRequest("'chat_template_kwargs' must be an object", param: "chat_template_kwargs")
+            }
+            for (k, v) in o { extra[k] = try JinjaValue(json: Array(v.serialized().utf8)) }
+        }
+        let tools = r.present("tools").map { Data($0.serialized().utf8) }
+        let text = try template.render(messagesJSON: Data(JSONValue.array(messages.map(Self.flattenContent)).serialized().utf8),
+                                       addGenerationPrompt: addGenerationPrompt && !continueFinal, toolsJSON: tools,
+                                       continueFinalMessage: continueFinal, extraContext: extra)
+        return tokenizer.encode(text)
+    }
+
+    /// A message whose content is a list of text parts gets the parts joined, as vLLM
+    /// does for templates that expect string content.
+    static func flattenContent(_ message: JSONValue) -> JSONValue {
+        guard var o = message.objectValue, let parts = o["content"]?.arrayValue else { return message }
+        let texts = parts.compactMap { part -> String? in
+            if let s = part.stringValue { return s }
+            guard part["type"]?.stringValue == "text" else { return nil }
+            return part["text"]?.stringValue
+        }
+        o["content"] = .string(texts.joined(separator: "\n"))
+        return .object(o)
+    }
+
+    /// `POST /v1/chat/completions`.
+    func chatCompletions(_ body: JSONValue) async throws -> Response {
+        let r = try BodyReader(body)
+        let options = try GenerationOptions.parse(r, chat: true)
+        try checkModel(options)
+        let ids = try chatPromptIds(r)
+        try checkLength(ids, options)
+        try validateParams(options)
+        let job = GenerationJob(requestId: Self.newId("chatcmpl"), prompts: [ids], options: options,
+                                eosTokenIds: eosTokenIds, arrivalTime: Date().timeIntervalSince1970)
+        let header: [String: JSONValue] = ["id": .string(job.requestId), "created": .int(Int(Date().timeIntervalSince1970)),
+                                           "model": .string(modelName)]
+        if options.stream {
+            var mutableHeader = header
+            mutableHeader["object"] = .string("chat.completion.chunk")
+            let chunkHeader = mutableHeader
+            return streamResponse(job) { [self] event, state in
+                var delta: [String: JSONValue] = ["content": .string(event.textDelta)]
+                if !state.sentRole.contains(event.index) {
+                    state.sentRole.insert(event.index)
+                    delta["role"] = .string("assistant")
+                }
+                var choice: [String: JSONValue] = ["index": .int(event.index), "delta": .object(delta),
+                                                   "logprobs": .null, "finish_reason": .null]
+                if let n = options.logprobs {
+                    choice["logprobs"] = chatLogprobs(event.logprobs, topN: n, asIds: options.returnTokensAsTokenIds)
+                }
+                if let reason = event.finishReason {
+                    choice["finish_reason"] = .string(reason.rawValue)
+                    choice["stop_reason"] = stopReasonJSON(event.stopReason)
+                }
+                var chunk = chunkHeader
+                chunk["choices"] = .array([.object(choice)])
+                return chunk
+            } usageChunk: { usage in
+                var chunk = chunkHeader
+                chunk["choices"] = .array([])
+                chunk["usage"] = usage
+                return options.includeUsage ? chunk : nil
+            }
+        }
+        let result = try await collect(job)
+        var response = header
+        response["object"] = .string("chat.completion")
+        response["choices"] = .array(result.choices.map { c in
+            .object(["index": .int(c.index),
+                     "message": .object(["role": .string("assistant"), "content": .string(c.text)]),
+                     "logprobs": options.logprobs.map { chatLogprobs(c.logprobs, topN: $0, asIds: options.returnTokensAsTokenIds) } ?? .null,
+                     "finish_reason": .string(c.finishReason.rawValue), "stop_reason": stopReasonJSON(c.stopReason)])
+        })
+        response["usage"] = result.usage
+        return Self.json(.object(response))
+    }
+
+    /// Chat logprobs: `{"content": [{token, logprob, bytes, top_logprobs: [...]}]}`.
+    func chatLogprobs(_ entries: [TokenLogprobs], topN: Int, asIds: Bool) -> JSONValue {
+        func item(_ id: Int, _ logprob: Float) -> [String: JSONValue] {
+            let bytes = tokenizer.tokenBytes(for: id) ?? Array(tokenText(id, asIds: false).utf8)
+            return ["token": .string(tokenText(id, asIds: asIds)), "logprob": .float(max(logprob, -9999)),
+                    "bytes": .array(bytes.map { .int(Int($0)) })]
+        }
+        return .object(["content": .array(entries.map { e in
+            var o = item(e.tokenId, e.logprob)
+            o["top_logprobs"] = .array(e.top.prefix(topN).map { .object(item($0.tokenId, $0.logprob)) })
+            return .object(o)
+        })])
+    }
+
+    /// `POST /tokenize`: `{"prompt": text}` or `{"messages": [...]}` → token ids.
+    func tokenizeRoute(_ body: JSONValue) throws -> Response {
+        let r = try BodyReader(body)
+        if let m = try r.string("model"), m != modelName {
+            throw APIError(.notFound, "The model `\(m)` does not exist.", param: "model")
+        }
+        let ids: [Int]
+        if r.present("messages") != nil {
+            ids = try chatPromptIds(r)
+        } else if let prompt = try r.string("prompt") {
+            ids = tokenizer.encode(prompt)
+        } else {
+            throw APIError.badRequest("give 'prompt' (a string) or 'messages'", param: "prompt")
+        }
+        var result: [String: JSONValue] = ["tokens": .array(ids.map { .int($0) }), "count": .int(ids.count),
+                                           "max_model_len": .int(engine.maxModelLen)]
+        if try r.bool("return_token_strs") == true {
+            result["token_strs"] = .array(ids.map { .optional(tokenizer.token(for: $0)) })
+        }
+        return Self.json(.object(result))
+    }
+
+    /// `POST /detokenize`: `{"tokens": [ids]}` → `{"prompt": text}`.
+    func detokenizeRoute(_ body: JSONValue) throws -> Response {
+        let r = try BodyReader(body)
+        guard r.present("tokens") != nil else { throw APIError.badRequest("'tokens' is required", param: "tokens") }
+        let ids = try r.ints("tokens")
+        if let bad = ids.first(where: { $0 < 0 || $0 >= engine.vocabSize }) {
+            throw APIError.badRequest("token id \(bad) is outside the vocabulary (0..<\(engine.vocabSize))", param: "tokens")
+        }
+        return Self.json(.object(["prompt": .string(tokenizer.decode(ids))]))
+    }
+}

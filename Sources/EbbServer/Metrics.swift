@@ -1,0 +1,66 @@
+import EbbEngine
+import Foundation
+import Prometheus
+
+/// Prometheus metrics of the server (names follow vLLM's `vllm:` set, prefixed `ebb:`).
+final class ServerMetrics: Sendable {
+    let registry = PrometheusCollectorRegistry()
+    let promptTokens: Counter
+    let generationTokens: Counter
+    let preemptions: Gauge
+    let running: Gauge
+    let waiting: Gauge
+    let kvCacheUsage: Gauge
+    let prefixCacheQueries: Gauge
+    let prefixCacheHits: Gauge
+    let timeToFirstToken: ValueHistogram
+    let timePerOutputToken: ValueHistogram
+    let e2eLatency: ValueHistogram
+
+    init() {
+        promptTokens = registry.makeCounter(name: "ebb:prompt_tokens_total", help: "Prompt tokens processed")
+        generationTokens = registry.makeCounter(name: "ebb:generation_tokens_total", help: "Tokens generated")
+        preemptions = registry.makeGauge(name: "ebb:num_preemptions", help: "Requests preempted so far (KV blocks ran out)")
+        running = registry.makeGauge(name: "ebb:num_requests_running", help: "Requests running in the engine")
+        waiting = registry.makeGauge(name: "ebb:num_requests_waiting", help: "Requests waiting in the engine")
+        kvCacheUsage = registry.makeGauge(name: "ebb:kv_cache_usage_perc", help: "Fraction of KV-cache blocks in use")
+        prefixCacheQueries = registry.makeGauge(name: "ebb:prefix_cache_queries", help: "Prompt tokens looked up in the prefix cache")
+        prefixCacheHits = registry.makeGauge(name: "ebb:prefix_cache_hits", help: "Prompt tokens found in the prefix cache")
+        let latencyBuckets = [0.001, 0.005, 0.01, 0.02, 0.04, 0.06, 0.08, 0.1, 0.25, 0.5, 0.75, 1, 2.5, 5, 7.5, 10, 20, 40, 80]
+        timeToFirstToken = registry.makeValueHistogram(name: "ebb:time_to_first_token_seconds", buckets: latencyBuckets,
+                                                       help: "Time to first token")
+        timePerOutputToken = registry.makeValueHistogram(name: "ebb:time_per_output_token_seconds", buckets: latencyBuckets,
+                                                         help: "Time per output token after the first")
+        e2eLatency = registry.makeValueHistogram(name: "ebb:e2e_request_latency_seconds",
+                                                 buckets: latencyBuckets + [160, 320, 640], help: "End-to-end request latency")
+    }
+
+    private let statusCounters = StatusCounters()
+
+    final class StatusCounters: @unchecked Sendable {
+        let lock = NSLock()
+        var counters: [String: Counter] = [:]
+    }
+
+    /// Counts a finished request by HTTP status and finish reason.
+    func countRequest(status: Int, finishReason: String) {
+        let key = "\(status)|\(finishReason)"
+        statusCounters.lock.lock()
+        let counter = statusCounters.counters[key] ?? registry.makeCounter(
+            name: "ebb:request_success_total", labels: [("status", "\(status)"), ("finished_reason", finishReason)],
+            help: "Requests by HTTP status and finish reason")
+        statusCounters.counters[key] = counter
+        statusCounters.lock.unlock()
+        counter.increment()
+    }
+
+    func render(engine: EngineStats) -> String {
+        running.set(Double(engine.running))
+        waiting.set(Double(engine.waiting))
+        kvCacheUsage.set(engine.kvCacheUsage)
+        preemptions.set(Double(engine.preemptions))
+        prefixCacheQueries.set(Double(engine.prefixCacheQueries))
+        prefixCacheHits.set(Double(engine.prefixCacheHits))
+        return registry.emitToString()
+    }
+}
