@@ -348,6 +348,14 @@ enum ConfigTestSupport {
         }
     }
 
+    /// The embedded config still passes the (stricter) checks.
+    @Test func builtinConfigParses() throws {
+        for name in BuiltinModels.names {
+            let c = try BuiltinModels.resolve(BuiltinModels.prefix + name).config
+            #expect(c.numLayers > 0 && c.headDim > 0 && c.moe.numExperts > 0, "\(name)")
+        }
+    }
+
     /// The tiny fixtures' configs (transformers-5 keys) parse to what their files say.
     @Test(.enabled(if: Fixtures.enabled, "\(Fixtures.skipMessage)"), arguments: Fixtures.checkpointNames)
     func fixtureConfigParses(name: String) throws {

@@ -77,11 +77,8 @@ enum DeepseekV3: ArchitectureDefinition {
     static func parseConfig(_ c: ConfigReader) throws -> ModelConfig {
         let isV3 = try c.string("model_type") != "deepseek_v2" && !(c.values["architectures"]?.arrayValue?.first?.stringValue == Architecture.deepseekV2.rawValue)
         let base = try ModelConfig.common(c)
-        let kvHeads = try c.int("num_key_value_heads", default: base.heads)
-        let qLora = try c.optionalInt("q_lora_rank")
-        if let qLora, qLora <= 0 {
-            throw CheckpointError.invalidConfig(file: c.file, key: "q_lora_rank", reason: "must be positive or null, found \(qLora)")
-        }
+        let kvHeads = try c.has("num_key_value_heads") ? c.positiveInt("num_key_value_heads") : base.heads
+        let qLora = try c.has("q_lora_rank") ? c.positiveInt("q_lora_rank") : nil
         let mla = MLAConfig(qLoraRank: qLora, kvLoraRank: try c.positiveInt("kv_lora_rank"),
                             qkNopeHeadDim: try c.positiveInt("qk_nope_head_dim"), qkRopeHeadDim: try c.positiveInt("qk_rope_head_dim"),
                             vHeadDim: try c.positiveInt("v_head_dim"))
@@ -122,21 +119,33 @@ enum DeepseekV3: ArchitectureDefinition {
         if case .yarn(let y) = rope.kind, let mAll = y.mscaleAllDim, mAll != 0 {
             let m = Float(RopeParameters.yarnMscale(y.factor, mAll))
             scale *= m * m
+            guard scale.isFinite, scale > 0 else {
+                throw CheckpointError.invalidConfig(file: c.file, key: "rope_scaling.mscale_all_dim",
+                                                    reason: "gives attention scale \(scale) (mscale_all_dim \(mAll), factor \(y.factor))")
+            }
+        }
+        let scaling = try c.double("routed_scaling_factor", default: isV3 ? 2.5 : 1)
+        guard Float(scaling).isFinite else {
+            throw CheckpointError.invalidConfig(file: c.file, key: "routed_scaling_factor", reason: "out of f32 range: \(scaling)")
+        }
+        let shared = try c.int("n_shared_experts", default: 0)
+        guard shared >= 0, shared <= 1 << 16 else {
+            throw CheckpointError.invalidConfig(file: c.file, key: "n_shared_experts", reason: "must be between 0 and \(1 << 16), found \(shared)")
         }
         let router = RouterConfig(scoring: scoring, topK: topK,
                                   normalize: try c.bool("norm_topk_prob", default: isV3),
                                   numGroups: groups, topKGroups: topKGroups,
                                   groupScoreTopTwo: method == "noaux_tc",
-                                  scalingFactor: Float(try c.double("routed_scaling_factor", default: isV3 ? 2.5 : 1)))
+                                  scalingFactor: Float(scaling))
         return ModelConfig(
             architecture: isV3 ? .deepseekV3 : .deepseekV2, vocabSize: base.vocab, hiddenSize: base.hidden,
             numLayers: base.layers, numHeads: base.heads, numKVHeads: kvHeads, headDim: mla.qkRopeHeadDim,
             rmsNormEps: base.eps, tieWordEmbeddings: base.tie, maxPositionEmbeddings: base.maxPos,
             eosTokenIds: base.eos, bosTokenId: base.bos,
-            intermediateSize: moeLayers.contains(false) ? try c.positiveInt("intermediate_size") : try c.int("intermediate_size", default: 0),
+            intermediateSize: moeLayers.contains(false) || c.has("intermediate_size") ? try c.positiveInt("intermediate_size") : 0,
             moe: MoEConfig(numExperts: experts, topK: topK, intermediateSize: try c.positiveInt("moe_intermediate_size"),
                            router: router, hasCorrectionBias: method == "noaux_tc",
-                           numSharedExperts: try c.int("n_shared_experts", default: 0)),
+                           numSharedExperts: shared),
             moeLayers: moeLayers, rope: rope, mla: mla, attentionScale: scale, qkNorm: false, declaredDType: base.dtype)
     }
 }

@@ -41,7 +41,7 @@ enum Mixtral: ArchitectureDefinition {
         let base = try ModelConfig.common(c)
         let kvHeads = try c.positiveInt("num_key_value_heads")
         try ModelConfig.checkHeads(c, heads: base.heads, kvHeads: kvHeads)
-        let headDim = try c.has("head_dim") ? c.positiveInt("head_dim") : base.hidden / base.heads
+        let headDim = try ModelConfig.headDim(c, hidden: base.hidden, heads: base.heads)
         let experts = try c.positiveInt("num_local_experts", "num_experts")
         let topK = try c.positiveInt("num_experts_per_tok")
         try ModelConfig.checkTopK(c, topK: topK, experts: experts)

@@ -53,7 +53,7 @@ enum Qwen3Moe: ArchitectureDefinition {
         let base = try ModelConfig.common(c)
         let kvHeads = try c.positiveInt("num_key_value_heads")
         try ModelConfig.checkHeads(c, heads: base.heads, kvHeads: kvHeads)
-        let headDim = try c.has("head_dim") ? c.positiveInt("head_dim") : base.hidden / base.heads
+        let headDim = try ModelConfig.headDim(c, hidden: base.hidden, heads: base.heads)
         let experts = try c.positiveInt("num_experts", "num_local_experts")
         let topK = try c.positiveInt("num_experts_per_tok")
         try ModelConfig.checkTopK(c, topK: topK, experts: experts)
@@ -68,7 +68,7 @@ enum Qwen3Moe: ArchitectureDefinition {
             architecture: .qwen3Moe, vocabSize: base.vocab, hiddenSize: base.hidden, numLayers: base.layers,
             numHeads: base.heads, numKVHeads: kvHeads, headDim: headDim, rmsNormEps: base.eps,
             tieWordEmbeddings: base.tie, maxPositionEmbeddings: base.maxPos, eosTokenIds: base.eos, bosTokenId: base.bos,
-            intermediateSize: anyDense ? try c.positiveInt("intermediate_size") : try c.int("intermediate_size", default: 0),
+            intermediateSize: anyDense || c.has("intermediate_size") ? try c.positiveInt("intermediate_size") : 0,
             moe: MoEConfig(numExperts: experts, topK: topK, intermediateSize: try c.positiveInt("moe_intermediate_size"),
                            router: RouterConfig(scoring: .softmax, topK: topK, normalize: try c.bool("norm_topk_prob", default: false)),
                            hasCorrectionBias: false, numSharedExperts: 0),

@@ -107,8 +107,8 @@ public struct ModelConfig: Sendable, Equatable {
         let params = try c.object("rope_parameters")
         let scaling = try c.object("rope_scaling")
         let theta = try params?.optionalDouble("rope_theta") ?? c.optionalDouble("rope_theta") ?? defaultTheta
-        guard theta > 1 else {
-            throw CheckpointError.invalidConfig(file: c.file, key: "rope_theta", reason: "must be greater than 1, found \(theta)")
+        guard theta > 1, Float(theta).isFinite else {
+            throw CheckpointError.invalidConfig(file: c.file, key: "rope_theta", reason: "must be greater than 1 (and finite in f32), found \(theta)")
         }
         // Style 5 keeps the scaling keys inside rope_parameters; style 4 in rope_scaling.
         let source = scaling ?? params
@@ -119,14 +119,18 @@ public struct ModelConfig: Sendable, Equatable {
             case "default":
                 kind = .standard
             case "linear":
-                kind = .linear(factor: try s.double("factor"))
+                let factor = try s.double("factor")
+                guard factor > 0 else {
+                    throw CheckpointError.invalidConfig(file: c.file, key: "rope_scaling.factor", reason: "linear factor must be positive, found \(factor)")
+                }
+                kind = .linear(factor: factor)
             case "yarn":
                 let factor = try s.double("factor")
                 guard factor >= 1 else {
                     throw CheckpointError.invalidConfig(file: c.file, key: "rope_scaling.factor", reason: "YaRN factor must be ≥ 1, found \(factor)")
                 }
-                let maxPositions = try c.int("max_position_embeddings", default: 4096)
-                let original = try s.optionalInt("original_max_position_embeddings")
+                let maxPositions = try c.has("max_position_embeddings") ? c.positiveInt("max_position_embeddings") : 4096
+                let original = try s.has("original_max_position_embeddings") ? s.positiveInt("original_max_position_embeddings") : nil
                 kind = .yarn(.init(
                     factor: factor,
                     originalMaxPositionEmbeddings: original ?? maxPositions,
@@ -151,6 +155,19 @@ public struct ModelConfig: Sendable, Equatable {
         }
     }
 
+    /// Qwen3 / Mixtral per-head size: `head_dim`, else hidden / heads; rope needs it even.
+    static func headDim(_ c: ConfigReader, hidden: Int, heads: Int) throws -> Int {
+        let headDim = try c.has("head_dim") ? c.positiveInt("head_dim") : hidden / heads
+        guard headDim > 0, headDim % 2 == 0 else {
+            throw CheckpointError.invalidConfig(file: c.file, key: "head_dim",
+                                                reason: "must be positive and even, found \(headDim)\(c.has("head_dim") ? "" : " (hidden_size / num_attention_heads)")")
+        }
+        return headDim
+    }
+
+    /// Layer counts above this are rejected (the per-layer tables are built while parsing).
+    static let maxLayers = 1 << 16
+
     static func checkTopK(_ c: ConfigReader, topK: Int, experts: Int) throws {
         guard topK <= experts else {
             throw CheckpointError.invalidConfig(file: c.file, key: "num_experts_per_tok",
@@ -161,10 +178,17 @@ public struct ModelConfig: Sendable, Equatable {
     static func common(_ c: ConfigReader) throws -> (vocab: Int, hidden: Int, layers: Int, heads: Int, eps: Float,
                                                       tie: Bool, maxPos: Int, eos: [Int], bos: Int?, dtype: String?) {
         let eps = try c.double("rms_norm_eps", default: 1e-6)
-        guard eps > 0 else { throw CheckpointError.invalidConfig(file: c.file, key: "rms_norm_eps", reason: "must be positive") }
-        return (try c.positiveInt("vocab_size"), try c.positiveInt("hidden_size"), try c.positiveInt("num_hidden_layers"),
+        guard eps > 0, Float(eps) > 0, Float(eps).isFinite else {
+            throw CheckpointError.invalidConfig(file: c.file, key: "rms_norm_eps", reason: "must be positive (and in f32 range), found \(eps)")
+        }
+        let vocab = try c.positiveInt("vocab_size"), hidden = try c.positiveInt("hidden_size")
+        let layers = try c.positiveInt("num_hidden_layers")
+        guard layers <= maxLayers else {
+            throw CheckpointError.invalidConfig(file: c.file, key: "num_hidden_layers", reason: "too large: \(layers) (at most \(maxLayers))")
+        }
+        return (vocab, hidden, layers,
                 try c.positiveInt("num_attention_heads"), Float(eps), try c.bool("tie_word_embeddings", default: false),
-                try c.int("max_position_embeddings", default: 4096), try c.intList("eos_token_id"),
+                try c.has("max_position_embeddings") ? c.positiveInt("max_position_embeddings") : 4096, try c.intList("eos_token_id"),
                 try c.optionalInt("bos_token_id"), try c.string("dtype") ?? c.string("torch_dtype"))
     }
 }
