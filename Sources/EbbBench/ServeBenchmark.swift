@@ -95,10 +95,35 @@ public struct ServeBenchmark: Sendable {
         return BenchmarkReport(config: config, model: model, date: date, results: all, duration: duration)
     }
 
-    /// One streamed request, never throwing: every failure becomes a failed result.
+    /// One streamed request, never throwing: every failure becomes a failed result. The
+    /// whole exchange, body included, is bounded by `timeout` seconds (AsyncHTTPClient's
+    /// deadline only covers the response head).
     static func send(client: HTTPClient, url: String, body: [UInt8], promptTokens: Int, timeout: Double) async -> RequestResult {
         let clock = ContinuousClock()
         let start = clock.now
+        return await withTaskGroup(of: RequestResult?.self) { group in
+            group.addTask {
+                await stream(client: client, url: url, body: body, promptTokens: promptTokens, timeout: timeout, start: start)
+            }
+            group.addTask {
+                do {
+                    try await Task.sleep(until: start.advanced(by: duration(timeout)), clock: clock)
+                } catch {
+                    return nil  // cancelled: the request finished first
+                }
+                return .failure(promptTokens: promptTokens, latency: seconds(clock.now - start),
+                                error: "timed out after \(ReportTable.fixed(timeout)) s (--timeout)")
+            }
+            var result: RequestResult?
+            while result == nil, let next = await group.next() { result = next }
+            group.cancelAll()  // stops the other child: the timer, or the request's body stream
+            return result ?? .failure(promptTokens: promptTokens, latency: seconds(clock.now - start), error: "cancelled")
+        }
+    }
+
+    static func stream(client: HTTPClient, url: String, body: [UInt8], promptTokens: Int, timeout: Double,
+                       start: ContinuousClock.Instant) async -> RequestResult {
+        let clock = ContinuousClock()
         func elapsed() -> Double { seconds(clock.now - start) }
         var request = HTTPClientRequest(url: url)
         request.method = .POST
@@ -191,6 +216,8 @@ public struct ServeBenchmark: Sendable {
             }
         }
         if let e = error as? SSEParser.ParseError { return "malformed stream: \(e)" }
+        if let e = error as? IOError { return "\(String(cString: strerror(e.errnoCode))) (errno \(e.errnoCode))" }
+        if error is CancellationError { return "cancelled" }
         return "\(error)"
     }
 
