@@ -312,8 +312,8 @@ extension Renderer {
             return try getattr(v, n.str, line)
         case "batch":
             let a = args("linecount", "fill_with")
-            guard let n = try requireInt(a.get(0), "linecount", line), n > 0 else {
-                throw error(line, "batch size must be positive")
+            guard let n = try requireInt(a.get(0), "linecount", line), n > 0, n <= limits.maxIterations else {
+                throw error(line, "batch size must be between 1 and \(limits.maxIterations)")
             }
             let items = try iterate(v, line)
             var out: [Value] = []
@@ -371,7 +371,7 @@ extension Renderer {
     func pad(_ s: String, _ width: Int, _ fill: String, align: String, _ line: Int) throws -> String {
         let n = s.unicodeScalars.count
         guard width > n else { return s }
-        try checkSize(width * 4, line)
+        try checkSize(width, line)
         let total = width - n
         switch align {
         case "left": return s + String(repeating: fill, count: total)

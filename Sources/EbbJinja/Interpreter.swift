@@ -62,6 +62,9 @@ final class Renderer {
     }
 
     func assign(_ t: Target, _ v: Value, _ line: Int) throws {
+        if valueDepth(v, limit: Renderer.maxValueDepth) > Renderer.maxValueDepth {
+            throw error(line, "value nested too deeply (limit \(Renderer.maxValueDepth) levels)")
+        }
         switch t {
         case .name(let n):
             scopes[scopes.count - 1][n] = v
@@ -73,6 +76,31 @@ final class Renderer {
                 throw error(line, "cannot assign attribute on non-namespace object")
             }
             namespaces[id][attr] = v
+        }
+    }
+
+    static let maxValueDepth = 200
+
+    /// Nesting depth of containers in `v`, stopping early once it exceeds `limit`.
+    func valueDepth(_ v: Value, limit: Int) -> Int {
+        if limit < 0 { return 1 }
+        switch v {
+        case .list(let a), .tuple(let a):
+            var m = 0
+            for x in a {
+                m = Swift.max(m, valueDepth(x, limit: limit - 1))
+                if m > limit { break }
+            }
+            return m + 1
+        case .dict(let d):
+            var m = 0
+            for x in d.map.values {
+                m = Swift.max(m, valueDepth(x, limit: limit - 1))
+                if m > limit { break }
+            }
+            return m + 1
+        default:
+            return 0
         }
     }
 
@@ -418,10 +446,11 @@ final class Renderer {
             let b = adjust(stop, st < 0 ? -1 : n)
             var out: [Int] = []
             var i = a
-            if st > 0 {
-                while i < b { out.append(i); i += st }
-            } else {
-                while i > b { out.append(i); i += st }
+            while st > 0 ? i < b : i > b {
+                out.append(i)
+                let (next, o) = i.addingReportingOverflow(st)
+                if o { break }
+                i = next
             }
             return out
         }

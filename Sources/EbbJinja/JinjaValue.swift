@@ -104,7 +104,7 @@ struct JSONParser {
     let bytes: [UInt8]
     var pos = 0
     var depth = 0
-    static let maxDepth = 512
+    static let maxDepth = 256
 
     init(bytes: [UInt8]) { self.bytes = bytes }
 
