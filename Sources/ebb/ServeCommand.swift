@@ -108,8 +108,10 @@ let builtinChatML = """
 
 /// "512MiB", "2GiB", "1.5GB", "1000000" → bytes.
 func parseBytes(_ text: String) throws -> Int {
-    let units: [(String, Double)] = [("KiB", 1024), ("MiB", 1 << 20), ("GiB", 1 << 30), ("TiB", 1 << 40),
-                                     ("KB", 1e3), ("MB", 1e6), ("GB", 1e9), ("TB", 1e12), ("K", 1024), ("M", 1 << 20), ("G", 1 << 30), ("B", 1)]
+    let kib = 1024.0
+    let units: [(String, Double)] = [("KiB", kib), ("MiB", kib * kib), ("GiB", kib * kib * kib), ("TiB", kib * kib * kib * kib),
+                                     ("KB", 1e3), ("MB", 1e6), ("GB", 1e9), ("TB", 1e12),
+                                     ("K", kib), ("M", kib * kib), ("G", kib * kib * kib), ("B", 1)]
     let trimmed = text.trimmingCharacters(in: .whitespaces)
     for (suffix, factor) in units where trimmed.hasSuffix(suffix) {
         if let v = Double(trimmed.dropLast(suffix.count).trimmingCharacters(in: .whitespaces)), v > 0, v * factor < 1e15 {

@@ -43,6 +43,12 @@ struct MoEBlock: Sendable {
             correctionBias = nil
         }
         let local = placement.localExperts
+        for expert in local where expert >= 0 {
+            let n = names.expert(expert)
+            try loader.source.check(n.gate, shape: [inter, hidden])
+            try loader.source.check(n.up, shape: [inter, hidden])
+            try loader.source.check(n.down, shape: [hidden, inter])
+        }
         gateUp = try loader.stacked(count: local.count, shape: [2 * inter, hidden]) { i, slice in
             let expert = local[i]
             guard expert >= 0 else { return }

@@ -11,6 +11,13 @@ public protocol WeightSource: Sendable {
     func load(_ name: String, shape: [Int], into destination: Tensor, backend: any Backend) throws
     /// Throws for a tensor of the source that nothing loaded and `ignoring` doesn't cover.
     func checkAllUsed(ignoring: @Sendable (String) -> Bool) throws
+    /// Throws when tensor `name` is missing or does not have `shape` — checked before any
+    /// memory is allocated for it, so a config that disagrees with its weights fails fast.
+    func check(_ name: String, shape: [Int]) throws
+}
+
+extension WeightSource {
+    public func check(_ name: String, shape: [Int]) throws {}
 }
 
 /// Weights from a Hugging Face safetensors checkpoint.
@@ -39,6 +46,13 @@ public struct CheckpointWeights: WeightSource {
 
     public func checkAllUsed(ignoring: @Sendable (String) -> Bool) throws {
         try checkpoint.checkAllUsed(ignoring: ignoring)
+    }
+
+    public func check(_ name: String, shape: [Int]) throws {
+        let entry = try checkpoint.entry(name)
+        guard entry.shape == shape else {
+            throw CheckpointError.shapeMismatch(file: entry.file, tensor: name, expected: shape, found: entry.shape)
+        }
     }
 }
 
@@ -104,15 +118,17 @@ final class WeightLoader: @unchecked Sendable {
     }
 
     func tensor(_ name: String, shape: [Int]) throws -> Tensor {
+        try source.check(name, shape: shape)
         let t = try backend.empty(shape, dtype: backend.computeDType)
         try source.load(name, shape: shape, into: t, backend: backend)
         loadedBytes += t.count * t.dtype.byteSize
         return t
     }
 
-    /// Tensors of equal `shape` stacked along a new first axis... flattened: the result is
+    /// Tensors of equal `shape` joined along their first axis: the result is
     /// `[names.count · shape[0], shape[1...]]` (e.g. gate and up rows in one weight).
     func concatenated(_ names: [String], shape: [Int]) throws -> Tensor {
+        for name in names { try source.check(name, shape: shape) }
         let t = try backend.empty([names.count * shape[0]] + shape.dropFirst(), dtype: backend.computeDType)
         for (i, name) in names.enumerated() {
             try source.load(name, shape: shape, into: t.slice(first: (i * shape[0])..<((i + 1) * shape[0])), backend: backend)

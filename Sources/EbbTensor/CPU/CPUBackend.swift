@@ -20,14 +20,17 @@ public final class CPUBackend: Backend, @unchecked Sendable {
     // MARK: Memory
 
     public func empty(_ shape: [Int], dtype: DType) throws -> Tensor {
-        let count = shape.reduce(1, *)
-        guard shape.allSatisfy({ $0 >= 0 }), count <= Int.max / 8 else {
-            throw TensorError.invalidShape(shape)
+        guard shape.allSatisfy({ $0 >= 0 }) else { throw TensorError.invalidShape(shape) }
+        var count = 1
+        for d in shape {
+            let (product, overflow) = count.multipliedReportingOverflow(by: d)
+            guard !overflow, product <= (1 << 40) else { throw TensorError.invalidShape(shape) }
+            count = product
         }
         let bytes = max(count * dtype.byteSize, 1)
-        let raw = UnsafeMutableRawPointer.allocate(byteCount: bytes, alignment: 64)
-        raw.initializeMemory(as: UInt8.self, repeating: 0, count: bytes)
-        let buffer = DeviceBuffer(device: .cpu, byteCount: bytes, address: raw) { $0.deallocate() }
+        // calloc: zeroed pages come lazily from the OS, and a failure is an error, not a trap.
+        guard let raw = calloc(bytes, 1) else { throw TensorError.outOfMemory(bytes: bytes, device: "cpu") }
+        let buffer = DeviceBuffer(device: .cpu, byteCount: bytes, address: raw) { free($0) }
         return Tensor(buffer: buffer, dtype: dtype, shape: shape)
     }
 
