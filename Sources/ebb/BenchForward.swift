@@ -4,8 +4,9 @@ import EbbModel
 import EbbTensor
 import Foundation
 
-struct Bench: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Benchmarks that print tables", subcommands: [BenchForward.self])
+struct Bench: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Benchmarks that print tables",
+                                                    subcommands: [BenchForward.self, BenchServe.self])
 }
 
 /// `ebb bench forward`: prefill and decode throughput of the model runner alone, and the
