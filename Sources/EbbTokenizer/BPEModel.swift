@@ -11,6 +11,11 @@ struct BPEModel: Sendable {
     let merges: [UInt64: UInt64]
     let unkId: Int?
     let fuseUnk: Bool
+    /// `byte_fallback`: a character missing from the vocabulary becomes the tokens
+    /// `<0xXX>` of its UTF-8 bytes (when all of them exist).
+    let byteFallback: Bool
+    /// Id of `<0xXX>` for each byte (-1 when absent); empty without `byte_fallback`.
+    let byteFallbackIds: [Int]
     let continuingSubwordPrefix: String?
     let endOfWordSuffix: String?
     let ignoreMerges: Bool
@@ -22,9 +27,6 @@ struct BPEModel: Sendable {
             guard type == "BPE" else { throw EbbError(.tokenizer, "unsupported model type '\(type)'") }
         } else if dict["merges"] == nil {
             throw EbbError(.tokenizer, "unsupported model: no \"type\" and no BPE merges")
-        }
-        if try JSONAccess.bool(dict["byte_fallback"], default: false, "model.byte_fallback") {
-            throw EbbError(.tokenizer, "unsupported BPE option 'byte_fallback'")
         }
         var vocab: [ExactString: Int] = [:]
         let vocabJSON = try JSONAccess.object(dict["vocab"], "model.vocab")
@@ -78,25 +80,35 @@ struct BPEModel: Sendable {
         return BPEModel(
             vocab: vocab, merges: merges, unkId: unkId,
             fuseUnk: try JSONAccess.bool(dict["fuse_unk"], default: false, "model.fuse_unk"),
+            byteFallback: try JSONAccess.bool(dict["byte_fallback"], default: false, "model.byte_fallback"),
             continuingSubwordPrefix: prefix, endOfWordSuffix: suffix,
             ignoreMerges: try JSONAccess.bool(dict["ignore_merges"], default: false, "model.ignore_merges"))
     }
 
-    init(vocab: [ExactString: Int], merges: [UInt64: UInt64], unkId: Int?, fuseUnk: Bool,
+    init(vocab: [ExactString: Int], merges: [UInt64: UInt64], unkId: Int?, fuseUnk: Bool, byteFallback: Bool = false,
          continuingSubwordPrefix: String?, endOfWordSuffix: String?, ignoreMerges: Bool) {
         self.vocab = vocab
         self.merges = merges
         self.unkId = unkId
         self.fuseUnk = fuseUnk
+        self.byteFallback = byteFallback
+        byteFallbackIds = byteFallback ? (0..<256).map { vocab[ExactString(Self.byteToken(UInt8($0)))] ?? -1 } : []
         self.continuingSubwordPrefix = continuingSubwordPrefix
         self.endOfWordSuffix = endOfWordSuffix
         self.ignoreMerges = ignoreMerges
         byteIds = (0..<256).map { vocab[ExactString(ByteLevelAlphabet.scalarString(UInt8($0)))] ?? -1 }
     }
 
+    /// The byte-fallback token of a byte: `<0x0A>` (Rust's `format!("<{b:#04X}>")`).
+    static func byteToken(_ b: UInt8) -> String {
+        let hex = Array("0123456789ABCDEF".utf8)
+        return String(decoding: [0x3C, 0x30, 0x78, hex[Int(b >> 4)], hex[Int(b & 15)], 0x3E], as: UTF8.self)
+    }
+
     /// Ids of a byte-level piece given by its raw bytes (each byte one alphabet character).
     func tokenize(mappedBytes bytes: ArraySlice<UInt8>) -> [Int] {
         let plain = (continuingSubwordPrefix ?? "").isEmpty && (endOfWordSuffix ?? "").isEmpty && !ignoreMerges
+            && !byteFallback
         guard plain else {
             return tokenize(String(decoding: ByteLevelAlphabet.encode(bytes: bytes), as: UTF8.self))
         }
@@ -117,27 +129,43 @@ struct BPEModel: Sendable {
         return merge(ids)
     }
 
-    /// Ids of one pre-tokenized piece.
+    /// Ids of one pre-tokenized piece (Hugging Face `BPE::merge_word`).
     func tokenize(_ word: String) -> [Int] {
         if ignoreMerges, let id = vocab[ExactString(word)] { return [id] }
         // Initial symbols: one per Unicode scalar.
         var ids: [Int] = []
         ids.reserveCapacity(word.utf8.count)
         let scalars = Array(word.unicodeScalars)
-        var lastWasUnk = false
+        // An unknown character waits here until a known one (or the end) arrives; fused
+        // unknowns extend it. Byte-fallback tokens are added at once, ahead of a waiting
+        // unknown, exactly as Hugging Face orders them.
+        var pendingUnk = false
         for (i, s) in scalars.enumerated() {
             var piece = String(Character(s))
             if i > 0, let p = continuingSubwordPrefix { piece = p + piece }
             if i == scalars.count - 1, let suffix = endOfWordSuffix { piece += suffix }
             if let id = vocab[ExactString(piece)] {
+                if pendingUnk, let unkId { ids.append(unkId) }
+                pendingUnk = false
                 ids.append(id)
-                lastWasUnk = false
-            } else if let unkId {
-                if !(fuseUnk && lastWasUnk) { ids.append(unkId) }
-                lastWasUnk = true
+                continue
+            }
+            if byteFallback, appendByteFallback(piece, to: &ids) { continue }
+            if let unkId {
+                if pendingUnk && !fuseUnk { ids.append(unkId) }
+                pendingUnk = true
             }
         }
+        if pendingUnk, let unkId { ids.append(unkId) }
         return merge(ids)
+    }
+
+    /// Appends the `<0xXX>` ids of the bytes of `piece`; false (nothing appended) when one
+    /// of them is not in the vocabulary.
+    private func appendByteFallback(_ piece: String, to ids: inout [Int]) -> Bool {
+        for b in piece.utf8 where byteFallbackIds[Int(b)] < 0 { return false }
+        for b in piece.utf8 { ids.append(byteFallbackIds[Int(b)]) }
+        return true
     }
 
     /// Applies merges lowest rank first (leftmost among equal ranks), like Hugging Face.

@@ -1,6 +1,9 @@
 /// Turns a stream of ids into text deltas whose concatenation equals
-/// `tokenizer.decode(allIds)`: bytes of a character split across tokens are held back until
-/// the character is complete.
+/// `tokenizer.decode(allIds)`: bytes of a character split across tokens (byte-level
+/// characters, or `<0xXX>` byte-fallback tokens) are held back until the character is
+/// complete, and context such as the leading space that SentencePiece-style decoders strip
+/// from the first token is kept as `decode` applies it. (One exception, see `DecoderStream`:
+/// a byte-fallback run that turns invalid after complete characters were streamed.)
 public struct IncrementalDetokenizer: Sendable {
     public let tokenizer: Tokenizer
     public let skipSpecialTokens: Bool
@@ -8,17 +11,27 @@ public struct IncrementalDetokenizer: Sendable {
     public private(set) var text: String = ""
     private var pending: [UInt8] = []
     private var emittedToken = false
+    /// For decoder chains other than the byte-level ones.
+    private var stream: DecoderStream?
 
     public init(tokenizer: Tokenizer, skipSpecialTokens: Bool = false) {
         self.tokenizer = tokenizer
         self.skipSpecialTokens = skipSpecialTokens
+        if tokenizer.decoder.kind == .chain { stream = DecoderStream(decoder: tokenizer.decoder) }
     }
 
     /// Adds one id; returns the text it completes (possibly empty).
     public mutating func append(_ id: Int) -> String {
+        if stream != nil {
+            guard let token = tokenizer.token(for: id) else { return "" }
+            if skipSpecialTokens && tokenizer.isSpecialToken(id) { return "" }
+            let delta = stream?.push(token) ?? ""
+            text += delta
+            return delta
+        }
         guard let bytes = tokenizer.tokenBytes(for: id) else { return "" }
         if skipSpecialTokens && tokenizer.isSpecialToken(id) { return "" }
-        if tokenizer.decoder == .joinWithSpace && emittedToken { pending.append(0x20) }
+        if tokenizer.decoder.kind == .joinWithSpace && emittedToken { pending.append(0x20) }
         emittedToken = true
         pending.append(contentsOf: bytes)
         let cut = Self.incompleteSuffixStart(pending)
@@ -38,6 +51,11 @@ public struct IncrementalDetokenizer: Sendable {
 
     /// Flushes held-back bytes (an incomplete character becomes U+FFFD).
     public mutating func finish() -> String {
+        if stream != nil {
+            let delta = stream?.finish() ?? ""
+            text += delta
+            return delta
+        }
         guard !pending.isEmpty else { return "" }
         let delta = String(decoding: pending, as: UTF8.self)
         pending.removeAll()

@@ -42,6 +42,23 @@ indirect enum Normalizer: Sendable {
         }
     }
 
+    /// Normalizes `text`; `keepsOrigin` is cleared when the result no longer starts with
+    /// what was at the start of `text` (Hugging Face's alignments: a stripped or deleted
+    /// start moves the original offset of the first character away from 0).
+    func apply(_ text: String, keepsOrigin: inout Bool) -> String {
+        switch self {
+        case .sequence(let items):
+            return items.reduce(text) { $1.apply($0, keepsOrigin: &keepsOrigin) }
+        case .replace(let pattern, let content) where content.isEmpty:
+            if let first = pattern.matches(in: text).first, first.lowerBound == 0, !first.isEmpty { keepsOrigin = false }
+        case .strip(let left, _):
+            if left, let f = text.unicodeScalars.first, f.properties.isWhitespace { keepsOrigin = false }
+        default:
+            break
+        }
+        return apply(text)
+    }
+
     func apply(_ text: String) -> String {
         switch self {
         case .nfc:
@@ -69,17 +86,7 @@ indirect enum Normalizer: Sendable {
         case .sequence(let items):
             return items.reduce(text) { $1.apply($0) }
         case .replace(let pattern, let content):
-            let bytes = Array(text.utf8)
-            var out: [UInt8] = []
-            out.reserveCapacity(bytes.count)
-            var prev = 0
-            for m in pattern.matches(in: text) where !(m.isEmpty && pattern.isLiteral) {
-                out.append(contentsOf: bytes[prev..<m.lowerBound])
-                out.append(contentsOf: content.utf8)
-                prev = m.upperBound
-            }
-            out.append(contentsOf: bytes[prev...])
-            return String(decoding: out, as: UTF8.self)
+            return pattern.replaceAll(in: text, with: content)
         case .prepend(let prefix):
             return text.isEmpty ? text : prefix + text
         case .strip(let left, let right):
@@ -138,4 +145,22 @@ extension Normalizer {
 
 extension SplitPattern {
     var isLiteral: Bool { if case .literal = self { return true } else { return false } }
+
+    /// Every match replaced by `content` (Hugging Face `NormalizedString::replace`: an empty
+    /// string pattern matches nothing, empty regex matches insert `content`).
+    func replaceAll(in text: String, with content: String) -> String {
+        let matches = self.matches(in: text)
+        if matches.isEmpty { return text }
+        let bytes = Array(text.utf8)
+        var out: [UInt8] = []
+        out.reserveCapacity(bytes.count)
+        var prev = 0
+        for m in matches where !(m.isEmpty && isLiteral) {
+            out.append(contentsOf: bytes[prev..<m.lowerBound])
+            out.append(contentsOf: content.utf8)
+            prev = m.upperBound
+        }
+        out.append(contentsOf: bytes[prev...])
+        return String(decoding: out, as: UTF8.self)
+    }
 }

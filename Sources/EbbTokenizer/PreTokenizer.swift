@@ -13,6 +13,9 @@ enum SplitBehavior: String, Sendable {
 indirect enum PreTokenizer: Sendable {
     case split(SplitPattern, SplitBehavior, invert: Bool)
     case byteLevel(addPrefixSpace: Bool, useRegex: Bool)
+    /// SentencePiece-style: spaces become `replacement`, which may be prepended, and the
+    /// text may be split in front of each `replacement`.
+    case metaspace(replacement: String, prepend: PrependScheme, split: Bool)
     case sequence([PreTokenizer])
 
     static func parse(_ json: TokJSON?) throws -> PreTokenizer? {
@@ -32,6 +35,9 @@ indirect enum PreTokenizer: Sendable {
             return .byteLevel(
                 addPrefixSpace: try JSONAccess.bool(dict["add_prefix_space"], default: true, "pre_tokenizer ByteLevel.add_prefix_space"),
                 useRegex: try JSONAccess.bool(dict["use_regex"], default: true, "pre_tokenizer ByteLevel.use_regex"))
+        case "Metaspace":
+            let m = try MetaspaceOptions.parse(dict, "pre_tokenizer Metaspace")
+            return .metaspace(replacement: m.replacement, prepend: m.prepend, split: m.split)
         case "Sequence":
             let items = try JSONAccess.array(dict["pretokenizers"], "pre_tokenizer Sequence.pretokenizers")
             return .sequence(try items.map { item in
@@ -56,7 +62,37 @@ indirect enum PreTokenizer: Sendable {
                 let slice = list.buffer[piece.range]
                 for r in Self.split(matches: pattern.matches(in: slice), length: slice.count,
                                     behavior: behavior, invert: invert, base: slice.startIndex) {
-                    out.append(Piece(range: r))
+                    out.append(Piece(range: r, atOrigin: piece.atOrigin && r.lowerBound == piece.range.lowerBound))
+                }
+            }
+            list.pieces = out
+        case .metaspace(let replacement, let prepend, let split):
+            let rep = Array(replacement.utf8)
+            var out: [Piece] = []
+            out.reserveCapacity(list.pieces.count * 4)
+            for var piece in list.pieces {
+                list.materialize(&piece)
+                if piece.range.isEmpty { continue }
+                // Spaces → replacement, then the replacement in front (Hugging Face checks the
+                // piece's original offset for `first`: only text at the very start gets it).
+                let prefix: Bool
+                switch prepend {
+                case .always: prefix = true
+                case .first: prefix = piece.atOrigin
+                case .never: prefix = false
+                }
+                let bytes = Self.metaspaceBytes(list.buffer[piece.range], replacement: rep, prepend: prefix)
+                let start = list.buffer.count
+                list.buffer.append(contentsOf: bytes)
+                let whole = start..<list.buffer.count
+                guard split else {
+                    out.append(Piece(range: whole, atOrigin: piece.atOrigin))
+                    continue
+                }
+                let slice = list.buffer[whole]
+                for r in Self.split(matches: SplitPattern.literalMatches(rep, in: slice), length: slice.count,
+                                    behavior: .mergedWithNext, invert: false, base: start) {
+                    out.append(Piece(range: r, atOrigin: piece.atOrigin && r.lowerBound == start))
                 }
             }
             list.pieces = out
@@ -73,7 +109,8 @@ indirect enum PreTokenizer: Sendable {
                     list.materialize(&piece)
                     let scanned = ScannedText(list.buffer[piece.range])
                     for r in KnownPattern.gpt2.matches(scanned) where !r.isEmpty {
-                        out.append(Piece(range: scanned.offset(r.lowerBound)..<scanned.offset(r.upperBound), mapped: true))
+                        out.append(Piece(range: scanned.offset(r.lowerBound)..<scanned.offset(r.upperBound), mapped: true,
+                                         atOrigin: piece.atOrigin && r.lowerBound == 0))
                     }
                 } else {
                     piece.mapped = true
@@ -82,6 +119,19 @@ indirect enum PreTokenizer: Sendable {
             }
             list.pieces = out
         }
+    }
+
+    /// Spaces replaced by `replacement`, which is put in front when `prepend` and the text does
+    /// not start with it already.
+    static func metaspaceBytes(_ source: ArraySlice<UInt8>, replacement rep: [UInt8], prepend: Bool) -> [UInt8] {
+        var bytes: [UInt8] = []
+        bytes.reserveCapacity(source.count + rep.count * 2)
+        // After the replacement the text starts with `rep` when it started with a space.
+        if prepend && source.first != 0x20 && !source.starts(with: rep) { bytes.append(contentsOf: rep) }
+        for b in source {
+            if b == 0x20 { bytes.append(contentsOf: rep) } else { bytes.append(b) }
+        }
+        return bytes
     }
 
     /// Splits one string into pieces, rendered as strings (byte-level pieces in the GPT-2
@@ -162,6 +212,8 @@ struct Piece {
     var prefixSpace = false
     /// The piece's text is its bytes mapped through the GPT-2 byte alphabet.
     var mapped = false
+    /// The piece starts at offset 0 of the original input (Metaspace `prepend_scheme: first`).
+    var atOrigin = false
 }
 
 /// Pieces of one stretch of text, sharing one UTF-8 buffer.
@@ -169,9 +221,10 @@ struct PieceList {
     var buffer: [UInt8]
     var pieces: [Piece]
 
-    init(_ text: String) {
+    /// `atOrigin`: the text starts at offset 0 of the original input.
+    init(_ text: String, atOrigin: Bool = true) {
         buffer = Array(text.utf8)
-        pieces = buffer.isEmpty ? [] : [Piece(range: 0..<buffer.count)]
+        pieces = buffer.isEmpty ? [] : [Piece(range: 0..<buffer.count, atOrigin: atOrigin)]
     }
 
     /// The bytes of the piece's text before any byte-level mapping (with the prefix space).
@@ -188,12 +241,48 @@ struct PieceList {
         if piece.mapped { bytes = ByteLevelAlphabet.encode(bytes: bytes) }
         let start = buffer.count
         buffer.append(contentsOf: bytes)
-        piece = Piece(range: start..<buffer.count)
+        piece = Piece(range: start..<buffer.count, atOrigin: piece.atOrigin)
     }
 
     /// The piece's text as the model sees it.
     func render(_ piece: Piece) -> String {
         let raw = String(decoding: rawBytes(piece), as: UTF8.self)
         return piece.mapped ? ByteLevelAlphabet.encode(raw) : raw
+    }
+}
+
+/// Metaspace `prepend_scheme`.
+enum PrependScheme: String, Sendable {
+    case first, always, never
+}
+
+/// The options shared by the Metaspace pre-tokenizer and decoder, read as Hugging Face does:
+/// `prepend_scheme` defaults to `always`, `split` to true; the legacy `add_prefix_space: false`
+/// needs `prepend_scheme: never` (anything else is refused, as in `tokenizers`).
+struct MetaspaceOptions {
+    let replacement: String
+    let prepend: PrependScheme
+    let split: Bool
+
+    static func parse(_ dict: JSONObject, _ context: String) throws -> MetaspaceOptions {
+        let replacement = try JSONAccess.string(dict["replacement"], "\(context).replacement")
+        guard replacement.unicodeScalars.count == 1 else {
+            throw EbbError(.tokenizer, "\(context).replacement must be one character, not \"\(replacement)\"")
+        }
+        var prepend = PrependScheme.always
+        if let value = dict["prepend_scheme"], !value.isNull {
+            let name = try JSONAccess.string(value, "\(context).prepend_scheme")
+            guard let scheme = PrependScheme(rawValue: name) else {
+                throw EbbError(.tokenizer, "unsupported \(context).prepend_scheme '\(name)'")
+            }
+            prepend = scheme
+        }
+        if case .bool(false)? = dict["add_prefix_space"] {
+            guard prepend == .never else {
+                throw EbbError(.tokenizer, "\(context): add_prefix_space does not match declared prepend_scheme")
+            }
+        }
+        return MetaspaceOptions(replacement: replacement, prepend: prepend,
+                                split: try JSONAccess.bool(dict["split"], default: true, "\(context).split"))
     }
 }

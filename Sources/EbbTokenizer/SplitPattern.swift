@@ -83,9 +83,13 @@ enum SplitPattern: Sendable {
             var out: [Range<Int>] = []
             let utf8 = text.utf8
             let base = bytes.startIndex
+            // Oniguruma's `find_iter` (as `tokenizers` uses it): nothing in empty text, and no
+            // empty match right where the previous match ended.
+            guard !bytes.isEmpty else { return [] }
             for m in text.matches(of: regex.regex) {
                 let lo = utf8.distance(from: utf8.startIndex, to: m.range.lowerBound)
                 let hi = utf8.distance(from: utf8.startIndex, to: m.range.upperBound)
+                if lo == hi, let last = out.last, last.upperBound == base + lo { continue }
                 out.append((base + lo)..<(base + hi))
             }
             return out

@@ -2,11 +2,13 @@ import EbbCore
 import Foundation
 import Synchronization
 
-/// A byte-level BPE tokenizer read from a Hugging Face `tokenizer.json`.
+/// A BPE tokenizer read from a Hugging Face `tokenizer.json`: byte-level (Qwen, DeepSeek,
+/// Llama 3) or SentencePiece style with byte fallback (Mixtral, Mistral, Llama 2).
 ///
 /// Encoding follows `tokenizers`: added tokens are found in the raw text first, then each
-/// stretch between them is normalized, pre-tokenized and run through the BPE model. No
-/// special tokens are added (post-processors are ignored).
+/// stretch between them is normalized, pre-tokenized and run through the BPE model; the
+/// post-processor (a `TemplateProcessing` adding `<s>`, say) then adds its special tokens
+/// unless `addSpecialTokens` is false.
 public final class Tokenizer: Sendable {
     /// Ids at or above this are refused when loading (keeps tables bounded).
     static let maxVocabSize = 1 << 24
@@ -15,6 +17,7 @@ public final class Tokenizer: Sendable {
     let preTokenizer: PreTokenizer?
     let model: BPEModel
     let decoder: TokenDecoder
+    let postProcessor: PostProcessor
     /// Added tokens matched in raw text, and those matched after normalization.
     let rawAddedTokens: AddedTokenMatcher
     let normalizedAddedTokens: AddedTokenMatcher
@@ -34,11 +37,12 @@ public final class Tokenizer: Sendable {
     public let specialTokenIds: Set<Int>
 
     init(normalizer: Normalizer?, preTokenizer: PreTokenizer?, model: BPEModel, decoder: TokenDecoder,
-         addedTokens: [AddedToken], eosToken: String?, bosToken: String?) {
+         postProcessor: PostProcessor = .none, addedTokens: [AddedToken], eosToken: String?, bosToken: String?) {
         self.normalizer = normalizer
         self.preTokenizer = preTokenizer
         self.model = model
         self.decoder = decoder
+        self.postProcessor = postProcessor.isIdentity ? .none : postProcessor
 
         var size = 0
         for id in model.vocab.values { size = max(size, id + 1) }
@@ -98,6 +102,7 @@ public final class Tokenizer: Sendable {
         guard let modelJSON = root["model"] else { throw EbbError(.tokenizer, "tokenizer.json has no \"model\"") }
         let model = try BPEModel.parse(modelJSON)
         let decoder = try TokenDecoder.parse(root["decoder"])
+        let postProcessor = try PostProcessor.parse(root["post_processor"])
         var added: [AddedToken] = []
         if let list = root["added_tokens"], !list.isNull {
             for (i, item) in try JSONAccess.array(list, "added_tokens").enumerated() {
@@ -111,7 +116,7 @@ public final class Tokenizer: Sendable {
             bos = try Self.tokenString(dict["bos_token"], "tokenizer_config.json bos_token")
         }
         self.init(normalizer: normalizer, preTokenizer: preTokenizer, model: model, decoder: decoder,
-                  addedTokens: added, eosToken: eos, bosToken: bos)
+                  postProcessor: postProcessor, addedTokens: added, eosToken: eos, bosToken: bos)
     }
 
     /// Parses a `tokenizer.json` (no eos/bos: those live in `tokenizer_config.json`).
@@ -174,28 +179,39 @@ public final class Tokenizer: Sendable {
 
     // MARK: Encoding
 
+    /// Token ids of `text` with the post-processor's special tokens (as `tokenizers`'
+    /// `encode(text)` gives them by default; byte-level tokenizers usually have none).
     public func encode(_ text: String) -> [Int] {
+        encode(text, addSpecialTokens: true)
+    }
+
+    /// Token ids of `text`; `addSpecialTokens: false` leaves out what the post-processor
+    /// would add (e.g. for a chat prompt whose template already holds `<s>`).
+    public func encode(_ text: String, addSpecialTokens: Bool) -> [Int] {
         var ids: [Int] = []
         ids.reserveCapacity(text.utf8.count / 3 + 4)
-        for segment in rawAddedTokens.split(text) {
+        for (index, segment) in rawAddedTokens.split(text).enumerated() {
             switch segment {
             case .token(let id):
                 ids.append(id)
             case .text(let raw):
-                let normalizedText = normalizer?.apply(raw) ?? raw
-                for inner in normalizedAddedTokens.split(normalizedText) {
+                // Only the first segment starts at offset 0 of the input.
+                var atOrigin = index == 0
+                let normalizedText = normalizer?.apply(raw, keepsOrigin: &atOrigin) ?? raw
+                for (innerIndex, inner) in normalizedAddedTokens.split(normalizedText).enumerated() {
                     switch inner {
                     case .token(let id): ids.append(id)
-                    case .text(let t): encodeText(t, into: &ids)
+                    case .text(let t): encodeText(t, atOrigin: atOrigin && innerIndex == 0, into: &ids)
                     }
                 }
             }
         }
-        return ids
+        if case .none = postProcessor { return ids }
+        return postProcessor.process(ids, addSpecialTokens: addSpecialTokens)
     }
 
-    private func encodeText(_ text: String, into ids: inout [Int]) {
-        var list = PieceList(text)
+    private func encodeText(_ text: String, atOrigin: Bool, into ids: inout [Int]) {
+        var list = PieceList(text, atOrigin: atOrigin)
         preTokenizer?.apply(&list)
         for piece in list.pieces { encodePiece(piece, in: list, into: &ids) }
     }
@@ -229,13 +245,23 @@ public final class Tokenizer: Sendable {
     // MARK: Decoding
 
     public func decode(_ ids: [Int], skipSpecialTokens: Bool = false) -> String {
+        if decoder.kind == .chain {
+            var tokens: [String] = []
+            tokens.reserveCapacity(ids.count)
+            for id in ids {
+                guard id >= 0, id < vocabSize, let token = idToToken[id] else { continue }
+                if skipSpecialTokens && isSpecial[id] { continue }
+                tokens.append(token)
+            }
+            return decoder.decode(tokens)
+        }
         var bytes: [UInt8] = []
         bytes.reserveCapacity(ids.count * 4)
         var first = true
         for id in ids {
             guard id >= 0, id < vocabSize, idToToken[id] != nil else { continue }
             if skipSpecialTokens && isSpecial[id] { continue }
-            if decoder == .joinWithSpace && !first { bytes.append(0x20) }
+            if decoder.kind == .joinWithSpace && !first { bytes.append(0x20) }
             first = false
             bytes.append(contentsOf: idToBytes[id])
         }

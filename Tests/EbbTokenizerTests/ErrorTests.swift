@@ -46,8 +46,8 @@ import Testing
     }
 
     @Test func unsupportedStageTypesAreNamed() {
-        expectError(Self.minimal(["pre_tokenizer": #"{"type": "Metaspace", "replacement": "▁"}"#]),
-                    mentioning: "unsupported pre_tokenizer type 'Metaspace'")
+        expectError(Self.minimal(["pre_tokenizer": #"{"type": "Whitespace"}"#]),
+                    mentioning: "unsupported pre_tokenizer type 'Whitespace'")
         expectError(Self.minimal(["pre_tokenizer": #"{"type": "Sequence", "pretokenizers": [{"type": "Digits", "individual_digits": true}]}"#]),
                     mentioning: "unsupported pre_tokenizer type 'Digits'")
         expectError(Self.minimal(["normalizer": #"{"type": "BertNormalizer"}"#]),
@@ -56,11 +56,15 @@ import Testing
                     mentioning: "unsupported normalizer type 'StripAccents'")
         expectError(Self.minimal(["decoder": #"{"type": "WordPiece"}"#]),
                     mentioning: "unsupported decoder type 'WordPiece'")
-        expectError(Self.minimal(["decoder": #"{"type": "Sequence", "decoders": [{"type": "ByteFallback"}]}"#]),
-                    mentioning: "unsupported decoder type 'ByteFallback'")
+        expectError(Self.minimal(["decoder": #"{"type": "Sequence", "decoders": [{"type": "ByteFallback"}, {"type": "CTC"}]}"#]),
+                    mentioning: "unsupported decoder type 'CTC'")
+        expectError(Self.minimal(["decoder": #"{"type": "Strip", "content": "ab", "start": 1, "stop": 0}"#]),
+                    mentioning: "one character")
+        expectError(Self.minimal(["post_processor": #"{"type": "Sequence", "processors": [{"type": "Mystery"}]}"#]),
+                    mentioning: "unsupported post_processor type 'Mystery'")
         expectError(Self.minimal(["model": #"{"type": "Unigram", "vocab": []}"#]),
                     mentioning: "unsupported model type 'Unigram'")
-        expectError(Self.minimal(["model": #"{"type": "BPE", "vocab": {"a": 0}, "merges": [], "byte_fallback": true}"#]),
+        expectError(Self.minimal(["model": #"{"type": "BPE", "vocab": {"a": 0}, "merges": [], "byte_fallback": 1}"#]),
                     mentioning: "byte_fallback")
         expectError(Self.minimal(["pre_tokenizer": #"{"type": "Split", "pattern": {"Regex": "a"}, "behavior": "Sideways", "invert": false}"#]),
                     mentioning: "Sideways")
