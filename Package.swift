@@ -64,6 +64,6 @@ let package = Package(
         .testTarget(name: "EbbSamplingTests", dependencies: ["EbbSampling", "EbbTestSupport"], swiftSettings: strict),
         .testTarget(name: "EbbBenchTests", dependencies: ["EbbBench"], swiftSettings: strict),
         .testTarget(name: "EbbServerTests", dependencies: ["EbbServer", "EbbEngine", "EbbModel", "EbbTokenizer", "EbbTestSupport"], swiftSettings: strict),
-        .testTarget(name: "EbbEngineTests", dependencies: ["EbbEngine", "EbbTestSupport"], swiftSettings: strict),
+        .testTarget(name: "EbbEngineTests", dependencies: ["EbbEngine", "EbbModel", "EbbTensor", "EbbSampling", "EbbCore", "EbbTestSupport"], swiftSettings: strict),
     ]
 )

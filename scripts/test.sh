@@ -6,3 +6,5 @@ cd "$(dirname "$0")/.."
 EBB_NEED_PYTHON_CLIENT=1 bash scripts/install-deps.sh
 swift build --build-tests
 swift test --skip-build "$@"
+# The server as a real process, driven by the official OpenAI Python client.
+bash scripts/integration-test.sh

@@ -62,13 +62,34 @@ extension OpenAIServer {
                                         asIds: options.returnTokensAsTokenIds, offset: &offset)
             }
             if options.echo { text = tokenizer.decode(job.prompts[c.promptIndex]) + text }
-            choices.append(.object(["index": .int(c.index), "text": .string(text), "logprobs": lp,
-                                    "finish_reason": .string(c.finishReason.rawValue), "stop_reason": stopReasonJSON(c.stopReason)]))
+            var choice: [String: JSONValue] = ["index": .int(c.index), "text": .string(text), "logprobs": lp,
+                                               "finish_reason": .string(c.finishReason.rawValue),
+                                               "stop_reason": stopReasonJSON(c.stopReason)]
+            if options.params.promptLogprobs != nil {
+                choice["prompt_logprobs"] = promptLogprobsJSON(c.promptLogprobs ?? [], prompt: job.prompts[c.promptIndex])
+            }
+            choices.append(.object(choice))
         }
         var response = header
         response["choices"] = .array(choices)
         response["usage"] = result.usage
         return Self.json(.object(response))
+    }
+
+    /// vLLM's `prompt_logprobs`: null for the first token, then for each prompt token a map
+    /// from token id to `{logprob, rank, decoded_token}` holding the token and the top-N.
+    func promptLogprobsJSON(_ entries: [TokenLogprobs?], prompt: [Int]) -> JSONValue {
+        .array(prompt.indices.map { i in
+            guard i < entries.count, let e = entries[i] else { return .null }
+            var map: [String: JSONValue] = [:]
+            for (rank, t) in e.top.enumerated() {
+                map[String(t.tokenId)] = .object(["logprob": .float(max(t.logprob, -9999)), "rank": .int(rank + 1),
+                                                  "decoded_token": .string(tokenizer.decode([t.tokenId]))])
+            }
+            map[String(e.tokenId)] = .object(["logprob": .float(max(e.logprob, -9999)), "rank": .int(e.rank),
+                                              "decoded_token": .string(tokenizer.decode([e.tokenId]))])
+            return .object(map)
+        })
     }
 
     func stopReasonJSON(_ reason: StopReason?) -> JSONValue {

@@ -1,0 +1,87 @@
+import EbbCore
+import EbbEngine
+import EbbModel
+import EbbTensor
+import EbbTestSupport
+import Foundation
+import Testing
+
+/// The engine core end to end on a fixture: many concurrent greedy requests must produce
+/// exactly the tokens transformers produced for each prompt alone — with prefix caching
+/// on and off, and with a KV cache so small that requests get preempted and recomputed.
+@Suite(.serialized)
+struct EngineCoreTests {
+    struct Reference {
+        let prompts: [[Int]]
+        let greedy: [[Int]]
+    }
+
+    static func reference(_ name: String) throws -> Reference {
+        let data = try Data(contentsOf: Fixtures.url("\(name)/reference.json"))
+        let object = try JSONValue.parse(data)
+        func lists(_ key: String) -> [[Int]] {
+            (object[key]?.arrayValue ?? []).map { ($0.arrayValue ?? []).compactMap(\.intValue) }
+        }
+        return Reference(prompts: lists("prompts"), greedy: lists("greedy_new_tokens"))
+    }
+
+    /// Runs 16 requests (each prompt 4 times, interleaved) to completion; returns the
+    /// tokens per request id and the engine's final stats.
+    static func runBatch(_ name: String, config: EngineConfig) throws -> (outputs: [String: [Int]], reference: Reference, stats: EngineStats) {
+        let reference = try reference(name)
+        let model = try CausalLM.load(directory: Fixtures.url(name), backend: CPUBackend())
+        let core = try EngineCore(model: model, config: config)
+        var params = SamplingParams(temperature: 0, maxTokens: 24, ignoreEOS: true)
+        params.n = 1
+        for i in 0..<16 {
+            let p = i % reference.prompts.count
+            try core.add(EngineRequest(id: "r\(i)-p\(p)", promptTokenIds: reference.prompts[p], params: params, eosTokenIds: [2]))
+        }
+        var outputs = [String: [Int]]()
+        var finished = Set<String>()
+        var steps = 0
+        while core.hasWork && steps < 10_000 {
+            for out in try core.step() {
+                outputs[out.requestId, default: []] += out.newTokenIds
+                if out.isFinished { finished.insert(out.requestId) }
+            }
+            steps += 1
+        }
+        #expect(finished.count == 16, "all requests finish")
+        return (outputs, reference, core.stats)
+    }
+
+    static func check(_ result: (outputs: [String: [Int]], reference: Reference, stats: EngineStats)) {
+        for (id, tokens) in result.outputs {
+            guard let p = Int(id.split(separator: "-p").last ?? "") else { continue }
+            #expect(tokens == result.reference.greedy[p], "\(id)")
+        }
+    }
+
+    @Test(.enabled(if: Fixtures.enabled, "\(Fixtures.skipMessage)"),
+          arguments: ["qwen3-moe-tiny-f32", "mixtral-tiny-f32", "deepseek-v3-tiny-f32"])
+    func concurrentGreedyMatchesReference(name: String) throws {
+        let result = try Self.runBatch(name, config: EngineConfig(kvCacheBytes: 32 << 20, maxNumBatchedTokens: 64))
+        Self.check(result)
+        #expect(result.stats.prefixCacheHits > 0, "repeated prompts hit the prefix cache")
+    }
+
+    @Test(.enabled(if: Fixtures.enabled, "\(Fixtures.skipMessage)"))
+    func withoutPrefixCaching() throws {
+        let result = try Self.runBatch("qwen3-moe-tiny-f32",
+                                       config: EngineConfig(kvCacheBytes: 32 << 20, maxNumBatchedTokens: 64, enablePrefixCaching: false))
+        Self.check(result)
+        #expect(result.stats.prefixCacheHits == 0)
+    }
+
+    @Test(.enabled(if: Fixtures.enabled, "\(Fixtures.skipMessage)"))
+    func preemptionKeepsResultsExact() throws {
+        // 12 blocks of 16 tokens: the longest request needs 5, so 16 requests cannot all
+        // run at once and the scheduler must preempt and recompute.
+        let model = try CausalLM.load(directory: Fixtures.url("qwen3-moe-tiny-f32"), backend: CPUBackend())
+        let bytes = model.kvCacheBytesPerBlock(blockSize: 16) * 12
+        let result = try Self.runBatch("qwen3-moe-tiny-f32", config: EngineConfig(kvCacheBytes: bytes, maxNumBatchedTokens: 128))
+        Self.check(result)
+        #expect(result.stats.preemptions > 0, "the small cache forces preemption")
+    }
+}
