@@ -16,6 +16,9 @@ struct BPEModel: Sendable {
     let byteFallback: Bool
     /// Id of `<0xXX>` for each byte (-1 when absent); empty without `byte_fallback`.
     let byteFallbackIds: [Int]
+    /// Ids of the one-scalar tokens, by scalar value (the initial symbols of a word when
+    /// there is no subword prefix or word suffix).
+    let scalarIds: [UInt32: Int]
     let continuingSubwordPrefix: String?
     let endOfWordSuffix: String?
     let ignoreMerges: Bool
@@ -93,6 +96,12 @@ struct BPEModel: Sendable {
         self.fuseUnk = fuseUnk
         self.byteFallback = byteFallback
         byteFallbackIds = byteFallback ? (0..<256).map { vocab[ExactString(Self.byteToken(UInt8($0)))] ?? -1 } : []
+        var single: [UInt32: Int] = [:]
+        for (token, id) in vocab {
+            var it = token.string.unicodeScalars.makeIterator()
+            if let first = it.next(), it.next() == nil { single[first.value] = id }
+        }
+        scalarIds = single
         self.continuingSubwordPrefix = continuingSubwordPrefix
         self.endOfWordSuffix = endOfWordSuffix
         self.ignoreMerges = ignoreMerges
@@ -140,7 +149,14 @@ struct BPEModel: Sendable {
         // unknowns extend it. Byte-fallback tokens are added at once, ahead of a waiting
         // unknown, exactly as Hugging Face orders them.
         var pendingUnk = false
+        let plain = (continuingSubwordPrefix ?? "").isEmpty && (endOfWordSuffix ?? "").isEmpty
         for (i, s) in scalars.enumerated() {
+            if plain, let id = scalarIds[s.value] {
+                if pendingUnk, let unkId { ids.append(unkId) }
+                pendingUnk = false
+                ids.append(id)
+                continue
+            }
             var piece = String(Character(s))
             if i > 0, let p = continuingSubwordPrefix { piece = p + piece }
             if i == scalars.count - 1, let suffix = endOfWordSuffix { piece += suffix }

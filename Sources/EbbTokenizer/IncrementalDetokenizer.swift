@@ -42,6 +42,19 @@ public struct IncrementalDetokenizer: Sendable {
         return delta
     }
 
+    /// Feeds ids that precede the streamed ones (the end of the prompt) without returning
+    /// their text, so that the first streamed token decodes in context. For SentencePiece
+    /// decoders this keeps its leading space (`▁Hello` → " Hello"), as vLLM's detokenizer,
+    /// which is primed with the prompt, gives it; unprimed, the stream starts like `decode`
+    /// of the generated ids alone ("Hello"). Bytes of a character left incomplete at the end
+    /// of `ids` are dropped; `text` stays empty.
+    public mutating func prime<S: Sequence>(with ids: S) where S.Element == Int {
+        for id in ids { _ = append(id) }
+        pending.removeAll()
+        stream?.discardPending()
+        text = ""
+    }
+
     /// Adds several ids; returns the text they complete.
     public mutating func append<S: Sequence>(contentsOf ids: S) -> String where S.Element == Int {
         var out = ""

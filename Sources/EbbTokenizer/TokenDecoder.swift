@@ -238,7 +238,9 @@ struct TokenDecoder: Sendable {
 /// `TokenDecoder.decode` of all tokens, except that a run of byte-fallback tokens is
 /// streamed as soon as it holds complete characters — should the run later turn out not
 /// to be valid UTF-8, Hugging Face would show every byte of it as U+FFFD, while the
-/// characters already streamed stay. Only the incomplete rest is held back.
+/// characters already streamed stay. Only the incomplete rest is held back. (Steps after
+/// `Fuse` or `ByteFallback` see text in streamed pieces: a `Replace` pattern spanning two
+/// pieces there would not be replaced — no known tokenizer has one.)
 struct DecoderStream: Sendable {
     /// Part of a token: `continues` marks the continuation of the previous token.
     struct Chunk {
@@ -278,6 +280,19 @@ struct DecoderStream: Sendable {
         var chunks = [Chunk(text: token, continues: false)]
         for i in states.indices { chunks = run(stage: i, chunks, finishing: false) }
         return join(chunks)
+    }
+
+    /// Forgets what is held back (incomplete characters, trailing characters a `Strip` may
+    /// still remove), keeping the context (whether a first token was seen).
+    mutating func discardPending() {
+        for i in states.indices {
+            switch states[i] {
+            case .byteFallback: states[i] = .byteFallback(pending: [], runStreamed: false, poisoned: false)
+            case .strip(let startLeft, _): states[i] = .strip(startLeft: startLeft, held: .init())
+            case .byteLevel(_, let started): states[i] = .byteLevel(pending: [], started: started)
+            case .stateless, .fuse, .metaspace: break
+            }
+        }
     }
 
     /// Ends the stream: flushes whatever was held back.

@@ -181,6 +181,30 @@ import Testing
         #expect(tok.decode(ids) == "<s> Hello \u{9F8D} world")
     }
 
+    /// Primed with the prompt, the first generated token keeps its space (vLLM's output).
+    @Test func primedStreamKeepsTheFirstSpace() throws {
+        let tok = try Self.tokenizer()
+        let prompt = tok.encode("[INST] Hi [/INST]")
+        let answer = tok.encode(" Hello \u{9F8D}", addSpecialTokens: false)
+        #expect(tok.decode(prompt + answer, skipSpecialTokens: true).hasSuffix("[/INST]  Hello \u{9F8D}"))
+        var primed = IncrementalDetokenizer(tokenizer: tok, skipSpecialTokens: true)
+        primed.prime(with: prompt)
+        #expect(primed.text == "")
+        let out = answer.map { primed.append($0) }.joined() + primed.finish()
+        let whole = tok.decode(prompt + answer, skipSpecialTokens: true)
+        #expect(out == String(whole.dropFirst(tok.decode(prompt, skipSpecialTokens: true).count)))
+        #expect(out == "  Hello \u{9F8D}")
+        var plain = IncrementalDetokenizer(tokenizer: tok, skipSpecialTokens: true)
+        #expect(answer.map { plain.append($0) }.joined() + plain.finish() == " Hello \u{9F8D}")
+        // A prompt ending inside a byte run: its bytes are dropped.
+        var cut = IncrementalDetokenizer(tokenizer: tok)
+        cut.prime(with: [3 + 0xE4, 3 + 0xB8])
+        #expect(cut.append(try #require(tok.tokenId(for: "a"))) + cut.finish() == "a")
+        var byteLevel = IncrementalDetokenizer(tokenizer: Tokenizer.byteLevel())
+        byteLevel.prime(with: Tokenizer.byteLevel().encode("x\u{9F8D}").dropLast())
+        #expect(byteLevel.append(Tokenizer.byteLevel().encode("y")[0]) + byteLevel.finish() == "y")
+    }
+
     @Test func incompleteByteRunBecomesReplacementCharacters() throws {
         let tok = try Self.tokenizer()
         let e4 = 3 + 0xE4, b8 = 3 + 0xB8
