@@ -36,7 +36,8 @@ extension OpenAIServer {
         let text = try template.render(messagesJSON: Data(JSONValue.array(messages.map(Self.flattenContent)).serialized().utf8),
                                        addGenerationPrompt: addGenerationPrompt && !continueFinal, toolsJSON: tools,
                                        continueFinalMessage: continueFinal, extraContext: extra)
-        return tokenizer.encode(text)
+        // The template already writes any BOS it wants; adding special tokens again would double it.
+        return tokenizer.encode(text, addSpecialTokens: false)
     }
 
     /// A message whose content is a list of text parts gets the parts joined, as vLLM
