@@ -476,3 +476,53 @@ def test_metrics(server, client, model):
     assert metric_sum(after, "ebb:request_success_total") > metric_sum(before, "ebb:request_success_total")
     assert after["ebb:e2e_request_latency_seconds_count"] > before["ebb:e2e_request_latency_seconds_count"]
     assert after["ebb:num_requests_running"] == 0
+
+
+def test_completion_top_logprobs_ordered(client, model):
+    """vLLM and OpenAI list a token's top_logprobs alternatives most likely first (the dict's
+    order is what clients iterate)."""
+    r = client.completions.create(model=model, prompt="The capital of France is", max_tokens=4, temperature=0,
+                                  logprobs=5, extra_body=IGNORE_EOS)
+    for i, top in enumerate(r.choices[0].logprobs.top_logprobs):
+        values = list(top.values())
+        assert values == sorted(values, reverse=True), (
+            f"SERVER BUG (minor): completions top_logprobs[{i}] is not ordered most likely first: {top}; "
+            f"the keys come out sorted by name: CompletionsRoute.completionLogprobs builds an unordered "
+            f"[String: JSONValue] and JSONWriter (EbbCore) writes object keys sorted")
+
+
+def test_completion_echo_logprobs_streaming(client, model):
+    """Streaming with echo and logprobs: the streamed logprobs cover the echoed prompt too, as
+    in the non-streaming answer (vLLM sends the prompt's entries in the first chunk)."""
+    kwargs = dict(model=model, prompt=[42, 557, 336, 14], max_tokens=3, temperature=0, logprobs=1, echo=True,
+                  extra_body={"ignore_eos": True, "return_tokens_as_token_ids": True})
+    full = client.completions.create(**kwargs)
+    tokens, text = [], ""
+    for chunk in client.completions.create(stream=True, **kwargs):
+        for c in chunk.choices:
+            text += c.text
+            if c.logprobs is not None:
+                tokens += c.logprobs.tokens
+    assert text == full.choices[0].text
+    assert tokens == full.choices[0].logprobs.tokens, (
+        f"SERVER BUG: streamed echo+logprobs tokens {tokens} differ from the non-streaming ones "
+        f"{full.choices[0].logprobs.tokens}: the streaming path (CompletionsRoute.completions, stream branch) "
+        f"prepends the prompt text but not the prompt's logprob entries")
+
+
+def test_multiple_prompts_with_n_streaming(client, model):
+    kwargs = dict(model=model, prompt=["alpha beta", "gamma"], max_tokens=4, temperature=0, n=2,
+                  extra_body=IGNORE_EOS)
+    full = client.completions.create(**kwargs)
+    assert sorted(c.index for c in full.choices) == [0, 1, 2, 3]
+    by_index = {c.index: c.text for c in full.choices}
+    assert by_index[0] == by_index[1] and by_index[2] == by_index[3]
+    texts, usage = {}, None
+    for chunk in client.completions.create(stream=True, stream_options={"include_usage": True}, **kwargs):
+        if chunk.usage is not None:
+            usage = chunk.usage
+        for c in chunk.choices:
+            texts[c.index] = texts.get(c.index, "") + c.text
+    assert texts == by_index
+    assert usage.completion_tokens == 16 == full.usage.completion_tokens
+    assert usage.prompt_tokens == full.usage.prompt_tokens
