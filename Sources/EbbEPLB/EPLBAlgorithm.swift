@@ -96,6 +96,9 @@ public func replicateExperts(weights: [[Double]], numPhysical: Int) throws
     -> (physicalToLogical: [[Int]], rank: [[Int]], logicalCount: [[Int]])
 {
     let numLogical = weights.first?.count ?? 0
+    guard numPhysical <= eplbMaxPhysicalSlots else {
+        throw EbbError(.invalidArgument, "replicateExperts: \(numPhysical) physical experts exceed the limit of \(eplbMaxPhysicalSlots)")
+    }
     guard numPhysical >= numLogical else {
         throw EbbError(.invalidArgument, "replicateExperts: \(numPhysical) physical experts are fewer than \(numLogical) logical experts")
     }
@@ -229,6 +232,10 @@ func hierarchicalRow(
     return (phy2log, phyRank, logCount)
 }
 
+/// Upper bound on physical slots per layer, so absurd sizes are rejected instead of
+/// exhausting memory.
+public let eplbMaxPhysicalSlots = 1 << 20
+
 /// Shared input checks of the policies.
 func validate(
     weights: [[Double]], numPhysical: Int, numGroups: Int, numNodes: Int, numRanks: Int, function: String
@@ -249,6 +256,9 @@ func validate(
     guard numGroups >= 1 else { throw EbbError(.invalidArgument, "\(function): numGroups must be at least 1, got \(numGroups)") }
     guard numNodes >= 1 else { throw EbbError(.invalidArgument, "\(function): numNodes must be at least 1, got \(numNodes)") }
     guard numRanks >= 1 else { throw EbbError(.invalidArgument, "\(function): number of ranks must be at least 1, got \(numRanks)") }
+    guard numPhysical <= eplbMaxPhysicalSlots else {
+        throw EbbError(.invalidArgument, "\(function): \(numPhysical) physical slots exceed the limit of \(eplbMaxPhysicalSlots)")
+    }
     guard numPhysical >= E else {
         throw EbbError(.invalidArgument, "\(function): \(numPhysical) physical slots are fewer than \(E) logical experts")
     }

@@ -35,7 +35,7 @@ public struct ExpertLoadWindow: Sendable {
             throw EbbError(.invalidArgument, "ExpertLoadWindow: need at least one layer and one slot, got \(numLayers)×\(numSlots)")
         }
         let (size, overflow) = numLayers.multipliedReportingOverflow(by: numSlots)
-        guard !overflow else { throw EbbError(.invalidArgument, "ExpertLoadWindow: \(numLayers)×\(numSlots) is too large") }
+        guard !overflow, size <= 1 << 26 else { throw EbbError(.invalidArgument, "ExpertLoadWindow: \(numLayers)×\(numSlots) is too large") }
         self.capacity = capacity
         self.numLayers = numLayers
         self.numSlots = numSlots
