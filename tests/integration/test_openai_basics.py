@@ -526,3 +526,20 @@ def test_multiple_prompts_with_n_streaming(client, model):
     assert texts == by_index
     assert usage.completion_tokens == 16 == full.usage.completion_tokens
     assert usage.prompt_tokens == full.usage.prompt_tokens
+
+
+def test_client_error_types(client, model):
+    import openai
+    with pytest.raises(openai.NotFoundError) as e:
+        client.completions.create(model="no-such-model", prompt="hi", max_tokens=2)
+    assert "no-such-model" in str(e.value)
+    with pytest.raises(openai.BadRequestError) as e:
+        client.completions.create(model=model, prompt="hi", max_tokens=-1)
+    assert "max_tokens" in str(e.value)
+    with pytest.raises(openai.BadRequestError):
+        client.chat.completions.create(model=model, messages=[], max_completion_tokens=2)
+    with pytest.raises(openai.BadRequestError):
+        client.completions.create(model=model, prompt=[1, 2, 5000], max_tokens=2)
+    with pytest.raises(openai.BadRequestError):
+        client.chat.completions.create(model=model, messages=MESSAGES, max_completion_tokens=2, logprobs=True,
+                                       top_logprobs=50)
