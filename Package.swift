@@ -29,6 +29,7 @@ let package = Package(
         .target(name: "EbbCheckpoint", dependencies: ["EbbCore", "EbbTensor"], swiftSettings: strict),
         .target(name: "EbbModel", dependencies: ["EbbCore", "EbbTensor", "EbbCheckpoint"], swiftSettings: strict),
         .target(name: "EbbSampling", dependencies: ["EbbCore"], swiftSettings: strict),
+        .target(name: "EbbEPLB", dependencies: ["EbbCore"], swiftSettings: strict),
         .target(name: "EbbEngine", dependencies: ["EbbCore", "EbbTensor", "EbbModel", "EbbSampling"], swiftSettings: strict),
         .target(
             name: "EbbServer",
@@ -62,6 +63,7 @@ let package = Package(
         .testTarget(name: "EbbCheckpointTests", dependencies: ["EbbCheckpoint", "EbbTensor", "EbbTestSupport"], swiftSettings: strict),
         .testTarget(name: "EbbModelTests", dependencies: ["EbbModel", "EbbTensor", "EbbCheckpoint", "EbbTestSupport"], swiftSettings: strict),
         .testTarget(name: "EbbSamplingTests", dependencies: ["EbbSampling", "EbbTestSupport"], swiftSettings: strict),
+        .testTarget(name: "EbbEPLBTests", dependencies: ["EbbEPLB", "EbbCore"], swiftSettings: strict),
         .testTarget(name: "EbbBenchTests", dependencies: ["EbbBench"], swiftSettings: strict),
         .testTarget(name: "EbbServerTests", dependencies: ["EbbServer", "EbbEngine", "EbbModel", "EbbTokenizer", "EbbTestSupport"], swiftSettings: strict),
         .testTarget(name: "EbbEngineTests", dependencies: ["EbbEngine", "EbbModel", "EbbTensor", "EbbSampling", "EbbCore", "EbbTestSupport"], swiftSettings: strict),
