@@ -27,6 +27,7 @@
 namespace {
 
 constexpr uint8_t kEbbP2PSlotPrefix = 0xE0;
+constexpr size_t kBcubeMaxBytes = 256 * 1024;
 
 struct StoreFailure : std::runtime_error {
   using std::runtime_error::runtime_error;
@@ -149,6 +150,16 @@ template <typename T>
 void allreduceTyped(const std::shared_ptr<gloo::Context> &c, void *buf, size_t count, int op) {
   gloo::AllreduceOptions opts(c);
   opts.setOutput(static_cast<T *>(buf), count);
+  // Small messages: BCUBE (log2(size) rounds) measured 4-10x faster than the ring (which
+  // needs 2*(size-1) rounds) for a 16-byte all-reduce on this host. Large ones: the ring.
+  // EBB_GLOO_ALLREDUCE_ALGO=ring|bcube overrides (for measurements).
+  bool bcube = count * sizeof(T) <= kBcubeMaxBytes;
+  if (const char *a = std::getenv("EBB_GLOO_ALLREDUCE_ALGO")) {
+    if (std::string(a) == "bcube") bcube = true;
+    if (std::string(a) == "ring") bcube = false;
+  }
+  opts.setAlgorithm(bcube ? gloo::AllreduceOptions::Algorithm::BCUBE
+                          : gloo::AllreduceOptions::Algorithm::RING);
   setReduce<T>(opts, op);
   gloo::allreduce(opts);
 }
