@@ -1,5 +1,10 @@
 // swift-tools-version: 6.1
+import Foundation
 import PackageDescription
+
+// Debian's libgloo-dev provides the CPU data plane; without it CEbbGloo builds stubs that
+// report the Gloo communicator unavailable.
+let hasGloo = FileManager.default.fileExists(atPath: "/usr/include/gloo/rendezvous/context.h")
 
 // Swift 6 language mode (strict concurrency) on every target.
 let strict: [SwiftSetting] = [.swiftLanguageMode(.v6)]
@@ -20,6 +25,8 @@ let package = Package(
     targets: [
         // C shims and system libraries
         .systemLibrary(name: "CEbbBLAS", path: "Sources/CEbbBLAS"),
+        .target(name: "CEbbGloo",
+                linkerSettings: hasGloo ? [.linkedLibrary("gloo"), .linkedLibrary("stdc++")] : [.linkedLibrary("stdc++")]),
 
         // Library targets, lowest first; imports only point up this list.
         .target(name: "EbbCore", swiftSettings: strict),
@@ -30,12 +37,14 @@ let package = Package(
         .target(name: "EbbModel", dependencies: ["EbbCore", "EbbTensor", "EbbCheckpoint"], swiftSettings: strict),
         .target(name: "EbbSampling", dependencies: ["EbbCore"], swiftSettings: strict),
         .target(name: "EbbEPLB", dependencies: ["EbbCore"], swiftSettings: strict),
+        .target(name: "EbbComm", dependencies: ["EbbCore", "CEbbGloo"], swiftSettings: strict),
         .target(name: "EbbEngine", dependencies: ["EbbCore", "EbbTensor", "EbbModel", "EbbSampling"], swiftSettings: strict),
         .target(
             name: "EbbServer",
             dependencies: [
                 "EbbCore", "EbbEngine", "EbbTokenizer", "EbbModel", "EbbSampling",
                 .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
             ],
             swiftSettings: strict),
@@ -63,9 +72,11 @@ let package = Package(
         .testTarget(name: "EbbCheckpointTests", dependencies: ["EbbCheckpoint", "EbbTensor", "EbbTestSupport"], swiftSettings: strict),
         .testTarget(name: "EbbModelTests", dependencies: ["EbbModel", "EbbTensor", "EbbCheckpoint", "EbbTestSupport"], swiftSettings: strict),
         .testTarget(name: "EbbSamplingTests", dependencies: ["EbbSampling", "EbbTestSupport"], swiftSettings: strict),
+        .testTarget(name: "EbbCommTests", dependencies: ["EbbComm", "EbbCore"], swiftSettings: strict),
         .testTarget(name: "EbbEPLBTests", dependencies: ["EbbEPLB", "EbbCore"], swiftSettings: strict),
         .testTarget(name: "EbbBenchTests", dependencies: ["EbbBench"], swiftSettings: strict),
         .testTarget(name: "EbbServerTests", dependencies: ["EbbServer", "EbbEngine", "EbbModel", "EbbTokenizer", "EbbTestSupport"], swiftSettings: strict),
         .testTarget(name: "EbbEngineTests", dependencies: ["EbbEngine", "EbbModel", "EbbTensor", "EbbSampling", "EbbCore", "EbbTestSupport"], swiftSettings: strict),
-    ]
+    ],
+    cxxLanguageStandard: .cxx17
 )

@@ -9,6 +9,9 @@ public enum JSONValue: Sendable, Equatable, Codable {
     case string(String)
     case array([JSONValue])
     case object([String: JSONValue])
+    /// An object whose keys are written in the given order (e.g. top logprobs, most
+    /// likely first). Parsing never produces it.
+    case orderedObject(keys: [String], values: [String: JSONValue])
 
     public init(from decoder: any Decoder) throws {
         let c = try decoder.singleValueContainer()
@@ -38,6 +41,7 @@ public enum JSONValue: Sendable, Equatable, Codable {
         case .string(let s): try c.encode(s)
         case .array(let a): try c.encode(a)
         case .object(let o): try c.encode(o)
+        case .orderedObject(_, let o): try c.encode(o)
         }
     }
 
@@ -59,7 +63,12 @@ public enum JSONValue: Sendable, Equatable, Codable {
     }
 
     public var isNull: Bool { self == .null }
-    public var objectValue: [String: JSONValue]? { if case .object(let o) = self { return o } else { return nil } }
+    public var objectValue: [String: JSONValue]? {
+        switch self {
+        case .object(let o), .orderedObject(_, let o): return o
+        default: return nil
+        }
+    }
     public var arrayValue: [JSONValue]? { if case .array(let a) = self { return a } else { return nil } }
     public var stringValue: String? { if case .string(let s) = self { return s } else { return nil } }
     public var doubleValue: Double? { if case .number(let d) = self { return d } else { return nil } }
@@ -80,7 +89,7 @@ public enum JSONValue: Sendable, Equatable, Codable {
         case .number(let d): return d == d.rounded() && abs(d) < 1e15 ? "\(Int(d))" : "\(d)"
         case .string: return "a string"
         case .array: return "a list"
-        case .object: return "an object"
+        case .object, .orderedObject: return "an object"
         }
     }
 }

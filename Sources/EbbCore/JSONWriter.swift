@@ -38,15 +38,21 @@ extension JSONValue {
             }
             out += "]"
         case .object(let fields):
+            writeObject(fields.keys.sorted(), fields, into: &out)
+        case .orderedObject(let keys, let fields):
+            writeObject(keys, fields, into: &out)
+        }
+    }
+
+    static func writeObject(_ keys: [String], _ fields: [String: JSONValue], into out: inout String) {
             out += "{"
-            for (i, key) in fields.keys.sorted().enumerated() {
+            for (i, key) in keys.enumerated() {
                 if i > 0 { out += "," }
                 writeString(key, into: &out)
                 out += ":"
                 write(fields[key] ?? .null, into: &out)
             }
             out += "}"
-        }
     }
 
     static func writeString(_ s: String, into out: inout String) {

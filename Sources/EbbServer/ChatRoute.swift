@@ -5,6 +5,7 @@ import EbbSampling
 import EbbTokenizer
 import Foundation
 import Hummingbird
+import NIOCore
 
 extension OpenAIServer {
     /// Renders `messages` with the chat template into token ids.
@@ -54,7 +55,7 @@ extension OpenAIServer {
     }
 
     /// `POST /v1/chat/completions`.
-    func chatCompletions(_ body: JSONValue) async throws -> Response {
+    func chatCompletions(_ body: JSONValue, channel: any Channel) async throws -> Response {
         let r = try BodyReader(body)
         let options = try GenerationOptions.parse(r, chat: true)
         try checkModel(options)
@@ -94,7 +95,7 @@ extension OpenAIServer {
                 return options.includeUsage ? chunk : nil
             }
         }
-        let result = try await collect(job)
+        let result = try await cancellingOnClose(channel) { [self] in try await collect(job) }
         var response = header
         response["object"] = .string("chat.completion")
         response["choices"] = .array(result.choices.map { c in

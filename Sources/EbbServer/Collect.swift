@@ -19,6 +19,7 @@ struct CollectedChoice {
 /// Per-stream state the chunk builder may keep (what was echoed, text offsets).
 struct StreamState {
     var echoed = Set<Int>()
+    var echoedLogprobs = Set<Int>()
     var textOffsets = [Int: Int]()
     var sentRole = Set<Int>()
 }

@@ -3,10 +3,11 @@ import EbbEngine
 import EbbSampling
 import Foundation
 import Hummingbird
+import NIOCore
 
 extension OpenAIServer {
     /// `POST /v1/completions`.
-    func completions(_ body: JSONValue) async throws -> Response {
+    func completions(_ body: JSONValue, channel: any Channel) async throws -> Response {
         let r = try BodyReader(body)
         let options = try GenerationOptions.parse(r, chat: false)
         try checkModel(options)
@@ -29,7 +30,14 @@ extension OpenAIServer {
                 }
                 choice["text"] = .string(text)
                 if let n = options.logprobs {
-                    choice["logprobs"] = completionLogprobs(event.logprobs, topN: n, asIds: options.returnTokensAsTokenIds,
+                    var entries = event.logprobs.map { Optional($0) }
+                    var promptIds = [Int]()
+                    if options.echo && !state.echoedLogprobs.contains(event.index) {
+                        state.echoedLogprobs.insert(event.index)
+                        promptIds = job.prompts[event.promptIndex]
+                        entries = (event.promptLogprobs ?? promptIds.map { _ in nil }) + entries
+                    }
+                    choice["logprobs"] = completionLogprobs(entries, promptIds: promptIds, topN: n, asIds: options.returnTokensAsTokenIds,
                                                             offset: &state.textOffsets[event.index, default: 0])
                 }
                 if let reason = event.finishReason {
@@ -46,7 +54,7 @@ extension OpenAIServer {
                 return options.includeUsage ? chunk : nil
             }
         }
-        let result = try await collect(job)
+        let result = try await cancellingOnClose(channel) { [self] in try await collect(job) }
         var choices = [JSONValue]()
         for c in result.choices {
             var text = c.text
@@ -121,10 +129,18 @@ extension OpenAIServer {
                 continue
             }
             logprobs.append(.float(entry.logprob))
-            var top = [String: JSONValue]()
-            for t in entry.top.prefix(topN) { top[tokenText(t.tokenId, asIds: asIds)] = .float(t.logprob) }
-            if topN > 0 { top[text] = .float(entry.logprob) }
-            tops.append(.object(top))
+            // Most likely first (vLLM also lists the chosen token when it is not in the top-N).
+            var keys = [String](), top = [String: JSONValue]()
+            for t in entry.top.prefix(topN) {
+                let key = tokenText(t.tokenId, asIds: asIds)
+                if top[key] == nil { keys.append(key) }
+                top[key] = .float(t.logprob)
+            }
+            if topN > 0 && top[text] == nil {
+                keys.append(text)
+                top[text] = .float(entry.logprob)
+            }
+            tops.append(.orderedObject(keys: keys, values: top))
         }
         return .object(["tokens": .array(tokens), "token_logprobs": .array(logprobs), "top_logprobs": .array(tops),
                         "text_offset": .array(offsets)])

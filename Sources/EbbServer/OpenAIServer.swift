@@ -30,8 +30,8 @@ public final class OpenAIServer: Sendable {
         self.eosTokenIds = eosTokenIds
     }
 
-    public func makeRouter() -> Router<BasicRequestContext> {
-        let router = Router()
+    public func makeRouter() -> Router<EbbRequestContext> {
+        let router = Router(context: EbbRequestContext.self)
         router.get("/health") { _, _ in Response(status: .ok) }
         router.get("/version") { _, _ in Self.json(.object(["version": .string(Self.version)])) }
         router.get("/v1/models") { [self] _, _ in Self.json(modelsJSON()) }
@@ -41,11 +41,11 @@ public final class OpenAIServer: Sendable {
             return Response(status: .ok, headers: headers,
                             body: .init(byteBuffer: ByteBuffer(string: metrics.render(engine: engine.stats))))
         }
-        router.post("/v1/completions") { [self] request, _ in
-            await handle(request) { body in try await completions(body) }
+        router.post("/v1/completions") { [self] request, context in
+            await handle(request) { body in try await completions(body, channel: context.channel) }
         }
-        router.post("/v1/chat/completions") { [self] request, _ in
-            await handle(request) { body in try await chatCompletions(body) }
+        router.post("/v1/chat/completions") { [self] request, context in
+            await handle(request) { body in try await chatCompletions(body, channel: context.channel) }
         }
         router.post("/tokenize") { [self] request, _ in
             await handle(request) { body in try tokenizeRoute(body) }
@@ -85,8 +85,12 @@ public final class OpenAIServer: Sendable {
                 throw APIError(.contentTooLarge, "the request body is larger than \(Self.maxBodyBytes) bytes or could not be read")
             }
             let bytes = Array(buffer.readableBytesView)
-            guard Self.nestingDepth(bytes) <= Self.maxJSONDepth else {
+            let shape = Self.scanJSON(bytes)
+            guard shape.depth <= Self.maxJSONDepth else {
                 throw APIError.badRequest("the request body nests JSON deeper than \(Self.maxJSONDepth) levels")
+            }
+            guard !shape.trailingComma else {
+                throw APIError.badRequest("malformed JSON body: a trailing comma before ']' or '}'")
             }
             let value: JSONValue
             do {
@@ -103,23 +107,34 @@ public final class OpenAIServer: Sendable {
     }
 
     /// Largest bracket depth outside strings (a cheap guard before a recursive parser).
-    static func nestingDepth(_ bytes: [UInt8]) -> Int {
+    static func nestingDepth(_ bytes: [UInt8]) -> Int { scanJSON(bytes).depth }
+
+    /// One pass over the body outside strings: the deepest bracket nesting, and whether a
+    /// comma is followed (after whitespace) by a closing bracket, which strict JSON
+    /// forbids and Foundation's decoder lets through.
+    static func scanJSON(_ bytes: [UInt8]) -> (depth: Int, trailingComma: Bool) {
         var depth = 0, deepest = 0, inString = false, escaped = false
+        var afterComma = false, trailing = false
         for b in bytes {
             if inString {
                 if escaped { escaped = false } else if b == UInt8(ascii: "\\") { escaped = true } else if b == UInt8(ascii: "\"") { inString = false }
                 continue
             }
             switch b {
+            case UInt8(ascii: " "), UInt8(ascii: "\n"), UInt8(ascii: "\r"), UInt8(ascii: "\t"):
+                continue
             case UInt8(ascii: "\""): inString = true
             case UInt8(ascii: "["), UInt8(ascii: "{"):
                 depth += 1
                 deepest = max(deepest, depth)
-            case UInt8(ascii: "]"), UInt8(ascii: "}"): depth -= 1
+            case UInt8(ascii: "]"), UInt8(ascii: "}"):
+                if afterComma { trailing = true }
+                depth -= 1
             default: break
             }
+            afterComma = b == UInt8(ascii: ",")
         }
-        return deepest
+        return (deepest, trailing)
     }
 
     func checkModel(_ options: GenerationOptions) throws(APIError) {

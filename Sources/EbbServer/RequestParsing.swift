@@ -85,7 +85,8 @@ struct GenerationOptions {
         var p = SamplingParams()
         let maxCompletionTokens = try r.int("max_completion_tokens", min: 1, max: 1 << 30)
         let maxTokens = try r.int("max_tokens", min: 1, max: 1 << 30)
-        p.maxTokens = maxCompletionTokens ?? maxTokens
+        // OpenAI's and vLLM's default: 16 tokens for completions, the rest of the context for chat.
+        p.maxTokens = maxCompletionTokens ?? maxTokens ?? (chat ? nil : 16)
         if let v = try r.double("temperature") { p.temperature = v }
         if let v = try r.double("top_p") { p.topP = v }
         if let v = try r.int("top_k", min: -1, max: 1 << 30) { p.topK = v }

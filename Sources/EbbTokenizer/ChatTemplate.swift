@@ -255,6 +255,8 @@ extension JinjaValue {
         case .array(let a): self = .array(a.map(JinjaValue.init))
         case .object(let o):
             self = .object(JinjaObject(o.keys.sorted().compactMap { k in o[k].map { (k, JinjaValue($0)) } }))
+        case .orderedObject(let keys, let o):
+            self = .object(JinjaObject(keys.compactMap { k in o[k].map { (k, JinjaValue($0)) } }))
         }
     }
 }
