@@ -95,7 +95,8 @@ extension OpenAIServer {
                 return options.includeUsage ? chunk : nil
             }
         }
-        let result = try await cancellingOnClose(channel) { [self] in try await collect(job) }
+        return try await respondWhenDone(channel) { [self] in
+        let result = try await collect(job)
         var response = header
         response["object"] = .string("chat.completion")
         response["choices"] = .array(result.choices.map { c in
@@ -105,7 +106,8 @@ extension OpenAIServer {
                      "finish_reason": .string(c.finishReason.rawValue), "stop_reason": stopReasonJSON(c.stopReason)])
         })
         response["usage"] = result.usage
-        return Self.json(.object(response))
+        return JSONValue.object(response)
+        }
     }
 
     /// Chat logprobs: `{"content": [{token, logprob, bytes, top_logprobs: [...]}]}`.

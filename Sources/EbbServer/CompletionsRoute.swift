@@ -54,7 +54,8 @@ extension OpenAIServer {
                 return options.includeUsage ? chunk : nil
             }
         }
-        let result = try await cancellingOnClose(channel) { [self] in try await collect(job) }
+        return try await respondWhenDone(channel) { [self] in
+        let result = try await collect(job)
         var choices = [JSONValue]()
         for c in result.choices {
             var text = c.text
@@ -81,7 +82,8 @@ extension OpenAIServer {
         var response = header
         response["choices"] = .array(choices)
         response["usage"] = result.usage
-        return Self.json(.object(response))
+        return JSONValue.object(response)
+        }
     }
 
     /// vLLM's `prompt_logprobs`: null for the first token, then for each prompt token a map

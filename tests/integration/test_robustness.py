@@ -393,8 +393,6 @@ def test_client_disconnect_mid_stream_aborts(server, model, endpoint):
     assert r.status == 200
 
 
-@pytest.mark.xfail(strict=False, reason="known gap: Hummingbird does not close the channel on a client's FIN while a "
-                   "non-streaming handler runs, so the engine request is not aborted (streaming requests are)")
 def test_client_disconnect_non_streaming_aborts(server, model):
     """vLLM aborts a non-streaming request whose client went away; a long generation must not
     keep the engine busy for nobody."""
