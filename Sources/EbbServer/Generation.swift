@@ -113,7 +113,8 @@ extension OpenAIServer {
                             var params = job.options.params
                             params.n = 1
                             let request = EngineRequest(id: subId, promptTokenIds: prompt, params: params,
-                                                        eosTokenIds: job.eosTokenIds, choiceIndex: c, arrivalTime: job.arrivalTime)
+                                                        eosTokenIds: job.eosTokenIds, priority: job.options.priority,
+                                                        choiceIndex: c, arrivalTime: job.arrivalTime)
                             let events = engine.submit(request)
                             group.addTask {
                                 var tracker = ChoiceTracker(index: index, promptIndex: p, promptLength: prompt.count,

@@ -79,6 +79,8 @@ struct GenerationOptions {
     var logprobs: Int?
     var echo: Bool
     var returnTokensAsTokenIds: Bool
+    /// vLLM's `priority`: lower runs first; FCFS within a priority.
+    var priority: Int = 0
 
     /// Reads the sampling fields shared by both endpoints (vLLM's extra fields included).
     static func parse(_ r: BodyReader, chat: Bool) throws(APIError) -> GenerationOptions {
@@ -128,9 +130,12 @@ struct GenerationOptions {
             }
         }
         p.n = n
-        return GenerationOptions(model: try r.string("model"), params: p, n: n, stream: stream, includeUsage: includeUsage,
+        let priority = try r.int("priority", min: -(1 << 30), max: 1 << 30) ?? 0
+        var options = GenerationOptions(model: try r.string("model"), params: p, n: n, stream: stream, includeUsage: includeUsage,
                                  logprobs: logprobs, echo: echo,
                                  returnTokensAsTokenIds: try r.bool("return_tokens_as_token_ids") ?? false)
+        options.priority = priority
+        return options
     }
 }
 
