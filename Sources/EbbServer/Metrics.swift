@@ -1,13 +1,15 @@
 import EbbEngine
 import Foundation
 import Prometheus
+import Synchronization
 
 /// Prometheus metrics of the server (names follow vLLM's `vllm:` set, prefixed `ebb:`).
 final class ServerMetrics: Sendable {
     let registry = PrometheusCollectorRegistry()
     let promptTokens: Counter
     let generationTokens: Counter
-    let preemptions: Gauge
+    let preemptions: Counter
+    private let lastPreemptions = Mutex<Int>(0)
     let running: Gauge
     let waiting: Gauge
     let kvCacheUsage: Gauge
@@ -20,7 +22,7 @@ final class ServerMetrics: Sendable {
     init() {
         promptTokens = registry.makeCounter(name: "ebb:prompt_tokens_total", help: "Prompt tokens processed")
         generationTokens = registry.makeCounter(name: "ebb:generation_tokens_total", help: "Tokens generated")
-        preemptions = registry.makeGauge(name: "ebb:num_preemptions", help: "Requests preempted so far (KV blocks ran out)")
+        preemptions = registry.makeCounter(name: "ebb:num_preemptions", help: "Requests preempted (KV blocks ran out)")
         running = registry.makeGauge(name: "ebb:num_requests_running", help: "Requests running in the engine")
         waiting = registry.makeGauge(name: "ebb:num_requests_waiting", help: "Requests waiting in the engine")
         kvCacheUsage = registry.makeGauge(name: "ebb:kv_cache_usage_perc", help: "Fraction of KV-cache blocks in use")
@@ -58,7 +60,12 @@ final class ServerMetrics: Sendable {
         running.set(Double(engine.running))
         waiting.set(Double(engine.waiting))
         kvCacheUsage.set(engine.kvCacheUsage)
-        preemptions.set(Double(engine.preemptions))
+        let delta = lastPreemptions.withLock { last in
+            let d = max(0, engine.preemptions - last)
+            last = max(last, engine.preemptions)
+            return d
+        }
+        if delta > 0 { preemptions.increment(by: Int64(delta)) }
         prefixCacheQueries.set(Double(engine.prefixCacheQueries))
         prefixCacheHits.set(Double(engine.prefixCacheHits))
         return registry.emitToString()

@@ -86,7 +86,8 @@ public final class CPUBackend: Backend, @unchecked Sendable {
             case .f32:
                 (tensor.floatPointer + r * tensor.rowStride).update(repeating: value, count: cols)
             case .i32:
-                (tensor.int32Pointer + r * tensor.rowStride).update(repeating: Int32(value), count: cols)
+                let v: Int32 = value.isFinite ? Int32(max(min(value, 2_000_000_000), -2_000_000_000)) : 0
+                (tensor.int32Pointer + r * tensor.rowStride).update(repeating: v, count: cols)
             case .bf16, .f16:
                 let bits = tensor.dtype == .bf16 ? Half.floatToBF16(value) : Half.floatToF16(value)
                 (tensor.hostPointer.assumingMemoryBound(to: UInt16.self) + r * tensor.rowStride)
