@@ -70,7 +70,7 @@ let package = Package(
         .testTarget(name: "EbbTokenizerTests", dependencies: ["EbbTokenizer", "EbbTestSupport"], swiftSettings: strict),
         .testTarget(name: "EbbChatTemplateTests", dependencies: ["EbbTokenizer", "EbbJinja", "EbbTestSupport"], swiftSettings: strict),
         .testTarget(name: "EbbCheckpointTests", dependencies: ["EbbCheckpoint", "EbbTensor", "EbbTestSupport"], swiftSettings: strict),
-        .testTarget(name: "EbbModelTests", dependencies: ["EbbModel", "EbbTensor", "EbbCheckpoint", "EbbTestSupport"], swiftSettings: strict),
+        .testTarget(name: "EbbModelTests", dependencies: ["EbbModel", "EbbTensor", "EbbCheckpoint", "EbbCore", "EbbTestSupport"], swiftSettings: strict),
         .testTarget(name: "EbbSamplingTests", dependencies: ["EbbSampling", "EbbTestSupport"], swiftSettings: strict),
         .testTarget(name: "EbbCommTests", dependencies: ["EbbComm", "EbbCore"], swiftSettings: strict),
         .testTarget(name: "EbbEPLBTests", dependencies: ["EbbEPLB", "EbbCore"], swiftSettings: strict),

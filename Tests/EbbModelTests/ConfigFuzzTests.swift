@@ -1,4 +1,5 @@
 import EbbCheckpoint
+import EbbCore
 import EbbModel
 import EbbTensor
 import EbbTestSupport
@@ -24,12 +25,12 @@ struct SplitMix64: RandomNumberGenerator {
     static let casesPerConfig = 150
 
     /// Fixture configs (transformers-5 keys) and published ones (transformers-4 keys).
-    static func baseConfigs() throws -> [(name: String, text: Data, doc: [String: TestJSON])] {
+    static func baseConfigs() throws -> [(name: String, text: Data, doc: [String: JSONValue])] {
         let urls = Fixtures.checkpointNames.map { Fixtures.url("\($0)/config.json") }
             + ConfigTestSupport.publishedConfigNames.map(ConfigTestSupport.publishedConfigURL)
         return try urls.map { url in
             let text = try Data(contentsOf: url)
-            guard case .object(let doc) = try TestJSON.parse(text) else { throw TestSetupError("\(url.path) is not an object") }
+            guard case .object(let doc) = try JSONValue.parse(text) else { throw TestSetupError("\(url.path) is not an object") }
             return (url.deletingLastPathComponent().lastPathComponent, text, doc)
         }
     }
@@ -64,7 +65,7 @@ struct SplitMix64: RandomNumberGenerator {
         }
     }
 
-    static func randomValue(_ rng: inout SplitMix64, depth: Int = 0) -> TestJSON {
+    static func randomValue(_ rng: inout SplitMix64, depth: Int = 0) -> JSONValue {
         let kinds = depth >= 3 ? 5 : 8
         switch Int.random(in: 0..<kinds, using: &rng) {
         case 0: return .null
@@ -76,7 +77,7 @@ struct SplitMix64: RandomNumberGenerator {
             return .array((0..<n).map { _ in randomValue(&rng, depth: depth + 1) })
         default:
             let n = Int.random(in: 0...3, using: &rng)
-            var o: [String: TestJSON] = [:]
+            var o: [String: JSONValue] = [:]
             for _ in 0..<n { o[keyPool.randomElement(using: &rng) ?? "x"] = randomValue(&rng, depth: depth + 1) }
             return .object(o)
         }
@@ -85,7 +86,7 @@ struct SplitMix64: RandomNumberGenerator {
     // MARK: Mutations
 
     /// Deletes or replaces a random key, at the top level or inside a nested object.
-    static func mutate(_ doc: inout [String: TestJSON], _ rng: inout SplitMix64) {
+    static func mutate(_ doc: inout [String: JSONValue], _ rng: inout SplitMix64) {
         let nested = doc.keys.filter { doc[$0]?.objectValue != nil }.sorted()
         if let key = nested.randomElement(using: &rng), Int.random(in: 0..<4, using: &rng) == 0,
            var inner = doc[key]?.objectValue {
@@ -223,7 +224,7 @@ struct SplitMix64: RandomNumberGenerator {
                 var rng = SplitMix64(seed: UInt64(b) << 32 | UInt64(i))
                 var doc = base.doc
                 for _ in 0..<Int.random(in: 1...3, using: &rng) { Self.mutate(&doc, &rng) }
-                let text = try TestJSON.object(doc).data
+                let text = try JSONValue.object(doc).data
                 if let problem = Self.check(text, counts: &counts) {
                     failures.append("\(base.name) case \(i): \(problem)\n  \(Self.describe(text))")
                 }
@@ -275,7 +276,7 @@ struct SplitMix64: RandomNumberGenerator {
                     } else {
                         doc[key] = .number(x)
                     }
-                    let text = try TestJSON.object(doc).data
+                    let text = try JSONValue.object(doc).data
                     if let problem = Self.check(text, counts: &counts) {
                         failures.append("\(base.name) \(key)\(inner.map { ".\($0)" } ?? "") = \(x): \(problem)")
                     }
@@ -314,12 +315,12 @@ struct SplitMix64: RandomNumberGenerator {
     // MARK: What the fuzzing found (each parsed before, or hung)
 
     static func expectRejected(_ name: String, key: String, sourceLocation: SourceLocation = #_sourceLocation,
-                               _ edit: (inout [String: TestJSON]) -> Void) throws {
+                               _ edit: (inout [String: JSONValue]) -> Void) throws {
         let url = name.contains("__") ? ConfigTestSupport.publishedConfigURL(name) : Fixtures.url("\(name)/config.json")
-        var doc = try TestJSON.object(at: url)
+        var doc = try JSONValue.object(at: url)
         edit(&doc)
         do {
-            let c = try ModelConfig.parse(TestJSON.object(doc).data, file: "fuzz/config.json")
+            let c = try ModelConfig.parse(JSONValue.object(doc).data, file: "fuzz/config.json")
             Issue.record("parsed (\(violations(c))), expected '\(key)' to be rejected", sourceLocation: sourceLocation)
         } catch let error as CheckpointError {
             guard case .invalidConfig("fuzz/config.json", key, _) = error else {

@@ -1,4 +1,5 @@
 import EbbCheckpoint
+import EbbCore
 import EbbModel
 import EbbTensor
 import EbbTestSupport
@@ -7,49 +8,11 @@ import Testing
 
 // MARK: - Helpers shared by ConfigTests, LoadErrorTests and ConfigFuzzTests
 
-/// A JSON document that keeps booleans, integers and nulls apart, for editing configs in
-/// tests (Foundation's `JSONSerialization` blurs booleans and numbers on Linux).
-enum TestJSON: Codable, Equatable, Sendable {
-    case null
-    case bool(Bool)
-    case number(Double)
-    case string(String)
-    case array([TestJSON])
-    case object([String: TestJSON])
-
-    init(from decoder: any Decoder) throws {
-        let c = try decoder.singleValueContainer()
-        if c.decodeNil() {
-            self = .null
-        } else if let b = try? c.decode(Bool.self) {
-            self = .bool(b)
-        } else if let d = try? c.decode(Double.self) {
-            self = .number(d)
-        } else if let s = try? c.decode(String.self) {
-            self = .string(s)
-        } else if let a = try? c.decode([TestJSON].self) {
-            self = .array(a)
-        } else {
-            self = .object(try c.decode([String: TestJSON].self))
-        }
-    }
-
-    func encode(to encoder: any Encoder) throws {
-        var c = encoder.singleValueContainer()
-        switch self {
-        case .null: try c.encodeNil()
-        case .bool(let b): try c.encode(b)
-        case .number(let d): try c.encode(d)
-        case .string(let s): try c.encode(s)
-        case .array(let a): try c.encode(a)
-        case .object(let o): try c.encode(o)
-        }
-    }
-
-    static func parse(_ data: Data) throws -> TestJSON { try JSONDecoder().decode(TestJSON.self, from: data) }
-
-    static func object(at url: URL) throws -> [String: TestJSON] {
-        guard case .object(let o) = try parse(Data(contentsOf: url)) else {
+/// Config editing in tests uses EbbCore's `JSONValue` (which keeps booleans, integers and
+/// nulls apart, unlike Foundation's `JSONSerialization` on Linux).
+extension JSONValue {
+    static func object(at url: URL) throws -> [String: JSONValue] {
+        guard let o = try parse(Data(contentsOf: url)).objectValue else {
             throw TestSetupError("\(url.path) is not a JSON object")
         }
         return o
@@ -62,8 +25,6 @@ enum TestJSON: Codable, Equatable, Sendable {
             return try encoder.encode(self)
         }
     }
-
-    var objectValue: [String: TestJSON]? { if case .object(let o) = self { return o } else { return nil } }
 }
 
 struct TestSetupError: Error, CustomStringConvertible {
@@ -119,7 +80,7 @@ enum ConfigTestSupport {
 
     /// Rewrites a transformers-5 style config (`rope_parameters`, Qwen3 `num_local_experts`,
     /// `dtype`) into the transformers-4 key style.
-    static func toStyle4(_ doc: [String: TestJSON]) -> [String: TestJSON] {
+    static func toStyle4(_ doc: [String: JSONValue]) -> [String: JSONValue] {
         var d = doc
         if let params = d.removeValue(forKey: "rope_parameters")?.objectValue {
             if let theta = params["rope_theta"] { d["rope_theta"] = theta }
@@ -136,9 +97,9 @@ enum ConfigTestSupport {
     }
 
     /// The reverse: transformers-4 keys into transformers-5 keys.
-    static func toStyle5(_ doc: [String: TestJSON]) -> [String: TestJSON] {
+    static func toStyle5(_ doc: [String: JSONValue]) -> [String: JSONValue] {
         var d = doc
-        var params: [String: TestJSON] = ["rope_type": .string("default")]
+        var params: [String: JSONValue] = ["rope_type": .string("default")]
         if let scaling = d.removeValue(forKey: "rope_scaling")?.objectValue {
             params = scaling
             if let type = params.removeValue(forKey: "type") { params["rope_type"] = type }
@@ -396,7 +357,7 @@ enum ConfigTestSupport {
     /// config nor a single logit.
     @Test(.enabled(if: Fixtures.enabled, "\(Fixtures.skipMessage)"), arguments: Fixtures.checkpointNames)
     func style4RewriteGivesSameModel(name: String) throws {
-        let original = try TestJSON.object(at: Fixtures.url("\(name)/config.json"))
+        let original = try JSONValue.object(at: Fixtures.url("\(name)/config.json"))
         let rewritten = ConfigTestSupport.toStyle4(original)
         #expect(rewritten["rope_parameters"] == nil)
         #expect(rewritten["dtype"] == nil)
@@ -409,7 +370,7 @@ enum ConfigTestSupport {
         }
 
         let dir = try TempDirectory()
-        try TestJSON.object(rewritten).data.write(to: dir.configURL)
+        try JSONValue.object(rewritten).data.write(to: dir.configURL)
         try ConfigTestSupport.linkWeights(of: name, into: dir.url)
 
         let configA = try ModelConfig.load(directory: Fixtures.url(name))
@@ -433,15 +394,15 @@ enum ConfigTestSupport {
           arguments: ConfigTestSupport.publishedConfigNames.filter { $0 != "openai__gpt-oss-20b" })
     func publishedStyle5RewriteParsesTheSame(name: String) throws {
         let url = ConfigTestSupport.publishedConfigURL(name)
-        let original = try TestJSON.object(at: url)
+        let original = try JSONValue.object(at: url)
         let style5 = ConfigTestSupport.toStyle5(original)
         #expect(style5["rope_theta"] == nil)
         #expect(style5["rope_scaling"] == nil)
         let a = try ModelConfig.parse(Data(contentsOf: url), file: url.path)
-        let b = try ModelConfig.parse(TestJSON.object(style5).data, file: url.path)
+        let b = try ModelConfig.parse(JSONValue.object(style5).data, file: url.path)
         #expect(a == b)
         // And back again.
-        let c = try ModelConfig.parse(TestJSON.object(ConfigTestSupport.toStyle4(style5)).data, file: url.path)
+        let c = try ModelConfig.parse(JSONValue.object(ConfigTestSupport.toStyle4(style5)).data, file: url.path)
         #expect(a == c)
     }
 
@@ -450,10 +411,10 @@ enum ConfigTestSupport {
     @Test(.enabled(if: Fixtures.enabled, "\(Fixtures.skipMessage)"))
     func bothStylesTogether() throws {
         let url = ConfigTestSupport.publishedConfigURL("deepseek-ai__DeepSeek-V3")
-        var doc = try TestJSON.object(at: url)
-        let a = try ModelConfig.parse(TestJSON.object(doc).data)
+        var doc = try JSONValue.object(at: url)
+        let a = try ModelConfig.parse(JSONValue.object(doc).data)
         doc["rope_parameters"] = ConfigTestSupport.toStyle5(doc)["rope_parameters"]
-        let b = try ModelConfig.parse(TestJSON.object(doc).data)
+        let b = try ModelConfig.parse(JSONValue.object(doc).data)
         #expect(a == b)
     }
 }

@@ -1,4 +1,5 @@
 import EbbCheckpoint
+import EbbCore
 import EbbModel
 import EbbTensor
 import EbbTestSupport
@@ -53,11 +54,11 @@ import Testing
     }
 
     /// The fixture's weights (linked) with its config edited by `edit`.
-    static func editedConfig(_ name: String = base, _ edit: (inout [String: TestJSON]) -> Void) throws -> TempDirectory {
-        var doc = try TestJSON.object(at: Fixtures.url("\(name)/config.json"))
+    static func editedConfig(_ name: String = base, _ edit: (inout [String: JSONValue]) -> Void) throws -> TempDirectory {
+        var doc = try JSONValue.object(at: Fixtures.url("\(name)/config.json"))
         edit(&doc)
         let dir = try TempDirectory()
-        try TestJSON.object(doc).data.write(to: dir.configURL)
+        try JSONValue.object(doc).data.write(to: dir.configURL)
         try ConfigTestSupport.linkWeights(of: name, into: dir.url)
         return dir
     }
@@ -111,7 +112,7 @@ import Testing
     func missingTensorInShard() throws {
         // A DeepSeek shard rewritten without one tensor that the index still maps to it.
         let name = "deepseek-v3-tiny-f32"
-        let index = try TestJSON.object(at: Fixtures.url("\(name)/\(Checkpoint.indexFileName)"))
+        let index = try JSONValue.object(at: Fixtures.url("\(name)/\(Checkpoint.indexFileName)"))
         let removed = "model.layers.1.mlp.gate.weight"
         guard case .string(let shard)? = index["weight_map"]?.objectValue?[removed] else {
             throw TestSetupError("\(removed) not in the index")
@@ -296,7 +297,7 @@ import Testing
     /// `.invalidConfig(key)` naming config.json.
     static func expectConfigError(_ name: String = base, missing: Bool, key: String,
                                   sourceLocation: SourceLocation = #_sourceLocation,
-                                  _ edit: (inout [String: TestJSON]) -> Void) throws {
+                                  _ edit: (inout [String: JSONValue]) -> Void) throws {
         let dir = try editedConfig(name, edit)
         let file = dir.configURL.path
         guard let error = loadError(dir.url, sourceLocation: sourceLocation) else { return }
