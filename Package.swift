@@ -21,6 +21,10 @@ let package = Package(
         .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
         .package(url: "https://github.com/swift-server/async-http-client", from: "1.37.0"),
         .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
+        .package(url: "https://github.com/grpc/grpc-swift-2", from: "2.4.3"),
+        .package(url: "https://github.com/grpc/grpc-swift-nio-transport", from: "2.9.2"),
+        .package(url: "https://github.com/grpc/grpc-swift-protobuf", from: "2.4.1"),
+        .package(url: "https://github.com/apple/swift-protobuf", from: "1.39.0"),
     ],
     targets: [
         // C shims and system libraries
@@ -38,7 +42,22 @@ let package = Package(
         .target(name: "EbbSampling", dependencies: ["EbbCore"], swiftSettings: strict),
         .target(name: "EbbEPLB", dependencies: ["EbbCore"], swiftSettings: strict),
         .target(name: "EbbComm", dependencies: ["EbbCore", "CEbbGloo"], swiftSettings: strict),
-        .target(name: "EbbEngine", dependencies: ["EbbCore", "EbbTensor", "EbbModel", "EbbSampling"], swiftSettings: strict),
+        .target(name: "EbbEngine", dependencies: ["EbbCore", "EbbTensor", "EbbModel", "EbbSampling", "EbbComm"], swiftSettings: strict),
+        .target(
+            name: "EbbControl",
+            dependencies: [
+                "EbbCore",
+                .product(name: "GRPCCore", package: "grpc-swift-2"),
+                .product(name: "GRPCNIOTransportHTTP2", package: "grpc-swift-nio-transport"),
+                .product(name: "GRPCProtobuf", package: "grpc-swift-protobuf"),
+                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+            ],
+            exclude: ["README.md"],
+            swiftSettings: strict),
+        .target(
+            name: "EbbCluster",
+            dependencies: ["EbbCore", "EbbTensor", "EbbModel", "EbbSampling", "EbbComm", "EbbEngine", "EbbControl"],
+            swiftSettings: strict),
         .target(
             name: "EbbServer",
             dependencies: [
@@ -60,6 +79,7 @@ let package = Package(
             name: "ebb",
             dependencies: [
                 "EbbCore", "EbbTensor", "EbbTokenizer", "EbbCheckpoint", "EbbModel", "EbbSampling", "EbbEngine", "EbbServer", "EbbBench",
+                "EbbCluster", "EbbComm",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: strict),
@@ -76,7 +96,8 @@ let package = Package(
         .testTarget(name: "EbbEPLBTests", dependencies: ["EbbEPLB", "EbbCore"], swiftSettings: strict),
         .testTarget(name: "EbbBenchTests", dependencies: ["EbbBench"], swiftSettings: strict),
         .testTarget(name: "EbbServerTests", dependencies: ["EbbServer", "EbbEngine", "EbbModel", "EbbTokenizer", "EbbTestSupport"], swiftSettings: strict),
-        .testTarget(name: "EbbEngineTests", dependencies: ["EbbEngine", "EbbModel", "EbbTensor", "EbbSampling", "EbbCore", "EbbTestSupport"], swiftSettings: strict),
+        .testTarget(name: "EbbClusterTests", dependencies: ["EbbCluster", "EbbControl", "EbbEngine", "EbbModel", "EbbComm", "EbbCore", "EbbTestSupport"], swiftSettings: strict),
+        .testTarget(name: "EbbEngineTests", dependencies: ["EbbEngine", "EbbModel", "EbbTensor", "EbbSampling", "EbbCore", "EbbComm", "EbbTestSupport"], swiftSettings: strict),
     ],
     cxxLanguageStandard: .cxx17
 )

@@ -14,22 +14,29 @@ public final class CausalLM: Sendable {
     let lmHead: Tensor
     /// Bytes of weights held on the device.
     public let weightBytes: Int
+    /// The expert-parallel group the MoE layers exchange tokens through; nil when this
+    /// model holds every expert (one rank).
+    public let expertParallel: ExpertParallelGroup?
 
     /// Loads `DIR/config.json` and the safetensors of `DIR`.
     public static func load(directory: URL, backend: any Backend,
-                            placement: (@Sendable (_ layer: Int) -> ExpertPlacement)? = nil) throws -> CausalLM {
+                            placement: (@Sendable (_ layer: Int) -> ExpertPlacement)? = nil,
+                            expertParallel: ExpertParallelGroup? = nil) throws -> CausalLM {
         let config = try ModelConfig.load(directory: directory)
         let weights = try CheckpointWeights(directory: directory)
-        return try CausalLM(config: config, weights: weights, backend: backend, placement: placement)
+        return try CausalLM(config: config, weights: weights, backend: backend, placement: placement,
+                            expertParallel: expertParallel)
     }
 
     /// Builds the model from `weights`. `placement` gives each MoE layer's expert
     /// placement (default: one rank holding every expert). Every tensor of the source
     /// must be used, or the architecture must know to ignore it.
     public init(config: ModelConfig, weights: any WeightSource, backend: any Backend,
-                placement: (@Sendable (_ layer: Int) -> ExpertPlacement)? = nil) throws {
+                placement: (@Sendable (_ layer: Int) -> ExpertPlacement)? = nil,
+                expertParallel: ExpertParallelGroup? = nil) throws {
         self.config = config
         self.backend = backend
+        self.expertParallel = expertParallel
         let loader = WeightLoader(source: weights, backend: backend)
         let definition = config.architecture.definition
         embedTokens = try loader.tensor("model.embed_tokens.weight", shape: [config.vocabSize, config.hiddenSize])
@@ -50,8 +57,10 @@ public final class CausalLM: Sendable {
             lmHead = try loader.tensor("lm_head.weight", shape: [config.vocabSize, config.hiddenSize])
         }
         let cfg = config
+        let otherRanks = layers.reduce(into: Set<String>()) { $0.formUnion($1.feedForward.moe?.otherRanksTensorNames ?? []) }
         try weights.checkAllUsed(ignoring: { name in
             definition.isIgnored(name, config: cfg) || (cfg.tieWordEmbeddings && name == "lm_head.weight")
+                || otherRanks.contains(name)
         })
         weightBytes = loader.loadedBytes
     }
@@ -83,7 +92,7 @@ public final class CausalLM: Sendable {
         let hidden = try backend.empty([batch.numTokens, config.hiddenSize], dtype: backend.computeDType)
         backend.embedding(ids: batch.tokenIds, table: embedTokens, out: hidden)
         for (i, layer) in layers.enumerated() {
-            try layer(hidden, layer: i, cache: cache, batch: batch, backend)
+            try layer(hidden, layer: i, cache: cache, batch: batch, expertParallel: expertParallel, backend)
         }
         let selected: Tensor
         if batch.numLogitRows == batch.numTokens {
@@ -94,5 +103,15 @@ public final class CausalLM: Sendable {
         }
         let normed = try norm(selected, backend)
         return try backend.linear(normed, lmHead)
+    }
+
+    /// A step with no tokens of this rank's own: enters every MoE layer's exchange, in
+    /// layer order, and computes the rows other ranks send. Keeps the lockstep when this
+    /// rank is idle but others are not. Does nothing without expert parallelism.
+    public func dummyForward() throws {
+        guard let expertParallel else { return }
+        for (_, block) in moeBlocks {
+            _ = try block.expertParallel(nil, group: expertParallel, backend)
+        }
     }
 }

@@ -56,7 +56,33 @@ final class ServerMetrics: Sendable {
         counter.increment()
     }
 
-    func render(engine: EngineStats) -> String {
+    /// Per-rank gauges, made when a rank first appears.
+    private let rankGauges = RankGauges()
+
+    final class RankGauges: @unchecked Sendable {
+        let lock = NSLock()
+        var gauges: [Int: (running: Gauge, waiting: Gauge, kv: Gauge, assigned: Gauge)] = [:]
+    }
+
+    func render(engine: EngineStats, ranks: [EngineStats] = []) -> String {
+        rankGauges.lock.lock()
+        for (rank, r) in ranks.enumerated() {
+            let g = rankGauges.gauges[rank] ?? (
+                registry.makeGauge(name: "ebb:rank_num_requests_running", labels: [("rank", "\(rank)")],
+                                   help: "Requests running on one data-parallel rank"),
+                registry.makeGauge(name: "ebb:rank_num_requests_waiting", labels: [("rank", "\(rank)")],
+                                   help: "Requests waiting on one data-parallel rank"),
+                registry.makeGauge(name: "ebb:rank_kv_cache_usage_perc", labels: [("rank", "\(rank)")],
+                                   help: "Fraction of one rank's KV-cache blocks in use"),
+                registry.makeGauge(name: "ebb:rank_requests_assigned_total", labels: [("rank", "\(rank)")],
+                                   help: "Requests the coordinator has sent to one rank"))
+            rankGauges.gauges[rank] = g
+            g.running.set(Double(r.running))
+            g.waiting.set(Double(r.waiting))
+            g.kv.set(r.kvCacheUsage)
+            g.assigned.set(Double(r.requestsAssigned))
+        }
+        rankGauges.lock.unlock()
         running.set(Double(engine.running))
         waiting.set(Double(engine.waiting))
         kvCacheUsage.set(engine.kvCacheUsage)

@@ -9,7 +9,7 @@ import Hummingbird
 /// detokenizes, and answers errors in OpenAI's shape. Every handler turns bad input into
 /// a 4xx; nothing a client sends can stop the server.
 public final class OpenAIServer: Sendable {
-    public let engine: EngineLoop
+    public let engine: any EngineClient
     public let tokenizer: Tokenizer
     public let chatTemplate: ChatTemplate?
     public let modelName: String
@@ -22,7 +22,7 @@ public final class OpenAIServer: Sendable {
     /// Deepest JSON nesting accepted.
     public static let maxJSONDepth = 64
 
-    public init(engine: EngineLoop, tokenizer: Tokenizer, chatTemplate: ChatTemplate?, modelName: String, eosTokenIds: [Int]) {
+    public init(engine: any EngineClient, tokenizer: Tokenizer, chatTemplate: ChatTemplate?, modelName: String, eosTokenIds: [Int]) {
         self.engine = engine
         self.tokenizer = tokenizer
         self.chatTemplate = chatTemplate
@@ -39,7 +39,7 @@ public final class OpenAIServer: Sendable {
             var headers = HTTPFields()
             headers[.contentType] = "text/plain; version=0.0.4; charset=utf-8"
             return Response(status: .ok, headers: headers,
-                            body: .init(byteBuffer: ByteBuffer(string: metrics.render(engine: engine.stats))))
+                            body: .init(byteBuffer: ByteBuffer(string: metrics.render(engine: engine.stats, ranks: engine.rankStats))))
         }
         router.post("/v1/completions") { [self] request, context in
             await handle(request) { body in try await completions(body, channel: context.channel) }

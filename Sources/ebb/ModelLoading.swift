@@ -1,4 +1,5 @@
 import EbbCheckpoint
+import EbbCluster
 import EbbCore
 import EbbModel
 import EbbTensor
@@ -11,25 +12,52 @@ struct LoadedModel {
     let tokenizer: Tokenizer?
     let name: String
 
-    static func load(_ spec: String, backend: any Backend, needTokenizer: Bool) throws -> LoadedModel {
+    /// `expertParallel` makes the model hold only this rank's experts and exchange tokens
+    /// with the other ranks in every MoE layer.
+    static func load(_ spec: String, backend: any Backend, needTokenizer: Bool,
+                     expertParallel: ExpertParallelSetup? = nil) throws -> LoadedModel {
+        let config: ModelConfig
+        let weights: any WeightSource
         if BuiltinModels.isBuiltin(spec) {
-            let (config, weights) = try BuiltinModels.resolve(spec)
-            let model = try CausalLM(config: config, weights: weights, backend: backend)
-            return LoadedModel(model: model, tokenizer: Tokenizer.byteLevel(), name: spec)
+            (config, weights) = try BuiltinModels.resolve(spec)
+        } else {
+            let directory = URL(fileURLWithPath: spec, isDirectory: true)
+            config = try ModelConfig.load(directory: directory)
+            weights = try CheckpointWeights(directory: directory)
         }
-        let directory = URL(fileURLWithPath: spec, isDirectory: true)
-        let model = try CausalLM.load(directory: directory, backend: backend)
-        var tokenizer: Tokenizer?
-        if FileManager.default.fileExists(atPath: directory.appendingPathComponent("tokenizer.json").path) {
-            tokenizer = try Tokenizer.load(directory: directory)
-        } else if needTokenizer {
-            throw EbbError(.invalidArgument, "\(directory.path) has no tokenizer.json")
+        var placement: (@Sendable (Int) -> ExpertPlacement)?
+        if let expertParallel {
+            let p = try expertParallel.placement(numExperts: config.moe.numExperts)
+            placement = { _ in p }
         }
-        return LoadedModel(model: model, tokenizer: tokenizer, name: spec)
+        let model = try CausalLM(config: config, weights: weights, backend: backend, placement: placement,
+                                 expertParallel: expertParallel?.group)
+        return try LoadedModel(model: model, tokenizer: loadTokenizer(spec, needed: needTokenizer), name: spec)
     }
 
-    var eosTokenIds: [Int] {
-        var ids = model.config.eosTokenIds
+    /// The tokenizer of `spec` alone (the front end of a multi-process deployment does not
+    /// load weights).
+    static func loadTokenizer(_ spec: String, needed: Bool) throws -> Tokenizer? {
+        if BuiltinModels.isBuiltin(spec) { return Tokenizer.byteLevel() }
+        let directory = URL(fileURLWithPath: spec, isDirectory: true)
+        if FileManager.default.fileExists(atPath: directory.appendingPathComponent("tokenizer.json").path) {
+            return try Tokenizer.load(directory: directory)
+        } else if needed {
+            throw EbbError(.invalidArgument, "\(directory.path) has no tokenizer.json")
+        }
+        return nil
+    }
+
+    /// The model's config alone.
+    static func loadConfig(_ spec: String) throws -> ModelConfig {
+        if BuiltinModels.isBuiltin(spec) { return try BuiltinModels.resolve(spec).config }
+        return try ModelConfig.load(directory: URL(fileURLWithPath: spec, isDirectory: true))
+    }
+
+    var eosTokenIds: [Int] { Self.eosTokenIds(config: model.config, tokenizer: tokenizer) }
+
+    static func eosTokenIds(config: ModelConfig, tokenizer: Tokenizer?) -> [Int] {
+        var ids = config.eosTokenIds
         if let eos = tokenizer?.eosTokenId, !ids.contains(eos) { ids.append(eos) }
         return ids
     }

@@ -1,4 +1,5 @@
 import ArgumentParser
+import EbbCluster
 import EbbCore
 import EbbEngine
 import EbbModel
@@ -7,12 +8,12 @@ import EbbTensor
 import EbbTokenizer
 import Foundation
 
-/// `ebb serve`: the OpenAI-compatible server over one engine core.
+/// `ebb serve`: the OpenAI-compatible server over one engine core in this process, or —
+/// with `--data-parallel-size N` > 1 — over N engine-core processes behind a coordinator.
 struct Serve: AsyncParsableCommand {
     static let configuration = CommandConfiguration(abstract: "Serve a model over an OpenAI-compatible HTTP API")
 
-    @Option(help: "Checkpoint directory or builtin:tiny-moe")
-    var model: String = "builtin:tiny-moe"
+    @OptionGroup var engine: EngineOptions
 
     @Option(help: "Name clients use for the model (default: the --model value)")
     var servedModelName: String?
@@ -23,59 +24,83 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "Port to listen on")
     var port: Int = 8000
 
-    @Option(help: "KV-cache memory, e.g. 512MiB or 2GiB (default: a fraction of available memory)")
-    var kvCacheMemory: String?
-
-    @Option(help: "Fraction of available memory for the KV cache when --kv-cache-memory is not given")
-    var kvCacheFraction: Double = 0.05
-
-    @Option(help: "Tokens per KV-cache block")
-    var blockSize: Int = 16
-
-    @Option(help: "Token budget of one engine step")
-    var maxNumBatchedTokens: Int = 2048
-
-    @Option(help: "Most requests running at once")
-    var maxNumSeqs: Int = 256
-
-    @Option(help: "Longest prompt + output (default: the model's max_position_embeddings)")
-    var maxModelLen: Int?
-
-    @Flag(help: "Turn automatic prefix caching off")
-    var noPrefixCaching = false
-
-    @Option(help: "CPU threads (default: all cores)")
+    @Option(help: "CPU threads in all (split evenly over the ranks; default: all cores)")
     var threads: Int?
 
+    @Option(help: "Data-parallel ranks, each an engine-core process (1 = one engine in this process)")
+    var dataParallelSize: Int = 1
+
+    @Flag(help: "Split the experts over the data-parallel ranks (expert parallelism)")
+    var enableExpertParallel = false
+
+    @Option(help: "Seconds to wait for every engine core to load and report ready")
+    var engineStartTimeout: Double = 600
+
     func run() async throws {
+        guard (1...65535).contains(port), dataParallelSize >= 1, dataParallelSize <= 256, engineStartTimeout > 0 else {
+            FileHandle.standardError.write(Data("error: --port must be in 1...65535 and --data-parallel-size in 1...256\n".utf8))
+            throw ExitCode(1)
+        }
+        if dataParallelSize == 1 {
+            try await runSingle()
+        } else {
+            try await runCluster()
+        }
+    }
+
+    private func runSingle() async throws {
         let server: OpenAIServer
         let loop: EngineLoop
+        let model = engine.model
         do {
-            let memory = try kvCacheMemory.map(parseBytes)
-            guard blockSize > 0, maxNumBatchedTokens > 0, maxNumSeqs > 0, (maxModelLen ?? 1) > 0,
-                  kvCacheFraction > 0, kvCacheFraction <= 1, (1...65535).contains(port) else {
-                throw EbbError(.invalidArgument, "sizes must be positive, --kv-cache-fraction in (0, 1], --port in 1...65535")
-            }
+            let config = try engine.engineConfig()
             let backend = CPUBackend(threads: threads)
             let loaded = try LoadedModel.load(model, backend: backend, needTokenizer: true)
             guard let tokenizer = loaded.tokenizer else { throw EbbError(.invalidArgument, "no tokenizer") }
             let template = try loadChatTemplate(model)
-            let config = EngineConfig(blockSize: blockSize, kvCacheBytes: memory, kvCacheFraction: kvCacheFraction,
-                                      maxNumBatchedTokens: maxNumBatchedTokens, maxNumSeqs: maxNumSeqs,
-                                      maxModelLen: maxModelLen, enablePrefixCaching: !noPrefixCaching)
             let core = try EngineCore(model: loaded.model, config: config)
             loop = EngineLoop(core: core)
             server = OpenAIServer(engine: loop, tokenizer: tokenizer, chatTemplate: template,
                                   modelName: servedModelName ?? model, eosTokenIds: loaded.eosTokenIds)
             let stats = core.stats
             log("model \(model): \(loaded.model.config.architecture.rawValue), \(String(format: "%.1f", Double(loaded.model.weightBytes) / 1e6)) MB of weights on \(backend.summary)")
-            log("KV cache: \(stats.numBlocks) blocks of \(blockSize) tokens; max model length \(core.maxModelLen); prefix caching \(noPrefixCaching ? "off" : "on")")
+            log("KV cache: \(stats.numBlocks) blocks of \(config.blockSize) tokens; max model length \(core.maxModelLen); prefix caching \(config.enablePrefixCaching ? "on" : "off")")
         } catch {
             FileHandle.standardError.write(Data("error: \(describe(error))\n".utf8))
             throw ExitCode(1)
         }
         loop.start()
         defer { loop.stop() }
+        try await server.run(host: host, port: port) { [host] bound in
+            log("serving on http://\(host):\(bound) (OpenAI API: /v1/completions, /v1/chat/completions)")
+        }
+    }
+
+    private func runCluster() async throws {
+        let model = engine.model
+        let ranks = dataParallelSize
+        let server: OpenAIServer
+        let deployment: LocalDeployment
+        do {
+            _ = try engine.engineConfig()
+            guard let tokenizer = try LoadedModel.loadTokenizer(model, needed: true) else {
+                throw EbbError(.invalidArgument, "no tokenizer")
+            }
+            let config = try LoadedModel.loadConfig(model)
+            let template = try loadChatTemplate(model)
+            let totalThreads = threads ?? ProcessInfo.processInfo.activeProcessorCount
+            deployment = try await LocalDeployment.start(
+                ranks: ranks, expertParallel: enableExpertParallel, threadsPerRank: max(1, totalThreads / ranks),
+                engineArguments: engine.arguments, startTimeout: .milliseconds(Int64(engineStartTimeout * 1000)), log: log)
+            server = OpenAIServer(engine: deployment.coordinator, tokenizer: tokenizer, chatTemplate: template,
+                                  modelName: servedModelName ?? model,
+                                  eosTokenIds: LoadedModel.eosTokenIds(config: config, tokenizer: tokenizer))
+            log("model \(model): \(config.architecture.rawValue) on \(ranks) data-parallel ranks\(enableExpertParallel ? " with expert parallelism" : ""); max model length \(deployment.coordinator.maxModelLen)")
+        } catch {
+            FileHandle.standardError.write(Data("error: \(describe(error))\n".utf8))
+            throw ExitCode(1)
+        }
+        defer { deployment.stop(reason: "serve is stopping") }
         try await server.run(host: host, port: port) { [host] bound in
             log("serving on http://\(host):\(bound) (OpenAI API: /v1/completions, /v1/chat/completions)")
         }

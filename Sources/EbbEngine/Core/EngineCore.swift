@@ -98,10 +98,15 @@ public final class EngineCore {
     }
 
     /// Runs one step and returns the outputs of the requests that produced something or
-    /// finished. Returns an empty list when there was nothing to run.
-    public func step() throws -> [RequestOutput] {
+    /// finished. Returns an empty list when there was nothing to run; with `lockstep`
+    /// (expert parallelism) it then still runs a dummy forward, so that this rank enters
+    /// every MoE exchange the other ranks enter.
+    public func step(lockstep: Bool = false) throws -> [RequestOutput] {
         let plan = scheduler.schedule()
-        guard !plan.isEmpty else { return [] }
+        guard !plan.isEmpty else {
+            if lockstep { try model.dummyForward() }
+            return []
+        }
         let inputs = plan.scheduled.map { s in
             SequenceInput(tokens: s.tokenIds, cachedTokens: s.startPosition, blockTable: s.blockTable,
                           allLogits: s.isPrefill && (states[s.requestId]?.wantsPromptLogprobs ?? false))

@@ -6,20 +6,13 @@ import Synchronization
 /// Drives an `EngineCore` on a thread of its own: steps while there is work, sleeps on a
 /// condition when idle (no busy-wait), and hands each request's outputs to its stream.
 /// Requests and aborts from any thread are applied between steps.
-public final class EngineLoop: Sendable {
+public final class EngineLoop: EngineClient {
     private struct Shared: ~Copyable {
         var pendingAdds: [(EngineRequest, AsyncStream<EngineEvent>.Continuation)] = []
         var pendingAborts: [String] = []
         var streams: [String: AsyncStream<EngineEvent>.Continuation] = [:]
         var stats = EngineStats()
         var stopped = false
-    }
-
-    /// What a request's stream carries.
-    public enum EngineEvent: Sendable {
-        case output(RequestOutput)
-        /// The request could not be queued or the engine failed; the stream ends after it.
-        case error(EbbError)
     }
 
     private let shared = Mutex(Shared())

@@ -89,6 +89,8 @@ public struct EngineStats: Sendable, Equatable {
     public var prefixCacheQueries: Int = 0
     public var prefixCacheHits: Int = 0
     public var steps: UInt64 = 0
+    /// Requests the coordinator has sent this rank (multi-rank deployments only).
+    public var requestsAssigned: Int = 0
     public init() {}
 }
 

@@ -1,3 +1,4 @@
+import EbbCore
 import EbbTensor
 
 /// The attention of a decoder layer.
@@ -18,10 +19,15 @@ enum FeedForward: Sendable {
     case dense(DenseMLP)
     case moe(MoEBlock)
 
-    func callAsFunction(_ x: Tensor, _ backend: any Backend) throws -> Tensor {
+    func callAsFunction(_ x: Tensor, expertParallel: ExpertParallelGroup?, _ backend: any Backend) throws -> Tensor {
         switch self {
         case .dense(let m): return try m(x, backend)
-        case .moe(let m): return try m(x, backend)
+        case .moe(let m):
+            guard let expertParallel else { return try m(x, backend) }
+            guard let out = try m.expertParallel(x, group: expertParallel, backend) else {
+                throw EbbError(.internal, "expert-parallel MoE returned no output for \(x.rows) tokens")
+            }
+            return out
         }
     }
 
@@ -38,10 +44,11 @@ struct DecoderLayer: Sendable {
     let postAttentionNorm: RMSNorm
     let feedForward: FeedForward
 
-    func callAsFunction(_ x: Tensor, layer: Int, cache: KVCache, batch: ForwardBatch, _ backend: any Backend) throws {
+    func callAsFunction(_ x: Tensor, layer: Int, cache: KVCache, batch: ForwardBatch,
+                        expertParallel: ExpertParallelGroup?, _ backend: any Backend) throws {
         let attended = try attention(try inputNorm(x, backend), layer: layer, cache: cache, batch: batch, backend)
         backend.add(x, attended, out: x)
-        let mlp = try feedForward(try postAttentionNorm(x, backend), backend)
+        let mlp = try feedForward(try postAttentionNorm(x, backend), expertParallel: expertParallel, backend)
         backend.add(x, mlp, out: x)
     }
 }

@@ -30,6 +30,8 @@ struct MoEBlock: Sendable {
     let routingTable: Tensor
     let replicaCounts: Tensor
     let shared: DenseMLP?
+    /// Checkpoint tensors of the experts other ranks hold (this rank does not load them).
+    let otherRanksTensorNames: Set<String>
 
     init(_ loader: WeightLoader, names: MoENames, config: MoEConfig, hidden: Int, placement: ExpertPlacement) throws {
         self.config = config
@@ -43,6 +45,13 @@ struct MoEBlock: Sendable {
             correctionBias = nil
         }
         let local = placement.localExperts
+        let localSet = Set(local)
+        var others = Set<String>()
+        for expert in 0..<e where !localSet.contains(expert) {
+            let n = names.expert(expert)
+            others.formUnion([n.gate, n.up, n.down])
+        }
+        otherRanksTensorNames = others
         for expert in local where expert >= 0 {
             let n = names.expert(expert)
             try loader.source.check(n.gate, shape: [inter, hidden])

@@ -1,0 +1,73 @@
+import ArgumentParser
+import EbbCluster
+import EbbControl
+import EbbCore
+import EbbEngine
+import EbbTensor
+import Foundation
+
+/// `ebb engine-core`: one data-parallel rank, started by `ebb serve` (internal).
+struct EngineCoreCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "engine-core", abstract: "Run one engine core of a deployment (started by `ebb serve`)",
+        shouldDisplay: false)
+
+    @OptionGroup var engine: EngineOptions
+
+    @Option(help: "The coordinator's control-plane address, HOST:PORT")
+    var coordinator: String
+
+    @Option(help: "This engine core's data-parallel rank")
+    var rank: Int
+
+    @Option(help: "Number of data-parallel ranks")
+    var worldSize: Int
+
+    @Option(help: "Deployment generation this engine core joins")
+    var generation: UInt64 = 1
+
+    @Option(help: "Identity the coordinator expects")
+    var engineId: String
+
+    @Flag(help: "Split experts over the ranks (expert parallelism)")
+    var enableExpertParallel = false
+
+    @Option(help: "CPU threads of this rank")
+    var threads: Int?
+
+    @Option(help: "Data-plane operation timeout in seconds")
+    var dataPlaneTimeout: Double = 120
+
+    func run() async throws {
+        let rank = self.rank
+        let log: @Sendable (String) -> Void = { message in
+            FileHandle.standardError.write(Data("[ebb rank \(rank)] \(message)\n".utf8))
+        }
+        ParentWatch.start(log: log)
+        let address: ControlAddress
+        let config: EngineConfig
+        do {
+            address = try ControlAddress(parsing: coordinator)
+            config = try engine.engineConfig()
+            guard worldSize >= 1, rank >= 0, rank < worldSize, dataPlaneTimeout > 0 else {
+                throw EbbError(.invalidArgument, "--rank must be in 0..<--world-size and the timeout positive")
+            }
+        } catch {
+            log("error: \(describe(error))")
+            throw ExitCode(2)
+        }
+        let backend = CPUBackend(threads: threads)
+        let identity = EngineCoreIdentity(engineId: engineId, rank: rank, worldSize: worldSize, generation: generation,
+                                          expertParallel: enableExpertParallel, device: backend.summary)
+        let spec = engine.model
+        let shell = EngineCoreShell(identity: identity, coordinator: address,
+                                    dataPlaneTimeout: .milliseconds(Int64(dataPlaneTimeout * 1000)), log: log) { setup in
+            let loaded = try LoadedModel.load(spec, backend: backend, needTokenizer: false, expertParallel: setup)
+            let core = try EngineCore(model: loaded.model, config: config)
+            log("loaded \(String(format: "%.1f", Double(loaded.model.weightBytes) / 1e6)) MB of weights; KV cache \(core.cache.numBlocks) blocks")
+            return core
+        }
+        let code = await shell.run()
+        if code != 0 { throw ExitCode(code) }
+    }
+}

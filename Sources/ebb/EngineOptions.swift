@@ -1,0 +1,51 @@
+import ArgumentParser
+import EbbCore
+import EbbEngine
+
+/// The engine-core options `serve` takes and hands on to each `engine-core` it starts.
+struct EngineOptions: ParsableArguments {
+    @Option(help: "Checkpoint directory or builtin:tiny-moe")
+    var model: String = "builtin:tiny-moe"
+
+    @Option(help: "KV-cache memory per rank, e.g. 512MiB or 2GiB (default: a fraction of available memory)")
+    var kvCacheMemory: String?
+
+    @Option(help: "Fraction of available memory for each rank's KV cache when --kv-cache-memory is not given")
+    var kvCacheFraction: Double = 0.05
+
+    @Option(help: "Tokens per KV-cache block")
+    var blockSize: Int = 16
+
+    @Option(help: "Token budget of one engine step")
+    var maxNumBatchedTokens: Int = 2048
+
+    @Option(help: "Most requests running at once (per rank)")
+    var maxNumSeqs: Int = 256
+
+    @Option(help: "Longest prompt + output (default: the model's max_position_embeddings)")
+    var maxModelLen: Int?
+
+    @Flag(help: "Turn automatic prefix caching off")
+    var noPrefixCaching = false
+
+    func engineConfig() throws -> EngineConfig {
+        let memory = try kvCacheMemory.map(parseBytes)
+        guard blockSize > 0, maxNumBatchedTokens > 0, maxNumSeqs > 0, (maxModelLen ?? 1) > 0,
+              kvCacheFraction > 0, kvCacheFraction <= 1 else {
+            throw EbbError(.invalidArgument, "sizes must be positive and --kv-cache-fraction in (0, 1]")
+        }
+        return EngineConfig(blockSize: blockSize, kvCacheBytes: memory, kvCacheFraction: kvCacheFraction,
+                            maxNumBatchedTokens: maxNumBatchedTokens, maxNumSeqs: maxNumSeqs,
+                            maxModelLen: maxModelLen, enablePrefixCaching: !noPrefixCaching)
+    }
+
+    /// The same options as command-line arguments.
+    var arguments: [String] {
+        var a = ["--model", model, "--kv-cache-fraction", "\(kvCacheFraction)", "--block-size", "\(blockSize)",
+                 "--max-num-batched-tokens", "\(maxNumBatchedTokens)", "--max-num-seqs", "\(maxNumSeqs)"]
+        if let kvCacheMemory { a += ["--kv-cache-memory", kvCacheMemory] }
+        if let maxModelLen { a += ["--max-model-len", "\(maxModelLen)"] }
+        if noPrefixCaching { a.append("--no-prefix-caching") }
+        return a
+    }
+}
