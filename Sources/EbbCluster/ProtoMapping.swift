@@ -172,6 +172,9 @@ enum ProtoMapping {
         m.prefixCacheQueries = UInt64(clamping: s.prefixCacheQueries)
         m.prefixCacheHits = UInt64(clamping: s.prefixCacheHits)
         m.numBlocks = UInt32(clamping: s.numBlocks)
+        m.expertExchangeLayerCalls = UInt64(clamping: s.expertExchangeLayerCalls)
+        m.expertExchangeBytes = UInt64(clamping: s.expertExchangeBytes)
+        m.expertExchangeSeconds = s.expertExchangeSeconds
         return m
     }
 
@@ -185,6 +188,9 @@ enum ProtoMapping {
         s.prefixCacheQueries = Int(clamping: m.prefixCacheQueries)
         s.prefixCacheHits = Int(clamping: m.prefixCacheHits)
         s.numBlocks = Int(m.numBlocks)
+        s.expertExchangeLayerCalls = Int(clamping: m.expertExchangeLayerCalls)
+        s.expertExchangeBytes = Int(clamping: m.expertExchangeBytes)
+        s.expertExchangeSeconds = m.expertExchangeSeconds.isFinite ? max(0, m.expertExchangeSeconds) : 0
         return s
     }
 }

@@ -61,26 +61,31 @@ final class ServerMetrics: Sendable {
 
     final class RankGauges: @unchecked Sendable {
         let lock = NSLock()
-        var gauges: [Int: (running: Gauge, waiting: Gauge, kv: Gauge, assigned: Gauge)] = [:]
+        var gauges: [Int: [(Gauge, @Sendable (EngineStats) -> Double)]] = [:]
     }
+
+    /// (name, help, value) of each per-rank gauge.
+    private static let perRank: [(String, String, @Sendable (EngineStats) -> Double)] = [
+        ("ebb:rank_num_requests_running", "Requests running on one data-parallel rank", { Double($0.running) }),
+        ("ebb:rank_num_requests_waiting", "Requests waiting on one data-parallel rank", { Double($0.waiting) }),
+        ("ebb:rank_kv_cache_usage_perc", "Fraction of one rank's KV-cache blocks in use", { $0.kvCacheUsage }),
+        ("ebb:rank_requests_assigned_total", "Requests the coordinator has sent to one rank", { Double($0.requestsAssigned) }),
+        ("ebb:rank_expert_exchange_layer_calls_total", "MoE layer passes with an expert-parallel dispatch and combine on one rank",
+         { Double($0.expertExchangeLayerCalls) }),
+        ("ebb:rank_expert_exchange_bytes_total", "Bytes one rank sent to other ranks in expert-parallel all-to-alls",
+         { Double($0.expertExchangeBytes) }),
+        ("ebb:rank_expert_exchange_seconds_total", "Seconds one rank spent in expert-parallel all-to-alls",
+         { $0.expertExchangeSeconds }),
+    ]
 
     func render(engine: EngineStats, ranks: [EngineStats] = []) -> String {
         rankGauges.lock.lock()
         for (rank, r) in ranks.enumerated() {
-            let g = rankGauges.gauges[rank] ?? (
-                registry.makeGauge(name: "ebb:rank_num_requests_running", labels: [("rank", "\(rank)")],
-                                   help: "Requests running on one data-parallel rank"),
-                registry.makeGauge(name: "ebb:rank_num_requests_waiting", labels: [("rank", "\(rank)")],
-                                   help: "Requests waiting on one data-parallel rank"),
-                registry.makeGauge(name: "ebb:rank_kv_cache_usage_perc", labels: [("rank", "\(rank)")],
-                                   help: "Fraction of one rank's KV-cache blocks in use"),
-                registry.makeGauge(name: "ebb:rank_requests_assigned_total", labels: [("rank", "\(rank)")],
-                                   help: "Requests the coordinator has sent to one rank"))
-            rankGauges.gauges[rank] = g
-            g.running.set(Double(r.running))
-            g.waiting.set(Double(r.waiting))
-            g.kv.set(r.kvCacheUsage)
-            g.assigned.set(Double(r.requestsAssigned))
+            let gauges = rankGauges.gauges[rank] ?? Self.perRank.map { name, help, value in
+                (registry.makeGauge(name: name, labels: [("rank", "\(rank)")], help: help), value)
+            }
+            rankGauges.gauges[rank] = gauges
+            for (gauge, value) in gauges { gauge.set(value(r)) }
         }
         rankGauges.lock.unlock()
         running.set(Double(engine.running))

@@ -40,6 +40,9 @@ extension EngineStats {
             t.prefixCacheHits += r.prefixCacheHits
             t.steps = max(t.steps, r.steps)
             t.requestsAssigned += r.requestsAssigned
+            t.expertExchangeLayerCalls += r.expertExchangeLayerCalls
+            t.expertExchangeBytes += r.expertExchangeBytes
+            t.expertExchangeSeconds += r.expertExchangeSeconds
             usedBlocks += r.kvCacheUsage * Double(r.numBlocks)
         }
         t.kvCacheUsage = t.numBlocks > 0 ? usedBlocks / Double(t.numBlocks) : 0

@@ -66,6 +66,11 @@ public final class EngineCore {
         s.prefixCacheQueries = scheduler.prefixCacheStats.queries
         s.prefixCacheHits = scheduler.prefixCacheStats.hits
         s.steps = scheduler.stepCount
+        if let ep = model.expertParallel?.stats {
+            s.expertExchangeLayerCalls = ep.layerCalls
+            s.expertExchangeBytes = ep.bytesSent
+            s.expertExchangeSeconds = ep.exchangeSeconds
+        }
         return s
     }
 

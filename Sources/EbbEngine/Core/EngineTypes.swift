@@ -91,6 +91,10 @@ public struct EngineStats: Sendable, Equatable {
     public var steps: UInt64 = 0
     /// Requests the coordinator has sent this rank (multi-rank deployments only).
     public var requestsAssigned: Int = 0
+    /// Expert-parallel traffic of this rank (zero on one rank).
+    public var expertExchangeLayerCalls: Int = 0
+    public var expertExchangeBytes: Int = 0
+    public var expertExchangeSeconds: Double = 0
     public init() {}
 }
 

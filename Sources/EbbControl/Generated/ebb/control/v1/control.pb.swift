@@ -225,6 +225,14 @@ public nonisolated struct Ebb_Control_V1_Load: Sendable {
 
   public var numBlocks: UInt32 = 0
 
+  /// Expert-parallel exchanges since start: MoE layer passes, bytes sent to other ranks,
+  /// seconds inside the all-to-alls.
+  public var expertExchangeLayerCalls: UInt64 = 0
+
+  public var expertExchangeBytes: UInt64 = 0
+
+  public var expertExchangeSeconds: Double = 0
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -1038,7 +1046,7 @@ nonisolated extension Ebb_Control_V1_Ready: SwiftProtobuf.Message, SwiftProtobuf
 
 nonisolated extension Ebb_Control_V1_Load: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".Load"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}waiting\0\u{1}running\0\u{3}kv_cache_usage\0\u{1}steps\0\u{1}preemptions\0\u{3}prefix_cache_queries\0\u{3}prefix_cache_hits\0\u{3}num_blocks\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}waiting\0\u{1}running\0\u{3}kv_cache_usage\0\u{1}steps\0\u{1}preemptions\0\u{3}prefix_cache_queries\0\u{3}prefix_cache_hits\0\u{3}num_blocks\0\u{3}expert_exchange_layer_calls\0\u{3}expert_exchange_bytes\0\u{3}expert_exchange_seconds\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -1054,6 +1062,9 @@ nonisolated extension Ebb_Control_V1_Load: SwiftProtobuf.Message, SwiftProtobuf.
       case 6: try { try decoder.decodeSingularUInt64Field(value: &self.prefixCacheQueries) }()
       case 7: try { try decoder.decodeSingularUInt64Field(value: &self.prefixCacheHits) }()
       case 8: try { try decoder.decodeSingularUInt32Field(value: &self.numBlocks) }()
+      case 9: try { try decoder.decodeSingularUInt64Field(value: &self.expertExchangeLayerCalls) }()
+      case 10: try { try decoder.decodeSingularUInt64Field(value: &self.expertExchangeBytes) }()
+      case 11: try { try decoder.decodeSingularDoubleField(value: &self.expertExchangeSeconds) }()
       default: break
       }
     }
@@ -1084,6 +1095,15 @@ nonisolated extension Ebb_Control_V1_Load: SwiftProtobuf.Message, SwiftProtobuf.
     if self.numBlocks != 0 {
       try visitor.visitSingularUInt32Field(value: self.numBlocks, fieldNumber: 8)
     }
+    if self.expertExchangeLayerCalls != 0 {
+      try visitor.visitSingularUInt64Field(value: self.expertExchangeLayerCalls, fieldNumber: 9)
+    }
+    if self.expertExchangeBytes != 0 {
+      try visitor.visitSingularUInt64Field(value: self.expertExchangeBytes, fieldNumber: 10)
+    }
+    if self.expertExchangeSeconds.bitPattern != 0 {
+      try visitor.visitSingularDoubleField(value: self.expertExchangeSeconds, fieldNumber: 11)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -1096,6 +1116,9 @@ nonisolated extension Ebb_Control_V1_Load: SwiftProtobuf.Message, SwiftProtobuf.
     if lhs.prefixCacheQueries != rhs.prefixCacheQueries {return false}
     if lhs.prefixCacheHits != rhs.prefixCacheHits {return false}
     if lhs.numBlocks != rhs.numBlocks {return false}
+    if lhs.expertExchangeLayerCalls != rhs.expertExchangeLayerCalls {return false}
+    if lhs.expertExchangeBytes != rhs.expertExchangeBytes {return false}
+    if lhs.expertExchangeSeconds != rhs.expertExchangeSeconds {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
