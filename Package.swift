@@ -42,7 +42,7 @@ let package = Package(
         .target(name: "EbbSampling", dependencies: ["EbbCore"], swiftSettings: strict),
         .target(name: "EbbEPLB", dependencies: ["EbbCore"], swiftSettings: strict),
         .target(name: "EbbComm", dependencies: ["EbbCore", "CEbbGloo"], swiftSettings: strict),
-        .target(name: "EbbEngine", dependencies: ["EbbCore", "EbbTensor", "EbbModel", "EbbSampling", "EbbComm"], swiftSettings: strict),
+        .target(name: "EbbEngine", dependencies: ["EbbCore", "EbbTensor", "EbbModel", "EbbSampling", "EbbComm", "EbbEPLB"], swiftSettings: strict),
         .target(
             name: "EbbControl",
             dependencies: [
@@ -56,7 +56,7 @@ let package = Package(
             swiftSettings: strict),
         .target(
             name: "EbbCluster",
-            dependencies: ["EbbCore", "EbbTensor", "EbbModel", "EbbSampling", "EbbComm", "EbbEngine", "EbbControl"],
+            dependencies: ["EbbCore", "EbbTensor", "EbbModel", "EbbSampling", "EbbComm", "EbbEPLB", "EbbEngine", "EbbControl"],
             swiftSettings: strict),
         .target(
             name: "EbbServer",
@@ -79,7 +79,7 @@ let package = Package(
             name: "ebb",
             dependencies: [
                 "EbbCore", "EbbTensor", "EbbTokenizer", "EbbCheckpoint", "EbbModel", "EbbSampling", "EbbEngine", "EbbServer", "EbbBench",
-                "EbbCluster", "EbbComm",
+                "EbbCluster", "EbbComm", "EbbEPLB",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: strict),
@@ -97,7 +97,7 @@ let package = Package(
         .testTarget(name: "EbbBenchTests", dependencies: ["EbbBench"], swiftSettings: strict),
         .testTarget(name: "EbbServerTests", dependencies: ["EbbServer", "EbbEngine", "EbbModel", "EbbTokenizer", "EbbTestSupport"], swiftSettings: strict),
         .testTarget(name: "EbbClusterTests", dependencies: ["EbbCluster", "EbbControl", "EbbEngine", "EbbModel", "EbbComm", "EbbCore", "EbbTestSupport"], swiftSettings: strict),
-        .testTarget(name: "EbbEngineTests", dependencies: ["EbbEngine", "EbbModel", "EbbTensor", "EbbSampling", "EbbCore", "EbbComm", "EbbTestSupport"], swiftSettings: strict),
+        .testTarget(name: "EbbEngineTests", dependencies: ["EbbEngine", "EbbModel", "EbbTensor", "EbbSampling", "EbbCore", "EbbComm", "EbbEPLB", "EbbTestSupport"], swiftSettings: strict),
     ],
     cxxLanguageStandard: .cxx17
 )

@@ -1,6 +1,7 @@
 import EbbComm
 import EbbControl
 import EbbCore
+import EbbEPLB
 import EbbEngine
 import EbbModel
 import Foundation
@@ -18,27 +19,60 @@ public struct EngineCoreIdentity: Sendable {
     /// each rank holds every expert and steps on its own.
     public var expertParallel: Bool
     public var device: String
+    /// Expert load balancing (needs expert parallelism).
+    public var eplb: EPLBConfig?
 
-    public init(engineId: String, rank: Int, worldSize: Int, generation: UInt64, expertParallel: Bool, device: String) {
+    public init(engineId: String, rank: Int, worldSize: Int, generation: UInt64, expertParallel: Bool, device: String,
+                eplb: EPLBConfig? = nil) {
         self.engineId = engineId
         self.rank = rank
         self.worldSize = worldSize
         self.generation = generation
         self.expertParallel = expertParallel
         self.device = device
+        self.eplb = eplb
     }
 }
 
-/// What the model factory gets: this rank's expert-parallel group, if any. The placement
-/// for a model with `numExperts` experts is `placement(numExperts:)`.
+/// What the model factory gets: this rank's expert-parallel group and how experts are
+/// placed (`placements(config:)`).
 public struct ExpertParallelSetup: Sendable {
     public let rank: Int
     public let worldSize: Int
     public let group: ExpertParallelGroup
+    public let eplb: EPLBConfig?
 
-    /// A contiguous split of the experts over the ranks (EPLB replaces it later).
-    public func placement(numExperts: Int) throws -> ExpertPlacement {
-        try ExpertPlacement.contiguous(numExperts: numExperts, numRanks: worldSize, rank: rank)
+    public init(rank: Int, worldSize: Int, group: ExpertParallelGroup, eplb: EPLBConfig?) {
+        self.rank = rank
+        self.worldSize = worldSize
+        self.group = group
+        self.eplb = eplb
+    }
+
+    /// The initial placement over every MoE layer: with EPLB, `E + redundant` slots (the
+    /// redundant ones replicate experts 0, 1, …); without, a contiguous split padded with
+    /// empty slots.
+    public func initialPlacement(config: ModelConfig) throws -> EPLBPlacement {
+        let layers = config.moeLayers.filter { $0 }.count
+        let e = config.moe.numExperts
+        if let eplb { return try eplb.initialPlacement(numLayers: layers, numExperts: e, ranks: worldSize) }
+        let row = try ExpertPlacement.contiguous(numExperts: e, numRanks: worldSize, rank: rank).physicalToLogical
+        return try EPLBPlacement(physicalToLogical: Array(repeating: row, count: max(layers, 1)), numLogicalExperts: e,
+                                 numRanks: worldSize)
+    }
+
+    /// Per model layer, this rank's placement (for `CausalLM`'s `placement` argument).
+    public func placements(config: ModelConfig) throws -> @Sendable (Int) -> ExpertPlacement {
+        let initial = try initialPlacement(config: config)
+        var byLayer: [Int: ExpertPlacement] = [:]
+        var ordinal = 0
+        for (layer, isMoE) in config.moeLayers.enumerated() where isMoE {
+            byLayer[layer] = try ExpertBalancer.rankPlacement(initial, layerOrdinal: ordinal, rank: rank)
+            ordinal += 1
+        }
+        let fallback = try ExpertPlacement.contiguous(numExperts: config.moe.numExperts, numRanks: worldSize, rank: rank)
+        let table = byLayer
+        return { layer in table[layer] ?? fallback }
     }
 }
 
@@ -146,18 +180,30 @@ public final class EngineCoreShell: @unchecked Sendable {
                             out: AsyncStream<ControlEngineMessage>.Continuation) -> Int32 {
         let core: EngineCore
         var communicator: (any Communicator)?
+        var balancer: ExpertBalancer?
         do {
             var setup: ExpertParallelSetup?
+            var transfer: (any Communicator)?
             if identity.expertParallel && identity.worldSize > 1 {
                 let started = ContinuousClock.now
+                let store = ControlPlaneStore(client: service)
                 let comm = try GlooCommunicator(rank: identity.rank, size: identity.worldSize, generation: identity.generation,
-                                                store: ControlPlaneStore(client: service), timeout: dataPlaneTimeout)
+                                                store: store, timeout: dataPlaneTimeout)
                 communicator = comm
+                if identity.eplb != nil {
+                    transfer = try GlooCommunicator(rank: identity.rank, size: identity.worldSize, generation: identity.generation,
+                                                    store: store, storePrefix: "ebb/gen\(identity.generation)/eplb",
+                                                    timeout: dataPlaneTimeout)
+                }
                 log("rank \(identity.rank): data plane (gloo, generation \(identity.generation), \(identity.worldSize) ranks) formed in \(started.duration(to: .now))")
                 setup = ExpertParallelSetup(rank: identity.rank, worldSize: identity.worldSize,
-                                            group: ExpertParallelGroup(CommunicatorExchange(comm)))
+                                            group: ExpertParallelGroup(CommunicatorExchange(comm)), eplb: identity.eplb)
             }
             core = try makeEngine(setup)
+            if let setup, let eplb = identity.eplb, let communicator, let transfer {
+                balancer = try ExpertBalancer(model: core.model, communicator: communicator, transfer: transfer,
+                                              placement: try setup.initialPlacement(config: core.model.config), config: eplb)
+            }
         } catch {
             let message = describe(error)
             log("rank \(identity.rank): start-up failed: \(message)")
@@ -180,7 +226,8 @@ public final class EngineCoreShell: @unchecked Sendable {
                 r.vocabSize = UInt32(core.model.config.vocabSize)
             }
         })
-        var loop = EngineLoopState(core: core, communicator: communicator, identity: identity, out: out, log: log)
+        var loop = EngineLoopState(core: core, communicator: communicator, balancer: balancer, identity: identity,
+                                   out: out, log: log)
         defer { communicator?.close() }
         do {
             while true {
@@ -188,7 +235,7 @@ public final class EngineCoreShell: @unchecked Sendable {
                 guard let messages = inbox.drain(wait: paused, timeout: 1) else { return 0 }
                 if try loop.apply(messages) { return 0 }
                 if let stepped = try loop.runStep() {
-                    let s = core.stats
+                    let s = loop.stats
                     latestStats.withLock { $0 = s }
                     if !stepped.isEmpty { send(stepped, stats: s, out) }
                 }
@@ -217,6 +264,7 @@ public final class EngineCoreShell: @unchecked Sendable {
 struct EngineLoopState {
     let core: EngineCore
     let communicator: (any Communicator)?
+    var balancer: ExpertBalancer? = nil
     let identity: EngineCoreIdentity
     let out: AsyncStream<ControlEngineMessage>.Continuation
     let log: @Sendable (String) -> Void
@@ -266,7 +314,7 @@ struct EngineLoopState {
             return core.hasWork ? try core.step() : nil
         }
         guard !waves.paused else { return nil }
-        guard let outputs = try LockstepStepper(communicator: communicator).step(core) else {
+        guard let outputs = try LockstepStepper(communicator: communicator, balancer: balancer).step(core) else {
             if case .reportIdle(let w) = waves.synced(anyWork: false) {
                 out.yield(.with { $0.idle = .with { i in i.rank = UInt32(identity.rank); i.wave = w } })
             }
@@ -275,8 +323,15 @@ struct EngineLoopState {
         return outputs
     }
 
+    /// The core's statistics with EPLB's.
+    var stats: EngineStats {
+        var s = core.stats
+        if let balancer { s.eplb = balancer.stats }
+        return s
+    }
+
     private func reply(_ output: Ebb_Control_V1_RequestOutput) {
-        let stats = core.stats
+        let stats = self.stats
         out.yield(.with {
             $0.outputs = .with { o in
                 o.rank = UInt32(identity.rank)

@@ -175,6 +175,12 @@ enum ProtoMapping {
         m.expertExchangeLayerCalls = UInt64(clamping: s.expertExchangeLayerCalls)
         m.expertExchangeBytes = UInt64(clamping: s.expertExchangeBytes)
         m.expertExchangeSeconds = s.expertExchangeSeconds
+        m.eplbRearrangements = UInt64(clamping: s.eplb.rearrangements)
+        m.eplbSkipped = UInt64(clamping: s.eplb.skipped)
+        m.eplbLastTransferSeconds = s.eplb.lastTransferSeconds
+        m.eplbLastCommitSeconds = s.eplb.lastCommitSeconds
+        m.eplbBytesSent = UInt64(clamping: s.eplb.bytesSent)
+        m.eplbLayerBalancedness = s.eplb.layerBalancedness
         return m
     }
 
@@ -190,7 +196,15 @@ enum ProtoMapping {
         s.numBlocks = Int(m.numBlocks)
         s.expertExchangeLayerCalls = Int(clamping: m.expertExchangeLayerCalls)
         s.expertExchangeBytes = Int(clamping: m.expertExchangeBytes)
-        s.expertExchangeSeconds = m.expertExchangeSeconds.isFinite ? max(0, m.expertExchangeSeconds) : 0
+        s.expertExchangeSeconds = finite(m.expertExchangeSeconds)
+        s.eplb.rearrangements = Int(clamping: m.eplbRearrangements)
+        s.eplb.skipped = Int(clamping: m.eplbSkipped)
+        s.eplb.lastTransferSeconds = finite(m.eplbLastTransferSeconds)
+        s.eplb.lastCommitSeconds = finite(m.eplbLastCommitSeconds)
+        s.eplb.bytesSent = Int(clamping: m.eplbBytesSent)
+        s.eplb.layerBalancedness = m.eplbLayerBalancedness.prefix(4096).map { min(1, finite($0)) }
         return s
     }
+
+    private static func finite(_ x: Double) -> Double { x.isFinite ? max(0, x) : 0 }
 }

@@ -110,8 +110,36 @@ public final class CausalLM: Sendable {
     /// rank is idle but others are not. Does nothing without expert parallelism.
     public func dummyForward() throws {
         guard let expertParallel else { return }
-        for (_, block) in moeBlocks {
-            _ = try block.expertParallel(nil, group: expertParallel, backend)
+        for (layer, block) in moeBlocks {
+            _ = try block.expertParallel(nil, layer: layer, group: expertParallel, backend)
+        }
+    }
+
+    // MARK: Expert slots (for rearrangement)
+
+    /// Indices of the MoE layers.
+    public var moeLayerIndices: [Int] { moeBlocks.map(\.layer) }
+
+    /// The expert slots a MoE layer computes with now.
+    public func expertSlots(layer: Int) -> ExpertSlots? {
+        layers.indices.contains(layer) ? layers[layer].feedForward.moe?.experts.current : nil
+    }
+
+    /// Per-slot shapes of the expert weights: gate+up `[2I, H]`, down `[H, I]`.
+    public var expertSlotShapes: (gateUp: [Int], down: [Int]) {
+        ([2 * config.moe.intermediateSize, config.hiddenSize], [config.hiddenSize, config.moe.intermediateSize])
+    }
+
+    /// Switches MoE layers to new expert slots (call between steps, on the engine thread).
+    public func install(_ slots: [Int: ExpertSlots]) throws {
+        for (layer, s) in slots {
+            guard layers.indices.contains(layer), let block = layers[layer].feedForward.moe else {
+                throw EbbError(.invalidArgument, "layer \(layer) is not a MoE layer")
+            }
+            guard s.placement.numLogicalExperts == config.moe.numExperts else {
+                throw EbbError(.invalidArgument, "expert slots for \(s.placement.numLogicalExperts) experts, the model has \(config.moe.numExperts)")
+            }
+            block.experts.current = s
         }
     }
 }

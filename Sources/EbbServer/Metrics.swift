@@ -62,6 +62,8 @@ final class ServerMetrics: Sendable {
     final class RankGauges: @unchecked Sendable {
         let lock = NSLock()
         var gauges: [Int: [(Gauge, @Sendable (EngineStats) -> Double)]] = [:]
+        var eplb: [(Gauge, @Sendable (EPLBStats) -> Double)]?
+        var balancedness: [Int: Gauge] = [:]
     }
 
     /// (name, help, value) of each per-rank gauge.
@@ -78,8 +80,32 @@ final class ServerMetrics: Sendable {
          { $0.expertExchangeSeconds }),
     ]
 
+    /// Deployment-wide EPLB gauges (made on first use), and one balancedness gauge per layer.
+    private static let eplbGauges: [(String, String, @Sendable (EPLBStats) -> Double)] = [
+        ("ebb:eplb_rearrangements_total", "Expert rearrangements switched in", { Double($0.rearrangements) }),
+        ("ebb:eplb_skipped_total", "Rebalance decisions that kept the placement (negligible gain)", { Double($0.skipped) }),
+        ("ebb:eplb_last_transfer_seconds", "Seconds the last expert weight transfer took (in the background)", { $0.lastTransferSeconds }),
+        ("ebb:eplb_last_commit_seconds", "Seconds the last switch to a new placement paused serving", { $0.lastCommitSeconds }),
+        ("ebb:eplb_bytes_sent_total", "Bytes of expert weights moved between ranks", { Double($0.bytesSent) }),
+    ]
+
     func render(engine: EngineStats, ranks: [EngineStats] = []) -> String {
         rankGauges.lock.lock()
+        if ranks.count > 1 {
+            let e = engine.eplb
+            let gauges = rankGauges.eplb ?? Self.eplbGauges.map { name, help, value in
+                (registry.makeGauge(name: name, help: help), value)
+            }
+            rankGauges.eplb = gauges
+            for (gauge, value) in gauges { gauge.set(value(e)) }
+            for (layer, b) in e.layerBalancedness.enumerated() {
+                let g = rankGauges.balancedness[layer] ?? registry.makeGauge(
+                    name: "ebb:eplb_layer_balancedness", labels: [("layer", "\(layer)")],
+                    help: "Mean over max tokens per rank of one MoE layer at the last EPLB decision (1 = even)")
+                rankGauges.balancedness[layer] = g
+                g.set(b)
+            }
+        }
         for (rank, r) in ranks.enumerated() {
             let gauges = rankGauges.gauges[rank] ?? Self.perRank.map { name, help, value in
                 (registry.makeGauge(name: name, labels: [("rank", "\(rank)")], help: help), value)

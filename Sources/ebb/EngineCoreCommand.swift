@@ -13,6 +13,7 @@ struct EngineCoreCommand: AsyncParsableCommand {
         shouldDisplay: false)
 
     @OptionGroup var engine: EngineOptions
+    @OptionGroup var eplb: EPLBOptions
 
     @Option(help: "The coordinator's control-plane address, HOST:PORT")
     var coordinator: String
@@ -46,9 +47,11 @@ struct EngineCoreCommand: AsyncParsableCommand {
         ParentWatch.start(log: log)
         let address: ControlAddress
         let config: EngineConfig
+        let eplbConfig: EPLBConfig?
         do {
             address = try ControlAddress(parsing: coordinator)
             config = try engine.engineConfig()
+            eplbConfig = try eplb.config()
             guard worldSize >= 1, rank >= 0, rank < worldSize, dataPlaneTimeout > 0 else {
                 throw EbbError(.invalidArgument, "--rank must be in 0..<--world-size and the timeout positive")
             }
@@ -58,7 +61,7 @@ struct EngineCoreCommand: AsyncParsableCommand {
         }
         let backend = CPUBackend(threads: threads)
         let identity = EngineCoreIdentity(engineId: engineId, rank: rank, worldSize: worldSize, generation: generation,
-                                          expertParallel: enableExpertParallel, device: backend.summary)
+                                          expertParallel: enableExpertParallel, device: backend.summary, eplb: eplbConfig)
         let spec = engine.model
         let shell = EngineCoreShell(identity: identity, coordinator: address,
                                     dataPlaneTimeout: .milliseconds(Int64(dataPlaneTimeout * 1000)), log: log) { setup in

@@ -25,11 +25,7 @@ struct LoadedModel {
             config = try ModelConfig.load(directory: directory)
             weights = try CheckpointWeights(directory: directory)
         }
-        var placement: (@Sendable (Int) -> ExpertPlacement)?
-        if let expertParallel {
-            let p = try expertParallel.placement(numExperts: config.moe.numExperts)
-            placement = { _ in p }
-        }
+        let placement = try expertParallel?.placements(config: config)
         let model = try CausalLM(config: config, weights: weights, backend: backend, placement: placement,
                                  expertParallel: expertParallel?.group)
         return try LoadedModel(model: model, tokenizer: loadTokenizer(spec, needed: needTokenizer), name: spec)

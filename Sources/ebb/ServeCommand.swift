@@ -14,6 +14,7 @@ struct Serve: AsyncParsableCommand {
     static let configuration = CommandConfiguration(abstract: "Serve a model over an OpenAI-compatible HTTP API")
 
     @OptionGroup var engine: EngineOptions
+    @OptionGroup var eplb: EPLBOptions
 
     @Option(help: "Name clients use for the model (default: the --model value)")
     var servedModelName: String?
@@ -39,6 +40,14 @@ struct Serve: AsyncParsableCommand {
     func run() async throws {
         guard (1...65535).contains(port), dataParallelSize >= 1, dataParallelSize <= 256, engineStartTimeout > 0 else {
             FileHandle.standardError.write(Data("error: --port must be in 1...65535 and --data-parallel-size in 1...256\n".utf8))
+            throw ExitCode(1)
+        }
+        do {
+            if try eplb.config() != nil && (dataParallelSize < 2 || !enableExpertParallel) {
+                throw EbbError(.invalidArgument, "--enable-eplb balances experts over expert-parallel ranks: it needs --data-parallel-size ≥ 2 and --enable-expert-parallel")
+            }
+        } catch {
+            FileHandle.standardError.write(Data("error: \(describe(error))\n".utf8))
             throw ExitCode(1)
         }
         if dataParallelSize == 1 {
@@ -91,7 +100,7 @@ struct Serve: AsyncParsableCommand {
             let totalThreads = threads ?? ProcessInfo.processInfo.activeProcessorCount
             deployment = try await LocalDeployment.start(
                 ranks: ranks, expertParallel: enableExpertParallel, threadsPerRank: max(1, totalThreads / ranks),
-                engineArguments: engine.arguments, startTimeout: .milliseconds(Int64(engineStartTimeout * 1000)), log: log)
+                engineArguments: engine.arguments + eplb.arguments, startTimeout: .milliseconds(Int64(engineStartTimeout * 1000)), log: log)
             server = OpenAIServer(engine: deployment.coordinator, tokenizer: tokenizer, chatTemplate: template,
                                   modelName: servedModelName ?? model,
                                   eosTokenIds: LoadedModel.eosTokenIds(config: config, tokenizer: tokenizer))

@@ -46,6 +46,11 @@ extension EngineStats {
             usedBlocks += r.kvCacheUsage * Double(r.numBlocks)
         }
         t.kvCacheUsage = t.numBlocks > 0 ? usedBlocks / Double(t.numBlocks) : 0
+        // Every rank takes the same EPLB decisions: report rank 0's, with the bytes of all.
+        if let first = ranks.first {
+            t.eplb = first.eplb
+            t.eplb.bytesSent = ranks.reduce(0) { $0 + $1.eplb.bytesSent }
+        }
         return t
     }
 }

@@ -95,6 +95,8 @@ public struct EngineStats: Sendable, Equatable {
     public var expertExchangeLayerCalls: Int = 0
     public var expertExchangeBytes: Int = 0
     public var expertExchangeSeconds: Double = 0
+    /// Expert load balancing (zero without EPLB).
+    public var eplb = EPLBStats()
     public init() {}
 }
 

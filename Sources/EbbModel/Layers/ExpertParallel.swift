@@ -44,6 +44,27 @@ public final class ExpertParallelGroup: @unchecked Sendable {
 
     public var stats: ExpertExchangeStats { lock.withLock { counters } }
 
+    private var loads: [Int: [Int]] = [:]
+
+    /// Counts this rank's tokens per physical slot of `layer` (the EPLB load statistics).
+    func recordLoad(layer: Int, slots: [Int32], numSlots: Int) {
+        lock.withLock {
+            var row = loads[layer] ?? [Int](repeating: 0, count: numSlots)
+            if row.count != numSlots { row = [Int](repeating: 0, count: numSlots) }
+            for s in slots where s >= 0 && Int(s) < numSlots { row[Int(s)] += 1 }
+            loads[layer] = row
+        }
+    }
+
+    /// The tokens per physical slot recorded since the last call, by layer index; resets.
+    public func takeLoads() -> [Int: [Int]] {
+        lock.withLock {
+            let taken = loads
+            loads = [:]
+            return taken
+        }
+    }
+
     func record(bytesSent: Int, seconds: Double) {
         lock.withLock {
             counters.layerCalls += 1
@@ -60,10 +81,12 @@ extension MoEBlock {
     ///
     /// `x` is nil for a rank that has no tokens this step (a dummy batch): it still enters
     /// both all-to-alls and computes the rows other ranks send it. The per-token sum runs
-    /// in ascending global slot order, as the single-rank path does, so results are
-    /// bit-identical to one rank holding every expert.
-    func expertParallel(_ x: Tensor?, group: ExpertParallelGroup, _ backend: any Backend) throws -> Tensor? {
+    /// in ascending logical expert order, as the single-rank path does, so results are
+    /// bit-identical to one rank holding every expert, replicas or not.
+    func expertParallel(_ x: Tensor?, layer: Int, group: ExpertParallelGroup, _ backend: any Backend) throws -> Tensor? {
         let exchange = group.exchange
+        let slotsNow = experts.current
+        let placement = slotsNow.placement
         let ranks = exchange.size, me = exchange.rank
         guard placement.numRanks == ranks, placement.rank == me else {
             throw EbbError(.internal, "expert placement is for rank \(placement.rank) of \(placement.numRanks), the exchange is rank \(me) of \(ranks)")
@@ -73,16 +96,18 @@ extension MoEBlock {
         let pairs = tokens * k
 
         // Route and map each pair to a global physical slot.
-        var slots = [Int32](), weights = [Float](), xs = [Float]()
+        var slots = [Int32](), logical = [Int32](), weights = [Float](), xs = [Float]()
         if let x, tokens > 0 {
             let (ids, w) = try route(x, backend)
             let slotTensor = try backend.empty([tokens, k], dtype: .i32)
-            backend.mapExperts(ids, table: routingTable, replicaCount: replicaCounts,
+            backend.mapExperts(ids, table: slotsNow.routingTable, replicaCount: slotsNow.replicaCounts,
                                slotBase: 0, slotCount: placement.numPhysicalSlots, out: slotTensor)
             slots = backend.downloadInts(slotTensor)
+            logical = backend.downloadInts(ids)
             weights = backend.downloadFloats(w)
             xs = backend.downloadFloats(x)
         }
+        group.recordLoad(layer: layer, slots: slots, numSlots: placement.numPhysicalSlots)
 
         // Dispatch buffer: rows of h floats + the slot on the destination rank, by destination.
         var sendCounts = [Int](repeating: 0, count: ranks)
@@ -146,7 +171,7 @@ extension MoEBlock {
         // Local experts over the received rows.
         var results = [Float](repeating: 0, count: received * h)
         if received > 0 {
-            results = try computeReceived(recvRows, count: received, backend)
+            results = try computeReceived(recvRows, count: received, slots: slotsNow, backend)
         }
 
         // Combine: results go back in the order they came; we receive ours in send order.
@@ -163,10 +188,12 @@ extension MoEBlock {
         group.record(bytesSent: sentElsewhere, seconds: seconds)
 
         guard let x, tokens > 0 else { return nil }
-        // Weighted sum per token in ascending global slot order (stable in pair order).
+        // Weighted sum per token in ascending logical expert order (stable in pair order):
+        // the order one rank holding every expert in its own slot uses, whichever replica
+        // computed each pair.
         let byRow = sendOrder.indices.sorted { a, b in
-            let sa = slots[sendOrder[a]], sb = slots[sendOrder[b]]
-            return sa != sb ? sa < sb : sendOrder[a] < sendOrder[b]
+            let ea = logical[sendOrder[a]], eb = logical[sendOrder[b]]
+            return ea != eb ? ea < eb : sendOrder[a] < sendOrder[b]
         }
         var sortedRows = [Float](repeating: 0, count: byRow.count * h)
         var rowIndex = [Int32](repeating: 0, count: byRow.count)
@@ -193,8 +220,8 @@ extension MoEBlock {
 
     /// Runs this rank's experts on received rows (`h` floats + local slot each); returns the
     /// outputs in the order the rows arrived.
-    private func computeReceived(_ rows: [Float], count n: Int, _ backend: any Backend) throws -> [Float] {
-        let h = hidden, width = h + 1, perRank = placement.slotsPerRank
+    private func computeReceived(_ rows: [Float], count n: Int, slots: ExpertSlots, _ backend: any Backend) throws -> [Float] {
+        let h = hidden, width = h + 1, perRank = slots.placement.slotsPerRank
         let inter = config.intermediateSize
         var xs = [Float](repeating: 0, count: n * h)
         var local = [Int32](repeating: -1, count: n)
@@ -218,11 +245,11 @@ extension MoEBlock {
         let gathered = try backend.empty([n, h], dtype: backend.computeDType)
         backend.gatherRows(xt, indices: rowOf, out: gathered)
         let hUp = try backend.empty([n, 2 * inter], dtype: backend.computeDType)
-        backend.groupedLinear(gathered, weights: gateUp, offsets: offsets, out: hUp)
+        backend.groupedLinear(gathered, weights: slots.gateUp, offsets: offsets, out: hUp)
         let a = try backend.empty([n, inter], dtype: backend.computeDType)
         backend.siluAndMul(hUp, out: a)
         let y = try backend.empty([n, h], dtype: backend.computeDType)
-        backend.groupedLinear(a, weights: down, offsets: offsets, out: y)
+        backend.groupedLinear(a, weights: slots.down, offsets: offsets, out: y)
         let sorted = backend.downloadFloats(y)
         let order = backend.downloadInts(rowOf)
         var out = [Float](repeating: 0, count: n * h)

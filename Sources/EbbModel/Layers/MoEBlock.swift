@@ -1,5 +1,6 @@
 import EbbCore
 import EbbTensor
+import Foundation
 
 /// Checkpoint names of one MoE layer's tensors, per architecture.
 struct MoENames: Sendable {
@@ -22,21 +23,17 @@ struct MoEBlock: Sendable {
     let hidden: Int
     let router: Tensor
     let correctionBias: Tensor?
-    let placement: ExpertPlacement
-    /// `[localSlots, 2I, H]` gate rows then up rows, and `[localSlots, H, I]`.
-    let gateUp: Tensor
-    let down: Tensor
-    /// `[E, width]` replica slots and `[E]` counts on the device.
-    let routingTable: Tensor
-    let replicaCounts: Tensor
+    /// This rank's expert slots; replaced whole when experts are rearranged.
+    let experts: ExpertSlotsHolder
     let shared: DenseMLP?
+
+    var placement: ExpertPlacement { experts.current.placement }
     /// Checkpoint tensors of the experts other ranks hold (this rank does not load them).
     let otherRanksTensorNames: Set<String>
 
     init(_ loader: WeightLoader, names: MoENames, config: MoEConfig, hidden: Int, placement: ExpertPlacement) throws {
         self.config = config
         self.hidden = hidden
-        self.placement = placement
         let e = config.numExperts, inter = config.intermediateSize
         router = try loader.tensor(names.router, shape: [e, hidden])
         if let biasName = names.correctionBias {
@@ -58,26 +55,19 @@ struct MoEBlock: Sendable {
             try loader.source.check(n.up, shape: [inter, hidden])
             try loader.source.check(n.down, shape: [hidden, inter])
         }
-        gateUp = try loader.stacked(count: local.count, shape: [2 * inter, hidden]) { i, slice in
+        let gateUp = try loader.stacked(count: local.count, shape: [2 * inter, hidden]) { i, slice in
             let expert = local[i]
             guard expert >= 0 else { return }
             let n = names.expert(expert)
             try loader.load(n.gate, shape: [inter, hidden], into: slice.slice(first: 0..<inter))
             try loader.load(n.up, shape: [inter, hidden], into: slice.slice(first: inter..<(2 * inter)))
         }
-        down = try loader.stacked(count: local.count, shape: [hidden, inter]) { i, slice in
+        let down = try loader.stacked(count: local.count, shape: [hidden, inter]) { i, slice in
             let expert = local[i]
             guard expert >= 0 else { return }
             try loader.load(names.expert(expert).down, shape: [hidden, inter], into: slice)
         }
-        let table = placement.routingTable()
-        let backend = loader.backend
-        routingTable = try table.table.withUnsafeBytes {
-            try backend.upload($0, sourceDType: .i32, shape: [e, table.width], dtype: .i32)
-        }
-        replicaCounts = try table.counts.withUnsafeBytes {
-            try backend.upload($0, sourceDType: .i32, shape: [e], dtype: .i32)
-        }
+        experts = ExpertSlotsHolder(try ExpertSlots(placement: placement, gateUp: gateUp, down: down, backend: loader.backend))
         if let s = names.shared, config.numSharedExperts > 0 {
             shared = try DenseMLP(loader, gate: s.gate, up: s.up, down: s.down, hidden: hidden,
                                   intermediate: inter * config.numSharedExperts)
@@ -110,25 +100,67 @@ struct MoEBlock: Sendable {
 
     /// Adds the weighted outputs of this rank's slots for the routed pairs to `out`.
     func computeLocalExperts(_ x: Tensor, ids: Tensor, weights: Tensor, into out: Tensor, _ backend: any Backend) throws {
+        let slots = experts.current
+        let placement = slots.placement
         let pairs = ids.count, k = config.topK
         let slotCount = placement.slotsPerRank
         let inter = config.intermediateSize
-        let slots = try backend.empty([pairs], dtype: .i32)
-        backend.mapExperts(ids, table: routingTable, replicaCount: replicaCounts,
-                           slotBase: placement.localSlots.lowerBound, slotCount: slotCount, out: slots)
+        let slotOf = try backend.empty([pairs], dtype: .i32)
+        backend.mapExperts(ids, table: slots.routingTable, replicaCount: slots.replicaCounts,
+                           slotBase: placement.localSlots.lowerBound, slotCount: slotCount, out: slotOf)
         let tokenIndex = try backend.empty([pairs], dtype: .i32)
         let sortedWeights = try backend.empty([pairs], dtype: .f32)
         let offsets = try backend.empty([slotCount + 1], dtype: .i32)
-        backend.groupBySlot(slots, weights: weights.reshaped([pairs]), pairsPerToken: k, numSlots: slotCount,
+        backend.groupBySlot(slotOf, weights: weights.reshaped([pairs]), pairsPerToken: k, numSlots: slotCount,
                             tokenIndex: tokenIndex, sortedWeights: sortedWeights, offsets: offsets)
         let gathered = try backend.empty([pairs, hidden], dtype: backend.computeDType)
         backend.gatherRows(x, indices: tokenIndex, out: gathered)
         let h = try backend.empty([pairs, 2 * inter], dtype: backend.computeDType)
-        backend.groupedLinear(gathered, weights: gateUp, offsets: offsets, out: h)
+        backend.groupedLinear(gathered, weights: slots.gateUp, offsets: offsets, out: h)
         let a = try backend.empty([pairs, inter], dtype: backend.computeDType)
         backend.siluAndMul(h, out: a)
         let y = try backend.empty([pairs, hidden], dtype: backend.computeDType)
-        backend.groupedLinear(a, weights: down, offsets: offsets, out: y)
+        backend.groupedLinear(a, weights: slots.down, offsets: offsets, out: y)
         backend.scatterAddWeighted(y, rowIndex: tokenIndex, weight: sortedWeights, out: out)
+    }
+}
+
+/// One MoE layer's expert weights on this rank for one placement: `gateUp`
+/// `[slotsPerRank, 2I, H]` (gate rows then up rows), `down` `[slotsPerRank, H, I]`, and the
+/// routing tables (`[E, width]` replica slots, `[E]` counts) on the device.
+public final class ExpertSlots: Sendable {
+    public let placement: ExpertPlacement
+    public let gateUp: Tensor
+    public let down: Tensor
+    let routingTable: Tensor
+    let replicaCounts: Tensor
+
+    public init(placement: ExpertPlacement, gateUp: Tensor, down: Tensor, backend: any Backend) throws {
+        guard gateUp.shape.first == placement.slotsPerRank, down.shape.first == placement.slotsPerRank else {
+            throw EbbError(.invalidArgument, "expert slots: \(gateUp.shape) / \(down.shape) do not hold \(placement.slotsPerRank) slots")
+        }
+        self.placement = placement
+        self.gateUp = gateUp
+        self.down = down
+        let table = placement.routingTable()
+        routingTable = try table.table.withUnsafeBytes {
+            try backend.upload($0, sourceDType: .i32, shape: [placement.numLogicalExperts, table.width], dtype: .i32)
+        }
+        replicaCounts = try table.counts.withUnsafeBytes {
+            try backend.upload($0, sourceDType: .i32, shape: [placement.numLogicalExperts], dtype: .i32)
+        }
+    }
+}
+
+/// The current `ExpertSlots` of a layer. Swapped only between steps, on the engine thread.
+final class ExpertSlotsHolder: @unchecked Sendable {
+    private let lock = NSLock()
+    private var slots: ExpertSlots
+
+    init(_ slots: ExpertSlots) { self.slots = slots }
+
+    var current: ExpertSlots {
+        get { lock.withLock { slots } }
+        set { lock.withLock { slots = newValue } }
     }
 }

@@ -204,38 +204,104 @@ public nonisolated struct Ebb_Control_V1_Ready: Sendable {
   public init() {}
 }
 
-public nonisolated struct Ebb_Control_V1_Load: Sendable {
+public nonisolated struct Ebb_Control_V1_Load: @unchecked Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
   // methods supported on all messages.
 
-  public var waiting: UInt32 = 0
+  public var waiting: UInt32 {
+    get {_storage._waiting}
+    set {_uniqueStorage()._waiting = newValue}
+  }
 
-  public var running: UInt32 = 0
+  public var running: UInt32 {
+    get {_storage._running}
+    set {_uniqueStorage()._running = newValue}
+  }
 
-  public var kvCacheUsage: Double = 0
+  public var kvCacheUsage: Double {
+    get {_storage._kvCacheUsage}
+    set {_uniqueStorage()._kvCacheUsage = newValue}
+  }
 
-  public var steps: UInt64 = 0
+  public var steps: UInt64 {
+    get {_storage._steps}
+    set {_uniqueStorage()._steps = newValue}
+  }
 
-  public var preemptions: UInt64 = 0
+  public var preemptions: UInt64 {
+    get {_storage._preemptions}
+    set {_uniqueStorage()._preemptions = newValue}
+  }
 
-  public var prefixCacheQueries: UInt64 = 0
+  public var prefixCacheQueries: UInt64 {
+    get {_storage._prefixCacheQueries}
+    set {_uniqueStorage()._prefixCacheQueries = newValue}
+  }
 
-  public var prefixCacheHits: UInt64 = 0
+  public var prefixCacheHits: UInt64 {
+    get {_storage._prefixCacheHits}
+    set {_uniqueStorage()._prefixCacheHits = newValue}
+  }
 
-  public var numBlocks: UInt32 = 0
+  public var numBlocks: UInt32 {
+    get {_storage._numBlocks}
+    set {_uniqueStorage()._numBlocks = newValue}
+  }
 
   /// Expert-parallel exchanges since start: MoE layer passes, bytes sent to other ranks,
   /// seconds inside the all-to-alls.
-  public var expertExchangeLayerCalls: UInt64 = 0
+  public var expertExchangeLayerCalls: UInt64 {
+    get {_storage._expertExchangeLayerCalls}
+    set {_uniqueStorage()._expertExchangeLayerCalls = newValue}
+  }
 
-  public var expertExchangeBytes: UInt64 = 0
+  public var expertExchangeBytes: UInt64 {
+    get {_storage._expertExchangeBytes}
+    set {_uniqueStorage()._expertExchangeBytes = newValue}
+  }
 
-  public var expertExchangeSeconds: Double = 0
+  public var expertExchangeSeconds: Double {
+    get {_storage._expertExchangeSeconds}
+    set {_uniqueStorage()._expertExchangeSeconds = newValue}
+  }
+
+  /// EPLB on this rank.
+  public var eplbRearrangements: UInt64 {
+    get {_storage._eplbRearrangements}
+    set {_uniqueStorage()._eplbRearrangements = newValue}
+  }
+
+  public var eplbSkipped: UInt64 {
+    get {_storage._eplbSkipped}
+    set {_uniqueStorage()._eplbSkipped = newValue}
+  }
+
+  public var eplbLastTransferSeconds: Double {
+    get {_storage._eplbLastTransferSeconds}
+    set {_uniqueStorage()._eplbLastTransferSeconds = newValue}
+  }
+
+  public var eplbLastCommitSeconds: Double {
+    get {_storage._eplbLastCommitSeconds}
+    set {_uniqueStorage()._eplbLastCommitSeconds = newValue}
+  }
+
+  public var eplbBytesSent: UInt64 {
+    get {_storage._eplbBytesSent}
+    set {_uniqueStorage()._eplbBytesSent = newValue}
+  }
+
+  public var eplbLayerBalancedness: [Double] {
+    get {_storage._eplbLayerBalancedness}
+    set {_uniqueStorage()._eplbLayerBalancedness = newValue}
+  }
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
+
+  fileprivate var _storage = _StorageClass.defaultInstance
 }
 
 public nonisolated struct Ebb_Control_V1_TopLogprob: Sendable {
@@ -1046,79 +1112,177 @@ nonisolated extension Ebb_Control_V1_Ready: SwiftProtobuf.Message, SwiftProtobuf
 
 nonisolated extension Ebb_Control_V1_Load: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".Load"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}waiting\0\u{1}running\0\u{3}kv_cache_usage\0\u{1}steps\0\u{1}preemptions\0\u{3}prefix_cache_queries\0\u{3}prefix_cache_hits\0\u{3}num_blocks\0\u{3}expert_exchange_layer_calls\0\u{3}expert_exchange_bytes\0\u{3}expert_exchange_seconds\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}waiting\0\u{1}running\0\u{3}kv_cache_usage\0\u{1}steps\0\u{1}preemptions\0\u{3}prefix_cache_queries\0\u{3}prefix_cache_hits\0\u{3}num_blocks\0\u{3}expert_exchange_layer_calls\0\u{3}expert_exchange_bytes\0\u{3}expert_exchange_seconds\0\u{3}eplb_rearrangements\0\u{3}eplb_skipped\0\u{3}eplb_last_transfer_seconds\0\u{3}eplb_last_commit_seconds\0\u{3}eplb_bytes_sent\0\u{3}eplb_layer_balancedness\0")
+
+  fileprivate class _StorageClass {
+    var _waiting: UInt32 = 0
+    var _running: UInt32 = 0
+    var _kvCacheUsage: Double = 0
+    var _steps: UInt64 = 0
+    var _preemptions: UInt64 = 0
+    var _prefixCacheQueries: UInt64 = 0
+    var _prefixCacheHits: UInt64 = 0
+    var _numBlocks: UInt32 = 0
+    var _expertExchangeLayerCalls: UInt64 = 0
+    var _expertExchangeBytes: UInt64 = 0
+    var _expertExchangeSeconds: Double = 0
+    var _eplbRearrangements: UInt64 = 0
+    var _eplbSkipped: UInt64 = 0
+    var _eplbLastTransferSeconds: Double = 0
+    var _eplbLastCommitSeconds: Double = 0
+    var _eplbBytesSent: UInt64 = 0
+    var _eplbLayerBalancedness: [Double] = []
+
+      // This property is used as the initial default value for new instances of the type.
+      // The type itself is protecting the reference to its storage via CoW semantics.
+      // This will force a copy to be made of this reference when the first mutation occurs;
+      // hence, it is safe to mark this as `nonisolated(unsafe)`.
+      static nonisolated(unsafe) let defaultInstance = _StorageClass()
+
+    private init() {}
+
+    init(copying source: _StorageClass) {
+      _waiting = source._waiting
+      _running = source._running
+      _kvCacheUsage = source._kvCacheUsage
+      _steps = source._steps
+      _preemptions = source._preemptions
+      _prefixCacheQueries = source._prefixCacheQueries
+      _prefixCacheHits = source._prefixCacheHits
+      _numBlocks = source._numBlocks
+      _expertExchangeLayerCalls = source._expertExchangeLayerCalls
+      _expertExchangeBytes = source._expertExchangeBytes
+      _expertExchangeSeconds = source._expertExchangeSeconds
+      _eplbRearrangements = source._eplbRearrangements
+      _eplbSkipped = source._eplbSkipped
+      _eplbLastTransferSeconds = source._eplbLastTransferSeconds
+      _eplbLastCommitSeconds = source._eplbLastCommitSeconds
+      _eplbBytesSent = source._eplbBytesSent
+      _eplbLayerBalancedness = source._eplbLayerBalancedness
+    }
+  }
+
+  fileprivate mutating func _uniqueStorage() -> _StorageClass {
+    if !isKnownUniquelyReferenced(&_storage) {
+      _storage = _StorageClass(copying: _storage)
+    }
+    return _storage
+  }
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
-    while let fieldNumber = try decoder.nextFieldNumber() {
-      // The use of inline closures is to circumvent an issue where the compiler
-      // allocates stack space for every case branch when no optimizations are
-      // enabled. https://github.com/apple/swift-protobuf/issues/1034
-      switch fieldNumber {
-      case 1: try { try decoder.decodeSingularUInt32Field(value: &self.waiting) }()
-      case 2: try { try decoder.decodeSingularUInt32Field(value: &self.running) }()
-      case 3: try { try decoder.decodeSingularDoubleField(value: &self.kvCacheUsage) }()
-      case 4: try { try decoder.decodeSingularUInt64Field(value: &self.steps) }()
-      case 5: try { try decoder.decodeSingularUInt64Field(value: &self.preemptions) }()
-      case 6: try { try decoder.decodeSingularUInt64Field(value: &self.prefixCacheQueries) }()
-      case 7: try { try decoder.decodeSingularUInt64Field(value: &self.prefixCacheHits) }()
-      case 8: try { try decoder.decodeSingularUInt32Field(value: &self.numBlocks) }()
-      case 9: try { try decoder.decodeSingularUInt64Field(value: &self.expertExchangeLayerCalls) }()
-      case 10: try { try decoder.decodeSingularUInt64Field(value: &self.expertExchangeBytes) }()
-      case 11: try { try decoder.decodeSingularDoubleField(value: &self.expertExchangeSeconds) }()
-      default: break
+    _ = _uniqueStorage()
+    try withExtendedLifetime(_storage) { (_storage: _StorageClass) in
+      while let fieldNumber = try decoder.nextFieldNumber() {
+        // The use of inline closures is to circumvent an issue where the compiler
+        // allocates stack space for every case branch when no optimizations are
+        // enabled. https://github.com/apple/swift-protobuf/issues/1034
+        switch fieldNumber {
+        case 1: try { try decoder.decodeSingularUInt32Field(value: &_storage._waiting) }()
+        case 2: try { try decoder.decodeSingularUInt32Field(value: &_storage._running) }()
+        case 3: try { try decoder.decodeSingularDoubleField(value: &_storage._kvCacheUsage) }()
+        case 4: try { try decoder.decodeSingularUInt64Field(value: &_storage._steps) }()
+        case 5: try { try decoder.decodeSingularUInt64Field(value: &_storage._preemptions) }()
+        case 6: try { try decoder.decodeSingularUInt64Field(value: &_storage._prefixCacheQueries) }()
+        case 7: try { try decoder.decodeSingularUInt64Field(value: &_storage._prefixCacheHits) }()
+        case 8: try { try decoder.decodeSingularUInt32Field(value: &_storage._numBlocks) }()
+        case 9: try { try decoder.decodeSingularUInt64Field(value: &_storage._expertExchangeLayerCalls) }()
+        case 10: try { try decoder.decodeSingularUInt64Field(value: &_storage._expertExchangeBytes) }()
+        case 11: try { try decoder.decodeSingularDoubleField(value: &_storage._expertExchangeSeconds) }()
+        case 12: try { try decoder.decodeSingularUInt64Field(value: &_storage._eplbRearrangements) }()
+        case 13: try { try decoder.decodeSingularUInt64Field(value: &_storage._eplbSkipped) }()
+        case 14: try { try decoder.decodeSingularDoubleField(value: &_storage._eplbLastTransferSeconds) }()
+        case 15: try { try decoder.decodeSingularDoubleField(value: &_storage._eplbLastCommitSeconds) }()
+        case 16: try { try decoder.decodeSingularUInt64Field(value: &_storage._eplbBytesSent) }()
+        case 17: try { try decoder.decodeRepeatedDoubleField(value: &_storage._eplbLayerBalancedness) }()
+        default: break
+        }
       }
     }
   }
 
   public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
-    if self.waiting != 0 {
-      try visitor.visitSingularUInt32Field(value: self.waiting, fieldNumber: 1)
-    }
-    if self.running != 0 {
-      try visitor.visitSingularUInt32Field(value: self.running, fieldNumber: 2)
-    }
-    if self.kvCacheUsage.bitPattern != 0 {
-      try visitor.visitSingularDoubleField(value: self.kvCacheUsage, fieldNumber: 3)
-    }
-    if self.steps != 0 {
-      try visitor.visitSingularUInt64Field(value: self.steps, fieldNumber: 4)
-    }
-    if self.preemptions != 0 {
-      try visitor.visitSingularUInt64Field(value: self.preemptions, fieldNumber: 5)
-    }
-    if self.prefixCacheQueries != 0 {
-      try visitor.visitSingularUInt64Field(value: self.prefixCacheQueries, fieldNumber: 6)
-    }
-    if self.prefixCacheHits != 0 {
-      try visitor.visitSingularUInt64Field(value: self.prefixCacheHits, fieldNumber: 7)
-    }
-    if self.numBlocks != 0 {
-      try visitor.visitSingularUInt32Field(value: self.numBlocks, fieldNumber: 8)
-    }
-    if self.expertExchangeLayerCalls != 0 {
-      try visitor.visitSingularUInt64Field(value: self.expertExchangeLayerCalls, fieldNumber: 9)
-    }
-    if self.expertExchangeBytes != 0 {
-      try visitor.visitSingularUInt64Field(value: self.expertExchangeBytes, fieldNumber: 10)
-    }
-    if self.expertExchangeSeconds.bitPattern != 0 {
-      try visitor.visitSingularDoubleField(value: self.expertExchangeSeconds, fieldNumber: 11)
+    try withExtendedLifetime(_storage) { (_storage: _StorageClass) in
+      if _storage._waiting != 0 {
+        try visitor.visitSingularUInt32Field(value: _storage._waiting, fieldNumber: 1)
+      }
+      if _storage._running != 0 {
+        try visitor.visitSingularUInt32Field(value: _storage._running, fieldNumber: 2)
+      }
+      if _storage._kvCacheUsage.bitPattern != 0 {
+        try visitor.visitSingularDoubleField(value: _storage._kvCacheUsage, fieldNumber: 3)
+      }
+      if _storage._steps != 0 {
+        try visitor.visitSingularUInt64Field(value: _storage._steps, fieldNumber: 4)
+      }
+      if _storage._preemptions != 0 {
+        try visitor.visitSingularUInt64Field(value: _storage._preemptions, fieldNumber: 5)
+      }
+      if _storage._prefixCacheQueries != 0 {
+        try visitor.visitSingularUInt64Field(value: _storage._prefixCacheQueries, fieldNumber: 6)
+      }
+      if _storage._prefixCacheHits != 0 {
+        try visitor.visitSingularUInt64Field(value: _storage._prefixCacheHits, fieldNumber: 7)
+      }
+      if _storage._numBlocks != 0 {
+        try visitor.visitSingularUInt32Field(value: _storage._numBlocks, fieldNumber: 8)
+      }
+      if _storage._expertExchangeLayerCalls != 0 {
+        try visitor.visitSingularUInt64Field(value: _storage._expertExchangeLayerCalls, fieldNumber: 9)
+      }
+      if _storage._expertExchangeBytes != 0 {
+        try visitor.visitSingularUInt64Field(value: _storage._expertExchangeBytes, fieldNumber: 10)
+      }
+      if _storage._expertExchangeSeconds.bitPattern != 0 {
+        try visitor.visitSingularDoubleField(value: _storage._expertExchangeSeconds, fieldNumber: 11)
+      }
+      if _storage._eplbRearrangements != 0 {
+        try visitor.visitSingularUInt64Field(value: _storage._eplbRearrangements, fieldNumber: 12)
+      }
+      if _storage._eplbSkipped != 0 {
+        try visitor.visitSingularUInt64Field(value: _storage._eplbSkipped, fieldNumber: 13)
+      }
+      if _storage._eplbLastTransferSeconds.bitPattern != 0 {
+        try visitor.visitSingularDoubleField(value: _storage._eplbLastTransferSeconds, fieldNumber: 14)
+      }
+      if _storage._eplbLastCommitSeconds.bitPattern != 0 {
+        try visitor.visitSingularDoubleField(value: _storage._eplbLastCommitSeconds, fieldNumber: 15)
+      }
+      if _storage._eplbBytesSent != 0 {
+        try visitor.visitSingularUInt64Field(value: _storage._eplbBytesSent, fieldNumber: 16)
+      }
+      if !_storage._eplbLayerBalancedness.isEmpty {
+        try visitor.visitPackedDoubleField(value: _storage._eplbLayerBalancedness, fieldNumber: 17)
+      }
     }
     try unknownFields.traverse(visitor: &visitor)
   }
 
   public static func ==(lhs: Ebb_Control_V1_Load, rhs: Ebb_Control_V1_Load) -> Bool {
-    if lhs.waiting != rhs.waiting {return false}
-    if lhs.running != rhs.running {return false}
-    if lhs.kvCacheUsage != rhs.kvCacheUsage {return false}
-    if lhs.steps != rhs.steps {return false}
-    if lhs.preemptions != rhs.preemptions {return false}
-    if lhs.prefixCacheQueries != rhs.prefixCacheQueries {return false}
-    if lhs.prefixCacheHits != rhs.prefixCacheHits {return false}
-    if lhs.numBlocks != rhs.numBlocks {return false}
-    if lhs.expertExchangeLayerCalls != rhs.expertExchangeLayerCalls {return false}
-    if lhs.expertExchangeBytes != rhs.expertExchangeBytes {return false}
-    if lhs.expertExchangeSeconds != rhs.expertExchangeSeconds {return false}
+    if lhs._storage !== rhs._storage {
+      let storagesAreEqual: Bool = withExtendedLifetime((lhs._storage, rhs._storage)) { (_args: (_StorageClass, _StorageClass)) in
+        let _storage = _args.0
+        let rhs_storage = _args.1
+        if _storage._waiting != rhs_storage._waiting {return false}
+        if _storage._running != rhs_storage._running {return false}
+        if _storage._kvCacheUsage != rhs_storage._kvCacheUsage {return false}
+        if _storage._steps != rhs_storage._steps {return false}
+        if _storage._preemptions != rhs_storage._preemptions {return false}
+        if _storage._prefixCacheQueries != rhs_storage._prefixCacheQueries {return false}
+        if _storage._prefixCacheHits != rhs_storage._prefixCacheHits {return false}
+        if _storage._numBlocks != rhs_storage._numBlocks {return false}
+        if _storage._expertExchangeLayerCalls != rhs_storage._expertExchangeLayerCalls {return false}
+        if _storage._expertExchangeBytes != rhs_storage._expertExchangeBytes {return false}
+        if _storage._expertExchangeSeconds != rhs_storage._expertExchangeSeconds {return false}
+        if _storage._eplbRearrangements != rhs_storage._eplbRearrangements {return false}
+        if _storage._eplbSkipped != rhs_storage._eplbSkipped {return false}
+        if _storage._eplbLastTransferSeconds != rhs_storage._eplbLastTransferSeconds {return false}
+        if _storage._eplbLastCommitSeconds != rhs_storage._eplbLastCommitSeconds {return false}
+        if _storage._eplbBytesSent != rhs_storage._eplbBytesSent {return false}
+        if _storage._eplbLayerBalancedness != rhs_storage._eplbLayerBalancedness {return false}
+        return true
+      }
+      if !storagesAreEqual {return false}
+    }
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

@@ -1,0 +1,307 @@
+import EbbComm
+import EbbCore
+import EbbEPLB
+import EbbModel
+import EbbTensor
+import Foundation
+import Synchronization
+
+/// EPLB settings of a deployment.
+public struct EPLBConfig: Sendable, Equatable {
+    /// Redundant physical slots on top of the logical experts (over all ranks).
+    public var numRedundantExperts: Int
+    /// Steps of load statistics kept.
+    public var windowSize: Int
+    /// Steps between rebalance decisions.
+    public var stepInterval: Int
+    /// A new placement must raise balancedness (mean/max rank load) by more than this.
+    public var minGain: Double
+    /// Expert groups of the router (group-limited routing) and nodes, for the hierarchical policy.
+    public var numGroups: Int
+    public var numNodes: Int
+
+    public init(numRedundantExperts: Int = 0, windowSize: Int = 1000, stepInterval: Int = 3000, minGain: Double = 0.01,
+                numGroups: Int = 1, numNodes: Int = 1) {
+        self.numRedundantExperts = numRedundantExperts
+        self.windowSize = windowSize
+        self.stepInterval = stepInterval
+        self.minGain = minGain
+        self.numGroups = numGroups
+        self.numNodes = numNodes
+    }
+
+    /// The initial placement for `numExperts` experts over `ranks` ranks, checked.
+    public func initialPlacement(numLayers: Int, numExperts: Int, ranks: Int) throws -> EPLBPlacement {
+        guard numRedundantExperts >= 0, windowSize >= 1, stepInterval >= 1, minGain.isFinite,
+              numGroups >= 1, numNodes >= 1 else {
+            throw EbbError(.invalidArgument, "EPLB: redundant experts must be ≥ 0, window and interval ≥ 1, groups and nodes ≥ 1")
+        }
+        let slots = numExperts + numRedundantExperts
+        guard slots % ranks == 0 else {
+            throw EbbError(.invalidArgument, "EPLB: \(numExperts) experts + \(numRedundantExperts) redundant = \(slots) slots do not divide evenly over \(ranks) ranks; choose --num-redundant-experts so that they do")
+        }
+        return try EPLBPlacement.contiguous(numLayers: numLayers, numLogicalExperts: numExperts,
+                                            numPhysicalSlots: slots, numRanks: ranks)
+    }
+}
+
+/// What EPLB has done on this rank.
+public struct EPLBStats: Sendable, Equatable {
+    public var rearrangements: Int = 0
+    public var skipped: Int = 0
+    /// Seconds the last weight transfer took (in the background, while serving).
+    public var lastTransferSeconds: Double = 0
+    /// Seconds the last switch-over took at its step boundary (the serving pause).
+    public var lastCommitSeconds: Double = 0
+    /// Bytes of expert weights this rank sent to other ranks, in all.
+    public var bytesSent: Int = 0
+    /// Balancedness (mean / max tokens per rank) of each MoE layer at the last decision.
+    public var layerBalancedness: [Double] = []
+    public init() {}
+}
+
+/// Expert load balancing on one rank of an expert-parallel deployment: records the tokens
+/// each expert got per step, decides every `stepInterval` steps (on load summed over
+/// ranks, so every rank decides the same), moves expert weights to their new slots in the
+/// background over a transfer communicator while serving continues, and switches to the new
+/// placement at a step boundary all ranks agree on (see `LockstepStepper`).
+///
+/// Driven by the engine thread; the transfer runs on a thread of its own.
+public final class ExpertBalancer: @unchecked Sendable {
+    public let config: EPLBConfig
+    let model: CausalLM
+    let communicator: any Communicator
+    let transfer: any Communicator
+    private let moeLayers: [Int]
+    public private(set) var placement: EPLBPlacement
+    private var window: ExpertLoadWindow
+    private var stepsSinceDecision = 0
+    private var pending: PendingTransfer?
+    private let counters = Mutex(EPLBStats())
+
+    /// A rebalance forced by the next decision even without a gain (tests, resizes).
+    public var forceNext = false
+
+    final class PendingTransfer: @unchecked Sendable {
+        let target: EPLBPlacement
+        let started = ContinuousClock.now
+        let done = Atomic<Bool>(false)
+        var staged: [Int: ExpertSlots] = [:]
+        var error: (any Error)?
+        var bytesSent = 0
+        var seconds = 0.0
+        init(target: EPLBPlacement) { self.target = target }
+    }
+
+    public init(model: CausalLM, communicator: any Communicator, transfer: any Communicator,
+                placement: EPLBPlacement, config: EPLBConfig) throws {
+        guard communicator.size == placement.numRanks, transfer.size == communicator.size,
+              transfer.rank == communicator.rank else {
+            throw EbbError(.invalidArgument, "EPLB: communicators of \(communicator.size)/\(transfer.size) ranks for a placement over \(placement.numRanks)")
+        }
+        let layers = model.moeLayerIndices
+        guard placement.numLayers == layers.count, placement.numLogicalExperts == model.config.moe.numExperts else {
+            throw EbbError(.invalidArgument, "EPLB: placement of \(placement.numLayers) layers × \(placement.numLogicalExperts) experts for a model with \(layers.count) MoE layers × \(model.config.moe.numExperts) experts")
+        }
+        self.model = model
+        self.communicator = communicator
+        self.transfer = transfer
+        self.placement = placement
+        self.config = config
+        self.moeLayers = layers
+        self.window = try ExpertLoadWindow(numLayers: layers.count, numSlots: placement.numLogicalExperts,
+                                           capacity: config.windowSize)
+    }
+
+    public var stats: EPLBStats { counters.withLock { $0 } }
+
+    /// This rank's placement of layer ordinal `i`, as the model takes it.
+    public static func rankPlacement(_ p: EPLBPlacement, layerOrdinal i: Int, rank: Int) throws -> ExpertPlacement {
+        try ExpertPlacement(numLogicalExperts: p.numLogicalExperts, numRanks: p.numRanks, rank: rank,
+                            physicalToLogical: p.physicalToLogical[i])
+    }
+
+    /// Whether a finished transfer waits to be switched in (the step-sync vote).
+    public var readyToCommit: Bool { pending?.done.load(ordering: .acquiring) ?? false }
+
+    /// Switches every MoE layer to the staged slots. Call only at the step boundary where
+    /// every rank voted ready.
+    public func commit() throws {
+        guard let p = pending, p.done.load(ordering: .acquiring) else { return }
+        pending = nil
+        if let error = p.error { throw error }
+        let start = ContinuousClock.now
+        try model.install(p.staged)
+        placement = p.target
+        let pause = (ContinuousClock.now - start).seconds
+        counters.withLock {
+            $0.rearrangements += 1
+            $0.lastCommitSeconds = pause
+            $0.lastTransferSeconds = p.seconds
+            $0.bytesSent += p.bytesSent
+        }
+    }
+
+    /// After each lockstep step: records this rank's expert load and, every
+    /// `stepInterval` steps, decides (collectively) whether to rebalance.
+    public func afterStep() throws {
+        let taken = model.expertParallel?.takeLoads() ?? [:]
+        if taken.isEmpty {
+            window.recordDummyStep()
+        } else {
+            var rows = [[Int]]()
+            for (i, layer) in moeLayers.enumerated() {
+                var row = [Int](repeating: 0, count: placement.numLogicalExperts)
+                if let counts = taken[layer] {
+                    for (slot, c) in counts.enumerated() where c > 0 && slot < placement.numPhysicalSlots {
+                        let e = placement.physicalToLogical[i][slot]
+                        if e >= 0 { row[e] += c }
+                    }
+                }
+                rows.append(row)
+            }
+            try window.record(rows)
+        }
+        stepsSinceDecision += 1
+        if stepsSinceDecision >= config.stepInterval && pending == nil {
+            stepsSinceDecision = 0
+            try decide()
+        }
+    }
+
+    /// The load of the window summed over ranks (a collective: every rank calls it at the
+    /// same step), `[layers][E]`.
+    func globalLoad() throws -> [[Double]] {
+        let local = window.slotLoad.flatMap { $0.map { Int64($0) } }
+        let summed = try communicator.allReduced(local, op: .sum)
+        let e = placement.numLogicalExperts
+        return (0..<moeLayers.count).map { l in (0..<e).map { Double(summed[l * e + $0]) } }
+    }
+
+    private func decide() throws {
+        let load = try globalLoad()
+        let current = try layerBalancedness(load: load, placement: placement)
+        counters.withLock { $0.layerBalancedness = current }
+        let proposed = try rebalanceExperts(load: load, numPhysicalSlots: placement.numPhysicalSlots,
+                                            numGroups: config.numGroups, numNodes: config.numNodes, numRanks: placement.numRanks)
+        let worth = try shouldRebalance(load: load, current: placement, proposed: proposed, minGain: config.minGain)
+        guard worth || forceNext, proposed != placement || forceNext else {
+            counters.withLock { $0.skipped += 1 }
+            return
+        }
+        forceNext = false
+        try start(to: proposed)
+    }
+
+    /// Starts moving weights to `target` in the background (the internal call resizing
+    /// uses too); `commit` switches once every rank is ready.
+    public func start(to target: EPLBPlacement) throws {
+        guard pending == nil else { throw EbbError(.invalidArgument, "EPLB: a rearrangement is already running") }
+        let plan = try TransferPlan(old: placement, new: target)
+        let job = PendingTransfer(target: target)
+        pending = job
+        let executor = TransferExecutor(model: model, communicator: transfer, moeLayers: moeLayers, plan: plan,
+                                        target: target)
+        let thread = Thread {
+            do {
+                let (staged, bytes) = try executor.run()
+                job.staged = staged
+                job.bytesSent = bytes
+            } catch {
+                job.error = error
+            }
+            job.seconds = (ContinuousClock.now - job.started).seconds
+            job.done.store(true, ordering: .releasing)
+        }
+        thread.name = "ebb-eplb-transfer"
+        thread.start()
+    }
+
+    /// Waits for a running transfer (tests and shutdown).
+    public func waitForTransfer(timeout: Duration = .seconds(60)) {
+        let end = ContinuousClock.now + timeout
+        while let p = pending, !p.done.load(ordering: .acquiring), ContinuousClock.now < end {
+            Thread.sleep(forTimeInterval: 0.001)
+        }
+    }
+}
+
+/// Fills one rank's slots of a new placement: keeps and local copies from its own old
+/// slots, sends and receives the rest peer to peer. Sends and receives of a layer run in
+/// ascending destination-slot order on every rank, which pairs each blocking send with
+/// its receive without deadlock.
+struct TransferExecutor: @unchecked Sendable {
+    let model: CausalLM
+    let communicator: any Communicator
+    let moeLayers: [Int]
+    let plan: TransferPlan
+    let target: EPLBPlacement
+
+    func run() throws -> ([Int: ExpertSlots], Int) {
+        let backend = model.backend
+        let me = communicator.rank
+        let shapes = model.expertSlotShapes
+        let perRank = plan.slotsPerRank
+        var staged: [Int: ExpertSlots] = [:]
+        var bytes = 0
+        for (i, layer) in moeLayers.enumerated() {
+            guard let old = model.expertSlots(layer: layer) else { continue }
+            let gateUp = try backend.empty([perRank] + shapes.gateUp, dtype: backend.computeDType)
+            let down = try backend.empty([perRank] + shapes.down, dtype: backend.computeDType)
+            func slot(_ t: Tensor, _ index: Int, _ shape: [Int]) -> Tensor { t.slice(first: index..<(index + 1)).reshaped(shape) }
+            let layerPlan = plan.layers[i]
+            for s in layerPlan.slots where s.slot / perRank == me {
+                let to = s.slot % perRank
+                switch s.source {
+                case .keep:
+                    backend.copy(slot(old.gateUp, to, shapes.gateUp), into: slot(gateUp, to, shapes.gateUp))
+                    backend.copy(slot(old.down, to, shapes.down), into: slot(down, to, shapes.down))
+                case .localCopy(let from):
+                    backend.copy(slot(old.gateUp, from % perRank, shapes.gateUp), into: slot(gateUp, to, shapes.gateUp))
+                    backend.copy(slot(old.down, from % perRank, shapes.down), into: slot(down, to, shapes.down))
+                case .empty:
+                    backend.fill(slot(gateUp, to, shapes.gateUp), value: 0)
+                    backend.fill(slot(down, to, shapes.down), value: 0)
+                case .receive:
+                    break  // below, in global order
+                case .loadFromCheckpoint:
+                    throw EbbError(.unsupported, "EPLB: expert \(s.expert) of layer \(layer) is on no rank; loading it from the checkpoint is not supported")
+                }
+            }
+            // Every send of the layer, by destination slot.
+            let sends = layerPlan.sends.flatMap { $0 }.sorted { $0.toSlot < $1.toSlot }
+            for send in sends {
+                if send.fromRank == me && send.toRank == me { continue }
+                if send.fromRank == me {
+                    let from = send.fromSlot % perRank
+                    for (t, shape) in [(old.gateUp, shapes.gateUp), (old.down, shapes.down)] {
+                        let host = backend.downloadFloats(slot(t, from, shape))
+                        try communicator.send(host, to: send.toRank, tag: 7)
+                        bytes += host.count * 4
+                    }
+                } else if send.toRank == me {
+                    let to = send.toSlot % perRank
+                    for (t, shape) in [(gateUp, shapes.gateUp), (down, shapes.down)] {
+                        let host: [Float] = try communicator.recv(from: send.fromRank, tag: 7)
+                        let dst = slot(t, to, shape)
+                        guard host.count == dst.count else {
+                            throw EbbError(.io, "EPLB: received \(host.count) values for expert \(send.expert), expected \(dst.count)")
+                        }
+                        host.withUnsafeBytes { backend.copy(from: $0, sourceDType: .f32, into: dst) }
+                    }
+                }
+            }
+            staged[layer] = try ExpertSlots(
+                placement: try ExpertBalancer.rankPlacement(target, layerOrdinal: i, rank: me),
+                gateUp: gateUp, down: down, backend: backend)
+        }
+        return (staged, bytes)
+    }
+}
+
+extension Duration {
+    var seconds: Double {
+        let c = components
+        return Double(c.seconds) + Double(c.attoseconds) * 1e-18
+    }
+}
