@@ -9,28 +9,39 @@ import GRPCCore
 ///
 /// It registers engine cores (hello → welcome … ready), sends each request to the rank
 /// with the lowest load, streams the rank's outputs back to the request, keeps the waves
-/// (see `CoordinatorWaves`), serves the rendezvous store, and notices ranks that stop
-/// answering. A message that is malformed or out of order is logged and dropped (or, for a
-/// bad hello, answered with `rejected`); it never takes the coordinator down.
+/// (see `CoordinatorWaves`), serves the rendezvous store, notices ranks that stop
+/// answering, and drives resizes (see `Coordinator+Resize.swift`). Engines are known by
+/// their id; a generation's `members` list gives their ranks. A message that is malformed
+/// or out of order is logged and dropped (or, for a bad hello, answered with `rejected`);
+/// it never takes the coordinator down.
 public final class Coordinator: EngineClient, ControlCoordinatorService.SimpleServiceProtocol, @unchecked Sendable {
-    public let generation: UInt64
-    public let engineIds: [String]
-    public var worldSize: Int { engineIds.count }
     /// A rank that sends nothing (no outputs, no heartbeat) for this long is dead.
     public let heartbeatTimeout: Duration
 
-    private let lock = NSLock()
-    private var ranks: [RankSlot]
-    private var requests: [String: Tracked] = [:]
-    private var waves = CoordinatorWaves()
-    private var failure: EbbError?
-    private var shuttingDown = false
-    private let balancer = LoadBalancer()
+    let lock = NSLock()
+    var generationValue: UInt64
+    /// Engine ids of the current generation, in rank order.
+    var members: [String]
+    var engines: [String: EngineSlot] = [:]
+    var requests: [String: Tracked] = [:]
+    var waves = CoordinatorWaves()
+    var failure: EbbError?
+    var shuttingDown = false
+    var resize: ResizeState?
+    var resizeHistory: [ResizeEvent] = []
+    var resizeCounts: [String: Int] = [:]
+    var elasticHooks: ElasticHooks?
+    /// The generation before the current one, and the highest one a resize attempted (a
+    /// rolled-back attempt's number is never reused: its rendezvous keys are stale).
+    var previousGeneration: UInt64 = 0
+    var lastAttemptedGeneration: UInt64 = 0
+    var nextEngineNumber: Int
+    let balancer = LoadBalancer()
     let store = RendezvousTable()
-    private let log: @Sendable (String) -> Void
+    let log: @Sendable (String) -> Void
     private let onFailure: @Sendable (EbbError) -> Void
 
-    struct RankSlot {
+    struct EngineSlot {
         var connected = false
         var ready: Ebb_Control_V1_Ready?
         var outbound: AsyncStream<ControlCoordinatorMessage>.Continuation?
@@ -38,40 +49,50 @@ public final class Coordinator: EngineClient, ControlCoordinatorService.SimpleSe
         var live: Set<String> = []
         var assigned = 0
         var lastSeen: ContinuousClock.Instant?
+        /// New requests may go here (false while leaving, or before joining completes).
+        var accepting = true
+        /// Expected to disconnect (it left, or the resize that launched it rolled back).
+        var released = false
     }
 
     struct Tracked {
-        var rank: Int
+        var engine: String
         var continuation: AsyncStream<EngineEvent>.Continuation
+        var request: EngineRequest
     }
 
     /// `engineIds[r]` is the id the engine core of rank r says hello with. `onFailure` is
     /// called once, when a rank dies or reports a failure.
     public init(generation: UInt64, engineIds: [String], heartbeatTimeout: Duration = .seconds(10),
                 log: @escaping @Sendable (String) -> Void, onFailure: @escaping @Sendable (EbbError) -> Void) {
-        self.generation = generation
-        self.engineIds = engineIds
+        self.generationValue = generation
+        self.members = engineIds
+        self.nextEngineNumber = engineIds.count
         self.heartbeatTimeout = heartbeatTimeout
-        self.ranks = Array(repeating: RankSlot(), count: engineIds.count)
+        for id in engineIds { engines[id] = EngineSlot() }
         self.log = log
         self.onFailure = onFailure
     }
 
+    public var generation: UInt64 { lock.withLock { generationValue } }
+    public var engineIds: [String] { lock.withLock { members } }
+    public var worldSize: Int { lock.withLock { members.count } }
+
     // MARK: EngineClient
 
     public var maxModelLen: Int {
-        lock.withLock { ranks.compactMap { $0.ready.map { Int($0.maxModelLen) } }.min() ?? 0 }
+        lock.withLock { members.compactMap { engines[$0]?.ready.map { Int($0.maxModelLen) } }.min() ?? 0 }
     }
 
     public var vocabSize: Int {
-        lock.withLock { ranks.compactMap { $0.ready.map { Int($0.vocabSize) } }.min() ?? 0 }
+        lock.withLock { members.compactMap { engines[$0]?.ready.map { Int($0.vocabSize) } }.min() ?? 0 }
     }
 
     public var rankStats: [EngineStats] {
         lock.withLock {
-            ranks.map { r in
-                var s = r.load
-                s.requestsAssigned = r.assigned
+            members.map { id in
+                var s = engines[id]?.load ?? EngineStats()
+                s.requestsAssigned = engines[id]?.assigned ?? 0
                 return s
             }
         }
@@ -79,8 +100,8 @@ public final class Coordinator: EngineClient, ControlCoordinatorService.SimpleSe
 
     public var stats: EngineStats { EngineStats.total(rankStats) }
 
-    /// What each rank said when it became ready (nil until then).
-    public var readyReports: [Ebb_Control_V1_Ready?] { lock.withLock { ranks.map(\.ready) } }
+    /// What each rank of the current generation said when it became ready (nil until then).
+    public var readyReports: [Ebb_Control_V1_Ready?] { lock.withLock { members.map { engines[$0]?.ready } } }
 
     public func submit(_ request: EngineRequest) -> AsyncStream<EngineEvent> {
         let (stream, continuation) = AsyncStream<EngineEvent>.makeStream()
@@ -91,18 +112,9 @@ public final class Coordinator: EngineClient, ControlCoordinatorService.SimpleSe
         let refusal: EbbError? = lock.withLock {
             if let failure { return failure }
             guard requests[id] == nil else { return EbbError(.invalidArgument, "duplicate request id '\(id)'") }
-            let loads = ranks.map { LoadBalancer.RankLoad(accepting: $0.ready != nil && $0.outbound != nil,
-                                                          live: $0.live.count, reported: $0.load) }
-            guard let rank = balancer.choose(loads) else {
-                return EbbError(.internal, "no engine core is ready")
-            }
-            requests[id] = Tracked(rank: rank, continuation: continuation)
-            ranks[rank].live.insert(id)
-            ranks[rank].assigned += 1
-            if let start = waves.dispatch() { broadcastLocked(.startWave(.with { $0.wave = start })) }
-            ranks[rank].outbound?.yield(.with {
-                $0.addRequest = ProtoMapping.encode(request, wave: waves.wave, generation: generation)
-            })
+            guard let engine = chooseLocked() else { return EbbError(.internal, "no engine core is ready") }
+            requests[id] = Tracked(engine: engine, continuation: continuation, request: request)
+            sendLocked(request, to: engine)
             return nil
         }
         if let refusal {
@@ -112,20 +124,51 @@ public final class Coordinator: EngineClient, ControlCoordinatorService.SimpleSe
         return stream
     }
 
+    /// The accepting member with the lowest load.
+    func chooseLocked() -> String? {
+        let loads = members.map { id -> LoadBalancer.RankLoad in
+            let e = engines[id]
+            return LoadBalancer.RankLoad(accepting: e?.ready != nil && e?.outbound != nil && e?.accepting == true,
+                                         live: e?.live.count ?? 0, reported: e?.load ?? EngineStats())
+        }
+        return balancer.choose(loads).map { members[$0] }
+    }
+
+    /// Sends a request (or a resumed one) to `engine`, starting a wave first if the ranks sleep.
+    func sendLocked(_ request: EngineRequest, to engine: String, resume: (outputs: [Int], rng: Data)? = nil) {
+        engines[engine]?.live.insert(request.id)
+        engines[engine]?.assigned += 1
+        if let start = waves.dispatch() { broadcastLocked(.startWave(.with { $0.wave = start })) }
+        let add = ProtoMapping.encode(request, wave: waves.wave, generation: generationValue)
+        if let resume {
+            engines[engine]?.outbound?.yield(.with {
+                $0.resumeRequest = .with { r in
+                    r.request = add
+                    r.outputTokenIds = resume.outputs.map { Int32(clamping: $0) }
+                    r.rngState = resume.rng
+                }
+            })
+        } else {
+            engines[engine]?.outbound?.yield(.with { $0.addRequest = add })
+        }
+    }
+
     public func abort(_ id: String) {
         lock.withLock {
             guard let t = requests[id] else { return }
-            ranks[t.rank].outbound?.yield(.with {
+            engines[t.engine]?.outbound?.yield(.with {
                 $0.abort = .with { a in
                     a.requestID = id
-                    a.generation = generation
+                    a.generation = generationValue
                 }
             })
         }
     }
 
-    /// The rank a request was sent to (nil once it finished).
-    public func rank(of requestId: String) -> Int? { lock.withLock { requests[requestId]?.rank } }
+    /// The rank a request runs on (nil once it finished).
+    public func rank(of requestId: String) -> Int? {
+        lock.withLock { requests[requestId].flatMap { members.firstIndex(of: $0.engine) } }
+    }
 
     // MARK: Lifecycle
 
@@ -133,11 +176,11 @@ public final class Coordinator: EngineClient, ControlCoordinatorService.SimpleSe
     public func waitUntilReady(timeout: Duration) async throws {
         let end = ContinuousClock.now + timeout
         while true {
-            let (ready, failed) = lock.withLock { (ranks.allSatisfy { $0.ready != nil }, failure) }
+            let (ready, failed) = lock.withLock { (members.allSatisfy { engines[$0]?.ready != nil }, failure) }
             if let failed { throw failed }
             if ready { return }
             if ContinuousClock.now >= end {
-                let missing = lock.withLock { ranks.indices.filter { ranks[$0].ready == nil } }
+                let missing = lock.withLock { members.indices.filter { engines[members[$0]]?.ready == nil } }
                 throw EbbError(.io, "engine cores \(missing) did not become ready within \(timeout)")
             }
             try await Task.sleep(for: .milliseconds(20))
@@ -148,8 +191,8 @@ public final class Coordinator: EngineClient, ControlCoordinatorService.SimpleSe
     public func shutdown(reason: String) {
         lock.withLock {
             shuttingDown = true
-            broadcastLocked(.shutdown(.with { $0.reason = reason }))
-            for i in ranks.indices { ranks[i].outbound?.finish() }
+            broadcastAllLocked(.shutdown(.with { $0.reason = reason }))
+            for id in engines.keys { engines[id]?.outbound?.finish() }
         }
     }
 
@@ -160,7 +203,7 @@ public final class Coordinator: EngineClient, ControlCoordinatorService.SimpleSe
             failure = error
             let open = Array(requests.values)
             requests = [:]
-            for i in ranks.indices { ranks[i].live = [] }
+            for id in engines.keys { engines[id]?.live = [] }
             return (true, open)
         }
         guard first else { return }
@@ -174,11 +217,25 @@ public final class Coordinator: EngineClient, ControlCoordinatorService.SimpleSe
 
     public var failed: EbbError? { lock.withLock { failure } }
 
-    /// Fails the deployment if a ready rank has been silent longer than `heartbeatTimeout`.
+    /// Engine `id`'s process exited: expected after it left, a failed resize when it was
+    /// joining, and the deployment's failure otherwise.
+    public func engineExited(_ id: String, description: String) {
+        let fatal: String? = lock.withLock {
+            if engines[id]?.released ?? true { return nil }
+            if resize?.joining.contains(id) == true {
+                resize?.joinerFailure = "joining engine core \(id) \(description)"
+                return nil
+            }
+            return "engine core rank \(members.firstIndex(of: id).map(String.init) ?? id) \(description)"
+        }
+        if let fatal { fail(EbbError(.io, fatal)) }
+    }
+
+    /// Fails the deployment if a ready member has been silent longer than `heartbeatTimeout`.
     public func checkLiveness(now: ContinuousClock.Instant = .now) {
         let silent: Int? = lock.withLock {
-            ranks.indices.first { i in
-                guard ranks[i].ready != nil, let seen = ranks[i].lastSeen else { return false }
+            members.indices.first { i in
+                guard let e = engines[members[i]], e.ready != nil, !e.released, let seen = e.lastSeen else { return false }
                 return now - seen > heartbeatTimeout
             }
         }
@@ -205,17 +262,20 @@ public final class Coordinator: EngineClient, ControlCoordinatorService.SimpleSe
             return
         }
         let (outbound, continuation) = AsyncStream<ControlCoordinatorMessage>.makeStream()
-        if let reason = register(hello, continuation) {
-            log("control plane: rejected hello from '\(hello.engineID)' (rank \(hello.rank), generation \(hello.generation)): \(reason)")
-            try? await response.write(.with { $0.rejected = .with { $0.reason = reason } })
+        let registered = register(hello, continuation)
+        guard case .success(let worldSize) = registered else {
+            if case .failure(let reason) = registered {
+                log("control plane: rejected hello from '\(hello.engineID)' (rank \(hello.rank), generation \(hello.generation)): \(reason.message)")
+                try? await response.write(.with { $0.rejected = .with { $0.reason = reason.message } })
+            }
             return
         }
-        let rank = Int(hello.rank)
-        log("engine core rank \(rank) connected (pid \(hello.pid), \(hello.device))")
+        let engine = hello.engineID
+        log("engine core \(engine) (rank \(hello.rank), generation \(hello.generation)) connected (pid \(hello.pid), \(hello.device))")
         continuation.yield(.with {
             $0.welcome = .with { w in
                 w.rank = hello.rank
-                w.generation = generation
+                w.generation = hello.generation
                 w.worldSize = UInt32(worldSize)
             }
         })
@@ -227,14 +287,14 @@ public final class Coordinator: EngineClient, ControlCoordinatorService.SimpleSe
                 }
             }
             do {
-                while let m = try await inbound.next() { handle(m, from: rank) }
+                while let m = try await inbound.next() { handle(m, from: engine) }
             } catch {
                 streamError = error
             }
             continuation.finish()
             await group.waitForAll()
         }
-        disconnected(rank, error: streamError)
+        disconnected(engine, error: streamError)
     }
 
     public func storeSet(request: Ebb_Control_V1_StoreSetRequest, context: ServerContext) async throws -> Ebb_Control_V1_StoreSetResponse {
@@ -258,50 +318,72 @@ public final class Coordinator: EngineClient, ControlCoordinatorService.SimpleSe
 
     // MARK: Message handling
 
-    /// Registers a hello; returns why it is refused, or nil.
-    private func register(_ hello: Ebb_Control_V1_Hello, _ outbound: AsyncStream<ControlCoordinatorMessage>.Continuation) -> String? {
+    /// Registers a hello; returns the world size of its generation, or why it is refused.
+    private func register(_ hello: Ebb_Control_V1_Hello, _ outbound: AsyncStream<ControlCoordinatorMessage>.Continuation)
+        -> Result<Int, EbbError> {
         lock.withLock {
-            if shuttingDown { return "the deployment is shutting down" }
-            guard hello.generation == generation else {
-                return "generation \(hello.generation) is not the current generation \(generation)"
+            if shuttingDown { return .failure(EbbError(.io, "the deployment is shutting down")) }
+            let list: [String]
+            if hello.generation == generationValue {
+                list = members
+            } else if let r = resize, hello.generation == r.generation {
+                list = r.members
+            } else {
+                return .failure(EbbError(.invalidArgument, "generation \(hello.generation) is not the current generation \(generationValue)"))
             }
-            guard Int(hello.rank) < worldSize else { return "rank \(hello.rank) is outside 0..<\(worldSize)" }
+            guard Int(hello.rank) < list.count else {
+                return .failure(EbbError(.invalidArgument, "rank \(hello.rank) is outside 0..<\(list.count)"))
+            }
             let r = Int(hello.rank)
-            guard hello.engineID == engineIds[r] else {
-                return "rank \(r) belongs to engine '\(engineIds[r])', not '\(hello.engineID)'"
+            guard hello.engineID == list[r] else {
+                return .failure(EbbError(.invalidArgument, "rank \(r) belongs to engine '\(list[r])', not '\(hello.engineID)'"))
             }
-            guard !ranks[r].connected else { return "rank \(r) is already connected" }
-            ranks[r].connected = true
-            ranks[r].outbound = outbound
-            ranks[r].lastSeen = .now
-            return nil
+            guard let slot = engines[hello.engineID], !slot.connected, !slot.released else {
+                return .failure(EbbError(.invalidArgument, "rank \(r) is already connected"))
+            }
+            engines[hello.engineID]?.connected = true
+            engines[hello.engineID]?.outbound = outbound
+            engines[hello.engineID]?.lastSeen = .now
+            return .success(list.count)
         }
     }
 
-    /// Applies one message of rank `rank`.
-    func handle(_ m: ControlEngineMessage, from rank: Int) {
+    /// Generations a message may carry: the current one, the one being built, the last one.
+    private func acceptedLocked(_ g: UInt64) -> Bool {
+        g == generationValue || g == previousGeneration || g == resize?.generation
+    }
+
+    /// The rank `engine` has in generation `g` (nil if none).
+    private func rankLocked(_ engine: String, generation g: UInt64) -> Int? {
+        if g == generationValue { return members.firstIndex(of: engine) }
+        if let r = resize, g == r.generation { return r.members.firstIndex(of: engine) }
+        return nil
+    }
+
+    /// Applies one message of engine `engine`.
+    func handle(_ m: ControlEngineMessage, from engine: String) {
         var events: [(AsyncStream<EngineEvent>.Continuation, EngineEvent, Bool)] = []
         var problems: [String] = []
         var failureMessage: String?
         lock.withLock {
-            ranks[rank].lastSeen = .now
+            engines[engine]?.lastSeen = .now
             switch m.kind {
             case .hello:
                 problems.append("a second hello")
             case .ready(let r):
-                guard r.rank == rank, r.generation == generation else {
+                guard rankLocked(engine, generation: r.generation) == Int(r.rank) else {
                     problems.append("ready for rank \(r.rank) generation \(r.generation)")
                     return
                 }
-                ranks[rank].ready = r
+                engines[engine]?.ready = r
             case .outputs(let o):
-                guard o.rank == rank, o.generation == generation else {
+                guard acceptedLocked(o.generation) else {
                     problems.append("outputs for rank \(o.rank) generation \(o.generation)")
                     return
                 }
-                if o.hasLoad { ranks[rank].load = ProtoMapping.decode(o.load) }
+                if o.hasLoad { engines[engine]?.load = ProtoMapping.decode(o.load) }
                 for out in o.outputs {
-                    guard let t = requests[out.requestID], t.rank == rank else {
+                    guard let t = requests[out.requestID], t.engine == engine else {
                         problems.append("output for unknown request '\(out.requestID)'")
                         continue
                     }
@@ -317,28 +399,37 @@ public final class Coordinator: EngineClient, ControlCoordinatorService.SimpleSe
                     }
                     if done {
                         requests.removeValue(forKey: out.requestID)
-                        ranks[rank].live.remove(out.requestID)
+                        engines[engine]?.live.remove(out.requestID)
                     }
                     events.append((t.continuation, event, done))
                 }
             case .heartbeat(let h):
-                guard h.rank == rank, h.generation == generation else {
+                guard acceptedLocked(h.generation) else {
                     problems.append("heartbeat for rank \(h.rank) generation \(h.generation)")
                     return
                 }
-                if h.hasLoad { ranks[rank].load = ProtoMapping.decode(h.load) }
+                if h.hasLoad { engines[engine]?.load = ProtoMapping.decode(h.load) }
             case .idle(let i):
                 waves.idle(wave: i.wave)
             case .wakeRequest(let w):
                 if let start = waves.wakeRequested(wave: w.wave) {
                     broadcastLocked(.startWave(.with { $0.wave = start }))
                 }
+            case .reconfigureResult(let r):
+                resultLocked(r, from: engine, problems: &problems)
+            case .migrated(let mig):
+                migratedLocked(mig, from: engine, problems: &problems, events: &events)
             case .failure(let f):
-                failureMessage = "engine core rank \(rank) failed: \(f.message)"
+                if engines[engine]?.released == true || resize?.joining.contains(engine) == true {
+                    resize?.joinerFailure = "engine core \(engine) failed: \(f.message)"
+                } else {
+                    failureMessage = "engine core rank \(members.firstIndex(of: engine).map(String.init) ?? engine) failed: \(f.message)"
+                }
             case nil:
                 problems.append("an empty or unknown message")
             }
         }
+        let rank = lock.withLock { members.firstIndex(of: engine).map(String.init) ?? engine }
         for p in problems { log("control plane: rank \(rank) sent \(p); ignored") }
         for (c, e, done) in events {
             c.yield(e)
@@ -347,19 +438,32 @@ public final class Coordinator: EngineClient, ControlCoordinatorService.SimpleSe
         if let failureMessage { fail(EbbError(.internal, failureMessage)) }
     }
 
-    private func disconnected(_ rank: Int, error: (any Error)?) {
-        let expected = lock.withLock {
-            ranks[rank].outbound = nil
-            return shuttingDown || failure != nil
+    private func disconnected(_ engine: String, error: (any Error)?) {
+        let (expected, rank): (Bool, Int?) = lock.withLock {
+            engines[engine]?.outbound = nil
+            engines[engine]?.connected = false
+            if resize?.joining.contains(engine) == true {
+                resize?.joinerFailure = "joining engine core \(engine) disconnected"
+                return (true, nil)
+            }
+            return (shuttingDown || failure != nil || engines[engine]?.released != false, members.firstIndex(of: engine))
         }
         if expected { return }
         let detail = error.map { ": \($0)" } ?? ""
-        fail(EbbError(.io, "engine core rank \(rank) disconnected from the control plane\(detail)"))
+        fail(EbbError(.io, "engine core rank \(rank.map(String.init) ?? engine) disconnected from the control plane\(detail)"))
     }
 
-    private func broadcastLocked(_ kind: ControlCoordinatorMessage.OneOf_Kind) {
+    /// To every member of the current generation.
+    func broadcastLocked(_ kind: ControlCoordinatorMessage.OneOf_Kind) {
         var m = ControlCoordinatorMessage()
         m.kind = kind
-        for r in ranks.indices { ranks[r].outbound?.yield(m) }
+        for id in members { engines[id]?.outbound?.yield(m) }
+    }
+
+    /// To every connected engine (members, joiners, leavers).
+    func broadcastAllLocked(_ kind: ControlCoordinatorMessage.OneOf_Kind) {
+        var m = ControlCoordinatorMessage()
+        m.kind = kind
+        for id in engines.keys { engines[id]?.outbound?.yield(m) }
     }
 }

@@ -21,9 +21,12 @@ public struct EngineCoreIdentity: Sendable {
     public var device: String
     /// Expert load balancing (needs expert parallelism).
     public var eplb: EPLBConfig?
+    /// Joining a running deployment (weights from peers) rather than starting one.
+    public var joining: Bool
 
     public init(engineId: String, rank: Int, worldSize: Int, generation: UInt64, expertParallel: Bool, device: String,
-                eplb: EPLBConfig? = nil) {
+                eplb: EPLBConfig? = nil, joining: Bool = false) {
+        self.joining = joining
         self.engineId = engineId
         self.rank = rank
         self.worldSize = worldSize
@@ -41,12 +44,15 @@ public struct ExpertParallelSetup: Sendable {
     public let worldSize: Int
     public let group: ExpertParallelGroup
     public let eplb: EPLBConfig?
+    /// A placement decided elsewhere (a joining rank's), instead of the initial one.
+    public let placement: EPLBPlacement?
 
-    public init(rank: Int, worldSize: Int, group: ExpertParallelGroup, eplb: EPLBConfig?) {
+    public init(rank: Int, worldSize: Int, group: ExpertParallelGroup, eplb: EPLBConfig?, placement: EPLBPlacement? = nil) {
         self.rank = rank
         self.worldSize = worldSize
         self.group = group
         self.eplb = eplb
+        self.placement = placement
     }
 
     /// The initial placement over every MoE layer: with EPLB, `E + redundant` slots (the
@@ -55,6 +61,7 @@ public struct ExpertParallelSetup: Sendable {
     public func initialPlacement(config: ModelConfig) throws -> EPLBPlacement {
         let layers = config.moeLayers.filter { $0 }.count
         let e = config.moe.numExperts
+        if let placement { return placement }
         if let eplb { return try eplb.initialPlacement(numLayers: layers, numExperts: e, ranks: worldSize) }
         let row = try ExpertPlacement.contiguous(numExperts: e, numRanks: worldSize, rank: rank).physicalToLogical
         return try EPLBPlacement(physicalToLogical: Array(repeating: row, count: max(layers, 1)), numLogicalExperts: e,
@@ -81,7 +88,9 @@ public struct ExpertParallelSetup: Sendable {
 /// reports ready, then runs its engine loop — in lockstep with the other ranks under expert
 /// parallelism — until told to shut down or until the coordinator goes away.
 public final class EngineCoreShell: @unchecked Sendable {
-    public typealias EngineFactory = @Sendable (_ expertParallel: ExpertParallelSetup?) throws -> EngineCore
+    /// Builds the engine for a placement; `wrapWeights` wraps (or replaces) the weight source.
+    public typealias EngineFactory = @Sendable (_ expertParallel: ExpertParallelSetup?,
+                                                _ wrapWeights: @escaping @Sendable (any WeightSource) -> any WeightSource) throws -> EngineCore
 
     public let identity: EngineCoreIdentity
     public let coordinator: ControlAddress
@@ -90,6 +99,7 @@ public final class EngineCoreShell: @unchecked Sendable {
     private let log: @Sendable (String) -> Void
     private let inbox = Inbox()
     private let latestStats = Mutex(EngineStats())
+    private let heartbeatIdentity: Mutex<(rank: Int, generation: UInt64)>
 
     public init(identity: EngineCoreIdentity, coordinator: ControlAddress, dataPlaneTimeout: Duration = .seconds(120),
                 log: @escaping @Sendable (String) -> Void, makeEngine: @escaping EngineFactory) {
@@ -98,6 +108,7 @@ public final class EngineCoreShell: @unchecked Sendable {
         self.dataPlaneTimeout = dataPlaneTimeout
         self.log = log
         self.makeEngine = makeEngine
+        self.heartbeatIdentity = Mutex((identity.rank, identity.generation))
     }
 
     /// Runs until the engine stops; returns the process exit status.
@@ -146,10 +157,11 @@ public final class EngineCoreShell: @unchecked Sendable {
                         while !Task.isCancelled {
                             try? await Task.sleep(for: .seconds(1))
                             let load = latestStats.withLock { $0 }
+                            let now = heartbeatIdentity.withLock { $0 }
                             out.yield(.with {
                                 $0.heartbeat = .with { h in
-                                    h.rank = UInt32(identity.rank)
-                                    h.generation = identity.generation
+                                    h.rank = UInt32(now.rank)
+                                    h.generation = now.generation
                                     h.load = ProtoMapping.encode(load)
                                 }
                             })
@@ -178,45 +190,57 @@ public final class EngineCoreShell: @unchecked Sendable {
 
     private func engineMain(service: ControlCoordinatorService.Client<HTTP2ClientTransport.Posix>,
                             out: AsyncStream<ControlEngineMessage>.Continuation) -> Int32 {
-        let core: EngineCore
-        var communicator: (any Communicator)?
-        var balancer: ExpertBalancer?
+        var loop: EngineLoopState
         do {
-            var setup: ExpertParallelSetup?
-            var transfer: (any Communicator)?
-            if identity.expertParallel && identity.worldSize > 1 {
-                let started = ContinuousClock.now
-                let store = ControlPlaneStore(client: service)
-                let comm = try GlooCommunicator(rank: identity.rank, size: identity.worldSize, generation: identity.generation,
-                                                store: store, timeout: dataPlaneTimeout)
-                communicator = comm
-                if identity.eplb != nil {
-                    transfer = try GlooCommunicator(rank: identity.rank, size: identity.worldSize, generation: identity.generation,
-                                                    store: store, storePrefix: "ebb/gen\(identity.generation)/eplb",
-                                                    timeout: dataPlaneTimeout)
-                }
-                log("rank \(identity.rank): data plane (gloo, generation \(identity.generation), \(identity.worldSize) ranks) formed in \(started.duration(to: .now))")
-                setup = ExpertParallelSetup(rank: identity.rank, worldSize: identity.worldSize,
-                                            group: ExpertParallelGroup(CommunicatorExchange(comm)), eplb: identity.eplb)
-            }
-            core = try makeEngine(setup)
-            if let setup, let eplb = identity.eplb, let communicator, let transfer {
-                balancer = try ExpertBalancer(model: core.model, communicator: communicator, transfer: transfer,
-                                              placement: try setup.initialPlacement(config: core.model.config), config: eplb)
-            }
+            loop = identity.joining ? try join(service: service, out: out) : try startInitial(service: service, out: out)
         } catch {
             let message = describe(error)
             log("rank \(identity.rank): start-up failed: \(message)")
             out.yield(.with { $0.failure = .with { f in f.rank = UInt32(identity.rank); f.message = message } })
             return 1
         }
-        let stats = core.stats
-        latestStats.withLock { $0 = stats }
-        out.yield(.with {
+        publish(loop)
+        sendReady(loop)
+        defer { loop.communicator?.close() }
+        do {
+            // A joiner's first collective meets the old members' first one after their switch.
+            if identity.joining { try loop.adoptWave() }
+            while true {
+                guard let messages = inbox.drain(wait: loop.idle, timeout: 1) else { return 0 }
+                if try loop.apply(messages) { return 0 }
+                switch try loop.runRound() {
+                case .stepped(let outputs):
+                    publish(loop)
+                    if !outputs.isEmpty { loop.send(outputs) }
+                case .none:
+                    publish(loop)
+                case .left:
+                    return 0
+                }
+            }
+        } catch {
+            let message = describe(error)
+            log("rank \(loop.identity.rank): engine failed: \(message)")
+            out.yield(.with { $0.failure = .with { f in f.rank = UInt32(loop.identity.rank); f.message = message } })
+            return 1
+        }
+    }
+
+    /// What heartbeats report.
+    private func publish(_ loop: EngineLoopState) {
+        let s = loop.stats, rank = loop.identity.rank, generation = loop.identity.generation
+        latestStats.withLock { $0 = s }
+        heartbeatIdentity.withLock { $0 = (rank, generation) }
+    }
+
+    private func sendReady(_ loop: EngineLoopState) {
+        let core = loop.core, id = loop.identity
+        let slots = core.model.moeLayerIndices.first.flatMap { core.model.expertSlots(layer: $0) }
+        loop.out.yield(.with {
             $0.ready = .with { r in
-                r.rank = UInt32(identity.rank)
-                r.generation = identity.generation
-                r.device = identity.device
+                r.rank = UInt32(id.rank)
+                r.generation = id.generation
+                r.device = id.device
                 r.weightBytes = UInt64(core.model.weightBytes)
                 r.kvCacheBytes = UInt64(core.cache.numBlocks * core.model.kvCacheBytesPerBlock(blockSize: core.config.blockSize))
                 r.kvNumBlocks = UInt32(core.cache.numBlocks)
@@ -224,122 +248,100 @@ public final class EngineCoreShell: @unchecked Sendable {
                 r.maxModelLen = UInt32(clamping: core.maxModelLen)
                 r.memoryAvailableBytes = UInt64(availableMemoryBytes() ?? 0)
                 r.vocabSize = UInt32(core.model.config.vocabSize)
-            }
-        })
-        var loop = EngineLoopState(core: core, communicator: communicator, balancer: balancer, identity: identity,
-                                   out: out, log: log)
-        defer { communicator?.close() }
-        do {
-            while true {
-                let paused = communicator != nil ? loop.waves.paused : !core.hasWork
-                guard let messages = inbox.drain(wait: paused, timeout: 1) else { return 0 }
-                if try loop.apply(messages) { return 0 }
-                if let stepped = try loop.runStep() {
-                    let s = loop.stats
-                    latestStats.withLock { $0 = s }
-                    if !stepped.isEmpty { send(stepped, stats: s, out) }
-                }
-            }
-        } catch {
-            let message = describe(error)
-            log("rank \(identity.rank): engine failed: \(message)")
-            out.yield(.with { $0.failure = .with { f in f.rank = UInt32(identity.rank); f.message = message } })
-            return 1
-        }
-    }
-
-    private func send(_ outputs: [RequestOutput], stats: EngineStats, _ out: AsyncStream<ControlEngineMessage>.Continuation) {
-        out.yield(.with {
-            $0.outputs = .with { o in
-                o.rank = UInt32(identity.rank)
-                o.generation = identity.generation
-                o.outputs = outputs.map(ProtoMapping.encode)
-                o.load = ProtoMapping.encode(stats)
+                r.slotsPerRank = UInt32(slots?.placement.slotsPerRank ?? 0)
+                r.numExperts = UInt32(core.model.config.moe.numExperts)
             }
         })
     }
-}
 
-/// The engine thread's state between steps: the core, the waves, and how messages apply.
-struct EngineLoopState {
-    let core: EngineCore
-    let communicator: (any Communicator)?
-    var balancer: ExpertBalancer? = nil
-    let identity: EngineCoreIdentity
-    let out: AsyncStream<ControlEngineMessage>.Continuation
-    let log: @Sendable (String) -> Void
-    var waves = EngineWaves()
-
-    /// Applies coordinator messages; returns true when told to shut down.
-    mutating func apply(_ messages: [ControlCoordinatorMessage]) throws -> Bool {
-        for m in messages {
-            switch m.kind {
-            case .addRequest(let a):
-                guard a.generation == identity.generation else {
-                    log("rank \(identity.rank): request '\(a.requestID)' is for generation \(a.generation), not \(identity.generation); rejected")
-                    reply(ProtoMapping.encodeError(a.requestID, EbbError(.invalidArgument, "request sent to the wrong generation")))
-                    continue
-                }
-                do {
-                    try core.add(try ProtoMapping.decode(a))
-                } catch {
-                    let e = error as? EbbError ?? EbbError(.invalidArgument, "\(error)")
-                    reply(ProtoMapping.encodeError(a.requestID, e))
-                    continue
-                }
-                if communicator != nil, case .requestWake(let w) = waves.requestArrived(sentInWave: a.wave) {
-                    out.yield(.with { $0.wakeRequest = .with { r in r.rank = UInt32(identity.rank); r.wave = w } })
-                }
-            case .abort(let a):
-                if core.abort(a.requestID) {
-                    reply(ProtoMapping.encode(RequestOutput(requestId: a.requestID, finishReason: .abort)))
-                } else {
-                    log("rank \(identity.rank): abort of unknown request '\(a.requestID)' ignored")
-                }
-            case .startWave(let s):
-                waves.startWave(s.wave)
-            case .shutdown(let s):
-                log("rank \(identity.rank): shutting down (\(s.reason))")
-                return true
-            case .welcome, .rejected, nil:
-                log("rank \(identity.rank): unexpected control message ignored")
+    /// A rank of the first generation: loads weights from the checkpoint.
+    private func startInitial(service: ControlCoordinatorService.Client<HTTP2ClientTransport.Posix>,
+                              out: AsyncStream<ControlEngineMessage>.Continuation) throws -> EngineLoopState {
+        var communicator: (any Communicator)?
+        var balancer: ExpertBalancer?
+        var setup: ExpertParallelSetup?
+        var transfer: (any Communicator)?
+        let store = ControlPlaneStore(client: service)
+        if identity.expertParallel && identity.worldSize > 1 {
+            let started = ContinuousClock.now
+            let comm = try GlooCommunicator(rank: identity.rank, size: identity.worldSize, generation: identity.generation,
+                                            store: store, timeout: dataPlaneTimeout)
+            communicator = comm
+            if identity.eplb != nil {
+                transfer = try GlooCommunicator(rank: identity.rank, size: identity.worldSize, generation: identity.generation,
+                                                store: store, storePrefix: "ebb/gen\(identity.generation)/eplb",
+                                                timeout: dataPlaneTimeout)
             }
+            log("rank \(identity.rank): data plane (gloo, generation \(identity.generation), \(identity.worldSize) ranks) formed in \(started.duration(to: .now))")
+            setup = ExpertParallelSetup(rank: identity.rank, worldSize: identity.worldSize,
+                                        group: ExpertParallelGroup(CommunicatorExchange(comm)), eplb: identity.eplb)
         }
-        return false
+        let recorder = Mutex<RecordingWeights?>(nil)
+        let core = try makeEngine(setup) { base in
+            let r = RecordingWeights(base)
+            recorder.withLock { $0 = r }
+            return r
+        }
+        if let setup, let eplb = identity.eplb, let communicator, let transfer {
+            balancer = try ExpertBalancer(model: core.model, communicator: communicator, transfer: transfer,
+                                          placement: try setup.initialPlacement(config: core.model.config), config: eplb)
+        }
+        return EngineLoopState(core: core, communicator: communicator, balancer: balancer, identity: identity,
+                               out: out, log: log, store: store, recorded: recorder.withLock { $0 },
+                               dataPlaneTimeout: dataPlaneTimeout)
     }
 
-    /// One step when there is something to do: nil when nothing ran.
-    mutating func runStep() throws -> [RequestOutput]? {
-        guard let communicator else {
-            return core.hasWork ? try core.step() : nil
-        }
-        guard !waves.paused else { return nil }
-        guard let outputs = try LockstepStepper(communicator: communicator, balancer: balancer).step(core) else {
-            if case .reportIdle(let w) = waves.synced(anyWork: false) {
-                out.yield(.with { $0.idle = .with { i in i.rank = UInt32(identity.rank); i.wave = w } })
+    /// A rank joining a running deployment: waits for its reconfiguration, forms the new
+    /// generation's communicators, takes dense weights from a running rank and its experts
+    /// from their holders (nothing from disk), then waits for the switch.
+    private func join(service: ControlCoordinatorService.Client<HTTP2ClientTransport.Posix>,
+                      out: AsyncStream<ControlEngineMessage>.Continuation) throws -> EngineLoopState {
+        var spec: ReconfigurationSpec?
+        while spec == nil {
+            guard let messages = inbox.drain(wait: true, timeout: 1) else {
+                throw EbbError(.io, "the coordinator went away before the reconfiguration")
             }
-            return nil
-        }
-        return outputs
-    }
-
-    /// The core's statistics with EPLB's.
-    var stats: EngineStats {
-        var s = core.stats
-        if let balancer { s.eplb = balancer.stats }
-        return s
-    }
-
-    private func reply(_ output: Ebb_Control_V1_RequestOutput) {
-        let stats = self.stats
-        out.yield(.with {
-            $0.outputs = .with { o in
-                o.rank = UInt32(identity.rank)
-                o.generation = identity.generation
-                o.outputs = [output]
-                o.load = ProtoMapping.encode(stats)
+            for m in messages {
+                if case .reconfigure(let r)? = m.kind { spec = try ReconfigurationSpec(r) } else {
+                    log("rank \(identity.rank): message before the reconfiguration ignored")
+                }
             }
-        })
+        }
+        guard let spec, let newRank = spec.newRank(of: identity.engineId), let u = spec.unionIndex(of: identity.engineId),
+              spec.generation == identity.generation else {
+            throw EbbError(.invalidArgument, "the reconfiguration does not include this engine at generation \(identity.generation)")
+        }
+        let store = ControlPlaneStore(client: service)
+        let comms = try GenerationCommunicators.form(spec: spec, engine: identity.engineId, store: store,
+                                                     eplb: identity.eplb != nil, servingTimeout: dataPlaneTimeout)
+        defer { comms.transfer.close() }
+        guard let serving = comms.serving else { throw EbbError(.internal, "a joining engine without a serving group") }
+        let (old, target) = try sharePlacements(comms.transfer, old: nil, target: nil, spec: spec)
+        let peer = PeerWeights(communicator: comms.transfer, server: spec.denseServer(forJoiner: u))
+        let recorded = RecordingWeights(peer)
+        let setup = ExpertParallelSetup(rank: newRank, worldSize: spec.members.count,
+                                        group: ExpertParallelGroup(CommunicatorExchange(serving)), eplb: identity.eplb,
+                                        placement: target)
+        let core = try makeEngine(setup) { _ in recorded }
+        try peer.finish()
+        let plan = try spec.unionPlan(old: old, target: target)
+        let (staged, _) = try TransferExecutor(model: core.model, communicator: comms.transfer, plan: plan, target: target,
+                                               newRank: newRank).run()
+        try core.model.install(staged)
+        try serving.barrier()
+        var balancer: ExpertBalancer?
+        if let eplb = identity.eplb, let eplbTransfer = comms.eplbTransfer {
+            balancer = try ExpertBalancer(model: core.model, communicator: serving, transfer: eplbTransfer,
+                                          placement: target, config: eplb)
+        }
+        var id = identity
+        id.rank = newRank
+        id.worldSize = spec.members.count
+        log("rank \(newRank): joined generation \(spec.generation); \(peer.bytesReceived) bytes of dense weights from rank \(spec.denseServer(forJoiner: u))")
+        var loop = EngineLoopState(core: core, communicator: serving, balancer: balancer, identity: id, out: out, log: log,
+                                   store: store, recorded: recorded, dataPlaneTimeout: dataPlaneTimeout)
+        loop.oldestAcceptedGeneration = spec.generation - 1
+        return loop
     }
 }
 

@@ -4,6 +4,33 @@ import Foundation
 import GRPCCore
 import GRPCNIOTransportHTTP2
 
+/// Resizing settings of a local deployment.
+public struct ElasticSettings: Sendable {
+    public var maxRanks: Int
+    public var phaseTimeout: Duration
+    /// The fault to inject at a generation (from `EBB_FAULT=scale.<phase>[@generation]`).
+    public var fault: @Sendable (UInt64) -> String?
+
+    public init(maxRanks: Int, phaseTimeout: Duration = .seconds(60), faultSpec: String? = nil) {
+        self.maxRanks = maxRanks
+        self.phaseTimeout = phaseTimeout
+        let parsed = ElasticSettings.parseFault(faultSpec)
+        self.fault = { gen in
+            guard let parsed else { return nil }
+            return parsed.generation.map { $0 == gen ? parsed.phase : nil } ?? parsed.phase
+        }
+    }
+
+    /// "scale.transfer" or "scale.transfer@2" → ("transfer", 2).
+    static func parseFault(_ spec: String?) -> (phase: String, generation: UInt64?)? {
+        guard let spec, spec.hasPrefix("scale.") else { return nil }
+        let body = spec.dropFirst("scale.".count)
+        let parts = body.split(separator: "@", maxSplits: 1)
+        guard let phase = parts.first, !phase.isEmpty else { return nil }
+        return (String(phase), parts.count > 1 ? UInt64(parts[1]) : nil)
+    }
+}
+
 /// A deployment on this host: the coordinator's control-plane server on loopback, and one
 /// engine-core child process per rank started by `LocalLauncher`. A rank that exits or stops
 /// answering fails the deployment: the error names the rank, every child is stopped and the
@@ -24,10 +51,12 @@ public final class LocalDeployment: Sendable {
 
     /// Starts `ranks` engine cores (`ebb engine-core` with `engineArguments` plus their
     /// identity) and waits until all are ready.
+    /// With `elastic`, the deployment can be resized (`coordinator.resize`): joining engine
+    /// cores are launched here the same way.
     public static func start(ranks: Int, expertParallel: Bool, threadsPerRank: Int, engineArguments: [String],
                              startTimeout: Duration, generation: UInt64 = 1,
                              executable: URL = LocalLauncher.currentExecutable(),
-                             exitOnFailure: Bool = true,
+                             exitOnFailure: Bool = true, elastic: ElasticSettings? = nil,
                              log: @escaping @Sendable (String) -> Void) async throws -> LocalDeployment {
         let engineIds = (0..<ranks).map { "engine-\($0)" }
         let launcher = LocalLauncher(executable: executable, log: log)
@@ -53,15 +82,30 @@ public final class LocalDeployment: Sendable {
             }
         }
         let deployment = LocalDeployment(coordinator: coordinator, launcher: launcher, grpcServer: grpcServer, monitor: monitor)
+        let launch: @Sendable (String, Int, Int, UInt64, [String], [String: String]) throws -> Void = { id, rank, size, gen, extra, env in
+            var args = ["engine-core"] + engineArguments
+            args += ["--coordinator", "127.0.0.1:\(port)", "--rank", "\(rank)", "--world-size", "\(size)",
+                     "--generation", "\(gen)", "--engine-id", id, "--threads", "\(threadsPerRank)"] + extra
+            if expertParallel { args.append("--enable-expert-parallel") }
+            try launcher.launch(id: id, arguments: args, environment: env) { id, pid, status in
+                coordinator.engineExited(id, description: "(pid \(pid)) exited with status \(status)")
+            }
+        }
+        if let elastic {
+            coordinator.enableElastic(ElasticHooks(
+                maxRanks: elastic.maxRanks, phaseTimeout: elastic.phaseTimeout,
+                launch: { id, rank, size, gen, kvBytes in
+                    var env: [String: String] = [:]
+                    if elastic.fault(gen) == "register" { env["EBB_FAULT_EXIT_BEFORE_HELLO"] = "1" }
+                    // Joiners size their KV cache from what the running ranks report.
+                    try launch(id, rank, size, gen, ["--join", "--kv-cache-memory", "\(max(kvBytes, 1))"], env)
+                },
+                stop: { id in launcher.stop(id: id) },
+                fault: elastic.fault))
+        }
         do {
             for rank in 0..<ranks {
-                var args = ["engine-core"] + engineArguments
-                args += ["--coordinator", "127.0.0.1:\(port)", "--rank", "\(rank)", "--world-size", "\(ranks)",
-                         "--generation", "\(generation)", "--engine-id", engineIds[rank], "--threads", "\(threadsPerRank)"]
-                if expertParallel { args.append("--enable-expert-parallel") }
-                try launcher.launch(rank: rank, arguments: args) { rank, pid, status in
-                    coordinator.fail(EbbError(.io, "engine core rank \(rank) (pid \(pid)) exited with status \(status)"))
-                }
+                try launch(engineIds[rank], rank, ranks, generation, [], [:])
             }
             try await coordinator.waitUntilReady(timeout: startTimeout)
         } catch {

@@ -8,7 +8,7 @@ import Foundation
 public final class LocalLauncher: @unchecked Sendable {
     public let executable: URL
     private let lock = NSLock()
-    private var children: [Int: Process] = [:]
+    private var children: [String: Process] = [:]
     private var stopping = false
     private let log: @Sendable (String) -> Void
 
@@ -25,10 +25,10 @@ public final class LocalLauncher: @unchecked Sendable {
         return URL(fileURLWithPath: CommandLine.arguments[0]).standardizedFileURL
     }
 
-    /// Starts the engine core of `rank` with `arguments`; `onExit(rank, status)` runs when it
-    /// exits unexpectedly (not after `stopAll`).
-    public func launch(rank: Int, arguments: [String], environment: [String: String] = [:],
-                       onExit: @escaping @Sendable (_ rank: Int, _ pid: Int32, _ status: Int32) -> Void) throws {
+    /// Starts engine core `id` with `arguments`; `onExit(id, pid, status)` runs when it exits
+    /// (not after `stopAll` or `stop`).
+    public func launch(id: String, arguments: [String], environment: [String: String] = [:],
+                       onExit: @escaping @Sendable (_ id: String, _ pid: Int32, _ status: Int32) -> Void) throws {
         let p = Process()
         p.executableURL = executable
         p.arguments = arguments
@@ -39,20 +39,30 @@ public final class LocalLauncher: @unchecked Sendable {
         p.terminationHandler = { [weak self] proc in
             guard let self else { return }
             let expected = self.lock.withLock {
-                self.children.removeValue(forKey: rank)
-                return self.stopping
+                let known = self.children.removeValue(forKey: id) != nil
+                return self.stopping || !known
             }
-            if !expected { onExit(rank, proc.processIdentifier, proc.terminationStatus) }
+            if !expected { onExit(id, proc.processIdentifier, proc.terminationStatus) }
         }
         do {
             try p.run()
         } catch {
-            throw EbbError(.io, "could not start engine core rank \(rank) (\(executable.path)): \(error)")
+            throw EbbError(.io, "could not start engine core \(id) (\(executable.path)): \(error)")
         }
-        lock.withLock { children[rank] = p }
+        lock.withLock { children[id] = p }
     }
 
-    public var runningPids: [Int: Int32] {
+    /// Stops one engine core: SIGTERM, then SIGKILL after `grace`. No `onExit` for it.
+    public func stop(id: String, grace: Duration = .seconds(3)) {
+        guard let p = lock.withLock({ children.removeValue(forKey: id) }) else { return }
+        if p.isRunning { kill(p.processIdentifier, SIGTERM) }
+        let end = ContinuousClock.now + grace
+        while p.isRunning && ContinuousClock.now < end { Thread.sleep(forTimeInterval: 0.02) }
+        if p.isRunning { kill(p.processIdentifier, SIGKILL) }
+        p.waitUntilExit()
+    }
+
+    public var runningPids: [String: Int32] {
         lock.withLock { children.mapValues { $0.processIdentifier } }
     }
 

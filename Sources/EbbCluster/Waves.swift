@@ -61,6 +61,12 @@ public struct EngineWaves: Sendable, Equatable {
         if w >= wave { paused = false }
     }
 
+    /// Joins the other ranks of a new generation in wave `w`, running.
+    public mutating func adopt(wave w: UInt64) {
+        wave = w
+        paused = false
+    }
+
     /// A request sent during wave `w` arrived.
     public func requestArrived(sentInWave w: UInt64) -> Action {
         paused && w <= wave ? .requestWake(wave: wave + 1) : .none

@@ -63,6 +63,7 @@ final class ServerMetrics: Sendable {
         let lock = NSLock()
         var gauges: [Int: [(Gauge, @Sendable (EngineStats) -> Double)]] = [:]
         var eplb: [(Gauge, @Sendable (EPLBStats) -> Double)]?
+        var named: [String: Gauge] = [:]
         var balancedness: [Int: Gauge] = [:]
     }
 
@@ -80,6 +81,15 @@ final class ServerMetrics: Sendable {
          { $0.expertExchangeSeconds }),
     ]
 
+    /// A gauge by name and labels, made once (call with `rankGauges.lock` held).
+    private func gauge(_ name: String, _ help: String, labels: [(String, String)] = []) -> Gauge {
+        let key = name + labels.map { "|\($0.0)=\($0.1)" }.joined()
+        if let g = rankGauges.named[key] { return g }
+        let g = registry.makeGauge(name: name, labels: labels, help: help)
+        rankGauges.named[key] = g
+        return g
+    }
+
     /// Deployment-wide EPLB gauges (made on first use), and one balancedness gauge per layer.
     private static let eplbGauges: [(String, String, @Sendable (EPLBStats) -> Double)] = [
         ("ebb:eplb_rearrangements_total", "Expert rearrangements switched in", { Double($0.rearrangements) }),
@@ -89,8 +99,20 @@ final class ServerMetrics: Sendable {
         ("ebb:eplb_bytes_sent_total", "Bytes of expert weights moved between ranks", { Double($0.bytesSent) }),
     ]
 
-    func render(engine: EngineStats, ranks: [EngineStats] = []) -> String {
+    func render(engine: EngineStats, ranks: [EngineStats] = [], elastic: ElasticMetricsSnapshot? = nil) -> String {
         rankGauges.lock.lock()
+        if let elastic {
+            gauge("ebb:elastic_generation", "Generation (epoch) of the deployment's ranks").set(Double(elastic.generation))
+            gauge("ebb:elastic_num_ranks", "Data-parallel ranks serving").set(Double(elastic.ranks))
+            for outcome in ["committed", "rolled_back", "noop"] {
+                gauge("ebb:elastic_resizes_total", "Resizes by outcome", labels: [("outcome", outcome)])
+                    .set(Double(elastic.resizes[outcome] ?? 0))
+            }
+            for (phase, seconds) in elastic.lastPhases {
+                gauge("ebb:elastic_last_resize_phase_seconds", "Seconds each phase of the last resize took",
+                      labels: [("phase", phase)]).set(seconds)
+            }
+        }
         if ranks.count > 1 {
             let e = engine.eplb
             let gauges = rankGauges.eplb ?? Self.eplbGauges.map { name, help, value in

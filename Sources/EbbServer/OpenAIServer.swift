@@ -14,6 +14,8 @@ public final class OpenAIServer: Sendable {
     public let chatTemplate: ChatTemplate?
     public let modelName: String
     public let eosTokenIds: [Int]
+    /// Resizing, when the engine is a resizable deployment.
+    public let scaling: (any ElasticScaling)?
     let metrics = ServerMetrics()
     let startTime = Date()
     public static let version = "0.1.0"
@@ -22,8 +24,10 @@ public final class OpenAIServer: Sendable {
     /// Deepest JSON nesting accepted.
     public static let maxJSONDepth = 64
 
-    public init(engine: any EngineClient, tokenizer: Tokenizer, chatTemplate: ChatTemplate?, modelName: String, eosTokenIds: [Int]) {
+    public init(engine: any EngineClient, tokenizer: Tokenizer, chatTemplate: ChatTemplate?, modelName: String, eosTokenIds: [Int],
+                scaling: (any ElasticScaling)? = nil) {
         self.engine = engine
+        self.scaling = scaling
         self.tokenizer = tokenizer
         self.chatTemplate = chatTemplate
         self.modelName = modelName
@@ -39,8 +43,10 @@ public final class OpenAIServer: Sendable {
             var headers = HTTPFields()
             headers[.contentType] = "text/plain; version=0.0.4; charset=utf-8"
             return Response(status: .ok, headers: headers,
-                            body: .init(byteBuffer: ByteBuffer(string: metrics.render(engine: engine.stats, ranks: engine.rankStats))))
+                            body: .init(byteBuffer: ByteBuffer(string: metrics.render(engine: engine.stats, ranks: engine.rankStats,
+                                                                                     elastic: scaling?.metricsSnapshot()))))
         }
+        addScaleRoutes(router)
         router.post("/v1/completions") { [self] request, context in
             await handle(request) { body in try await completions(body, channel: context.channel) }
         }

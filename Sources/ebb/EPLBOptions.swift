@@ -34,6 +34,9 @@ struct EPLBOptions: ParsableArguments {
                           stepInterval: eplbStepInterval, minGain: eplbMinGain)
     }
 
+    /// EPLB with the defaults (what --enable-elastic-ep turns on when --enable-eplb is absent).
+    static let defaultArguments = ["--enable-eplb"]
+
     var arguments: [String] {
         guard enableEplb else { return [] }
         return ["--enable-eplb", "--num-redundant-experts", "\(numRedundantExperts)", "--eplb-window-size", "\(eplbWindowSize)",

@@ -33,6 +33,9 @@ struct EngineCoreCommand: AsyncParsableCommand {
     @Flag(help: "Split experts over the ranks (expert parallelism)")
     var enableExpertParallel = false
 
+    @Flag(help: "Join a running deployment: weights come from its ranks, not from disk")
+    var join = false
+
     @Option(help: "CPU threads of this rank")
     var threads: Int?
 
@@ -45,6 +48,10 @@ struct EngineCoreCommand: AsyncParsableCommand {
             FileHandle.standardError.write(Data("[ebb rank \(rank)] \(message)\n".utf8))
         }
         ParentWatch.start(log: log)
+        if ProcessInfo.processInfo.environment["EBB_FAULT_EXIT_BEFORE_HELLO"] == "1" {
+            log("injected fault at scale.register: exiting before saying hello")
+            throw ExitCode(3)
+        }
         let address: ControlAddress
         let config: EngineConfig
         let eplbConfig: EPLBConfig?
@@ -61,11 +68,13 @@ struct EngineCoreCommand: AsyncParsableCommand {
         }
         let backend = CPUBackend(threads: threads)
         let identity = EngineCoreIdentity(engineId: engineId, rank: rank, worldSize: worldSize, generation: generation,
-                                          expertParallel: enableExpertParallel, device: backend.summary, eplb: eplbConfig)
+                                          expertParallel: enableExpertParallel, device: backend.summary, eplb: eplbConfig,
+                                          joining: join)
         let spec = engine.model
         let shell = EngineCoreShell(identity: identity, coordinator: address,
-                                    dataPlaneTimeout: .milliseconds(Int64(dataPlaneTimeout * 1000)), log: log) { setup in
-            let loaded = try LoadedModel.load(spec, backend: backend, needTokenizer: false, expertParallel: setup)
+                                    dataPlaneTimeout: .milliseconds(Int64(dataPlaneTimeout * 1000)), log: log) { setup, wrap in
+            let loaded = try LoadedModel.load(spec, backend: backend, needTokenizer: false, expertParallel: setup,
+                                              wrapWeights: wrap)
             let core = try EngineCore(model: loaded.model, config: config)
             log("loaded \(String(format: "%.1f", Double(loaded.model.weightBytes) / 1e6)) MB of weights; KV cache \(core.cache.numBlocks) blocks")
             return core

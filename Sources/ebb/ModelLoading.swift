@@ -15,7 +15,8 @@ struct LoadedModel {
     /// `expertParallel` makes the model hold only this rank's experts and exchange tokens
     /// with the other ranks in every MoE layer.
     static func load(_ spec: String, backend: any Backend, needTokenizer: Bool,
-                     expertParallel: ExpertParallelSetup? = nil) throws -> LoadedModel {
+                     expertParallel: ExpertParallelSetup? = nil,
+                     wrapWeights: @Sendable (any WeightSource) -> any WeightSource = { $0 }) throws -> LoadedModel {
         let config: ModelConfig
         let weights: any WeightSource
         if BuiltinModels.isBuiltin(spec) {
@@ -26,7 +27,7 @@ struct LoadedModel {
             weights = try CheckpointWeights(directory: directory)
         }
         let placement = try expertParallel?.placements(config: config)
-        let model = try CausalLM(config: config, weights: weights, backend: backend, placement: placement,
+        let model = try CausalLM(config: config, weights: wrapWeights(weights), backend: backend, placement: placement,
                                  expertParallel: expertParallel?.group)
         return try LoadedModel(model: model, tokenizer: loadTokenizer(spec, needed: needTokenizer), name: spec)
     }

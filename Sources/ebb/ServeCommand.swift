@@ -37,12 +37,28 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "Seconds to wait for every engine core to load and report ready")
     var engineStartTimeout: Double = 600
 
+    @Flag(help: "Allow resizing the deployment while it serves (POST /scale_elastic_ep); turns on EPLB")
+    var enableElasticEp = false
+
+    @Option(help: "Most data-parallel ranks a resize may reach (default: 4 × --data-parallel-size)")
+    var maxDataParallelSize: Int?
+
+    @Option(help: "Seconds each resize phase may take before the resize rolls back")
+    var scaleTimeout: Double = 60
+
     func run() async throws {
         guard (1...65535).contains(port), dataParallelSize >= 1, dataParallelSize <= 256, engineStartTimeout > 0 else {
             FileHandle.standardError.write(Data("error: --port must be in 1...65535 and --data-parallel-size in 1...256\n".utf8))
             throw ExitCode(1)
         }
         do {
+            if enableElasticEp && (dataParallelSize < 2 || !enableExpertParallel) {
+                throw EbbError(.invalidArgument, "--enable-elastic-ep resizes an expert-parallel deployment: it needs --data-parallel-size ≥ 2 and --enable-expert-parallel")
+            }
+            if let m = maxDataParallelSize, m < dataParallelSize || m > 256 {
+                throw EbbError(.invalidArgument, "--max-data-parallel-size must be in --data-parallel-size...256")
+            }
+            guard scaleTimeout > 0 else { throw EbbError(.invalidArgument, "--scale-timeout must be positive") }
             if try eplb.config() != nil && (dataParallelSize < 2 || !enableExpertParallel) {
                 throw EbbError(.invalidArgument, "--enable-eplb balances experts over expert-parallel ranks: it needs --data-parallel-size ≥ 2 and --enable-expert-parallel")
             }
@@ -98,12 +114,22 @@ struct Serve: AsyncParsableCommand {
             let config = try LoadedModel.loadConfig(model)
             let template = try loadChatTemplate(model)
             let totalThreads = threads ?? ProcessInfo.processInfo.activeProcessorCount
+            var eplbArguments = eplb.arguments
+            var elastic: ElasticSettings?
+            if enableElasticEp {
+                if !eplb.enableEplb { eplbArguments = EPLBOptions.defaultArguments }
+                elastic = ElasticSettings(maxRanks: maxDataParallelSize ?? min(256, 4 * ranks),
+                                          phaseTimeout: .milliseconds(Int64(scaleTimeout * 1000)),
+                                          faultSpec: ProcessInfo.processInfo.environment["EBB_FAULT"])
+            }
             deployment = try await LocalDeployment.start(
                 ranks: ranks, expertParallel: enableExpertParallel, threadsPerRank: max(1, totalThreads / ranks),
-                engineArguments: engine.arguments + eplb.arguments, startTimeout: .milliseconds(Int64(engineStartTimeout * 1000)), log: log)
+                engineArguments: engine.arguments + eplbArguments, startTimeout: .milliseconds(Int64(engineStartTimeout * 1000)),
+                elastic: elastic, log: log)
             server = OpenAIServer(engine: deployment.coordinator, tokenizer: tokenizer, chatTemplate: template,
                                   modelName: servedModelName ?? model,
-                                  eosTokenIds: LoadedModel.eosTokenIds(config: config, tokenizer: tokenizer))
+                                  eosTokenIds: LoadedModel.eosTokenIds(config: config, tokenizer: tokenizer),
+                                  scaling: enableElasticEp ? CoordinatorScaling(coordinator: deployment.coordinator) : nil)
             log("model \(model): \(config.architecture.rawValue) on \(ranks) data-parallel ranks\(enableExpertParallel ? " with expert parallelism" : ""); max model length \(deployment.coordinator.maxModelLen)")
         } catch {
             FileHandle.standardError.write(Data("error: \(describe(error))\n".utf8))

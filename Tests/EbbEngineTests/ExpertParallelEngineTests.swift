@@ -1,5 +1,6 @@
 import EbbComm
 import EbbCore
+import EbbEPLB
 import EbbEngine
 import EbbModel
 import EbbTensor
@@ -39,10 +40,22 @@ struct ExpertParallelEngineTests {
 
     /// Runs `jobs` on `ranks` lockstep ranks; returns tokens per request id and the ranks'
     /// exchange statistics.
-    static func runExpertParallel(ranks: Int, jobs: [Job], load: @escaping Load) throws -> ([String: [Int]], [ExpertExchangeStats]) {
+    static func runExpertParallel(ranks: Int, jobs: [Job], load: @escaping Load, eplb: EPLBConfig? = nil)
+        throws -> ([String: [Int]], [ExpertExchangeStats]) {
+        try runExpertParallelWithEPLB(ranks: ranks, jobs: jobs, load: load, eplb: eplb).map { ($0.0, $0.1) } ?? ([:], [])
+    }
+
+    /// As `runExpertParallel`, also returning each rank's EPLB statistics.
+    static func runExpertParallelWithEPLB(ranks: Int, jobs: [Job], load: @escaping Load, eplb: EPLBConfig?)
+        throws -> ([String: [Int]], [ExpertExchangeStats], [EPLBStats])? {
         let hub = try InProcessHub(size: ranks, timeout: .seconds(60))
         let comms = try (0..<ranks).map { try hub.communicator(rank: $0) }
-        let numExperts = try load(nil, nil).config.moe.numExperts
+        let transferHub = try InProcessHub(size: ranks, timeout: .seconds(60))
+        let transfers = try (0..<ranks).map { try transferHub.communicator(rank: $0) }
+        let probe = try load(nil, nil).config
+        let numExperts = probe.moe.numExperts
+        let numMoELayers = probe.moeLayers.filter { $0 }.count
+        let eplbStats = Mutex<[Int: EPLBStats]>([:])
         let results = Mutex<[String: [Int]]>([:])
         let errors = Mutex<[String]>([])
         let stats = Mutex<[Int: ExpertExchangeStats]>([:])
@@ -52,10 +65,18 @@ struct ExpertParallelEngineTests {
                 do {
                     let comm = comms[rank]
                     let group = ExpertParallelGroup(CommunicatorExchange(comm))
-                    let placement = try ExpertPlacement.contiguous(numExperts: numExperts, numRanks: ranks, rank: rank)
-                    let model = try load({ _ in placement }, group)
+                    let initial = try eplb?.initialPlacement(numLayers: numMoELayers, numExperts: numExperts, ranks: ranks)
+                    let contiguous = try ExpertPlacement.contiguous(numExperts: numExperts, numRanks: ranks, rank: rank)
+                    let perLayer = try initial.map { p in try ExpertBalancer.rankPlacement(p, layerOrdinal: 0, rank: rank) }
+                    // The initial EPLB placement is the same for every layer.
+                    let model = try load({ _ in perLayer ?? contiguous }, group)
                     let core = try EngineCore(model: model, config: EngineConfig(kvCacheBytes: 16 << 20, maxNumBatchedTokens: 48))
-                    let stepper = LockstepStepper(communicator: comm)
+                    var balancer: ExpertBalancer?
+                    if let eplb, let initial {
+                        balancer = try ExpertBalancer(model: model, communicator: comm, transfer: transfers[rank],
+                                                      placement: initial, config: eplb)
+                    }
+                    let stepper = LockstepStepper(communicator: comm, balancer: balancer)
                     let mine = jobs.filter { $0.rank == rank }
                     let lastArrival = jobs.map(\.atStep).max() ?? 0
                     var step = 0
@@ -77,11 +98,14 @@ struct ExpertParallelEngineTests {
                         }
                         step += 1
                     }
+                    balancer?.waitForTransfer()
+                    eplbStats.withLock { $0[rank] = balancer?.stats ?? EPLBStats() }
                     let s = model.expertParallel?.stats ?? ExpertExchangeStats()
                     stats.withLock { $0[rank] = s }
                 } catch {
                     errors.withLock { $0.append("rank \(rank): \(error)") }
                     comms[rank].close()
+                    transfers[rank].close()
                 }
             }
         }
@@ -92,7 +116,8 @@ struct ExpertParallelEngineTests {
         }
         let failures = errors.withLock { $0 }
         if !failures.isEmpty { throw EbbError(.internal, failures.joined(separator: "; ")) }
-        return (results.withLock { $0 }, (0..<ranks).map { r in stats.withLock { $0[r] ?? ExpertExchangeStats() } })
+        return (results.withLock { $0 }, (0..<ranks).map { r in stats.withLock { $0[r] ?? ExpertExchangeStats() } },
+                (0..<ranks).map { r in eplbStats.withLock { $0[r] ?? EPLBStats() } })
     }
 
     /// The same prompts on one rank holding every expert.
@@ -148,6 +173,41 @@ struct ExpertParallelEngineTests {
                 #expect(parallel[job.id] == expected, "\(name) with \(ranks) ranks: \(job.id)")
             }
         }
+    }
+
+    /// Forced rebalances every 3 steps with redundant experts: weights move between ranks
+    /// while requests decode, and the tokens stay exactly the single-rank ones.
+    @Test(arguments: [2, 4])
+    func rebalancingKeepsOutputsExact(ranks: Int) throws {
+        let prompts = [[1, 2, 3, 4, 5], [100, 7, 42], Array(10..<40), [255], [9, 9, 9, 9], Array(200..<230)]
+        let jobs = Self.jobs(prompts: prompts, ranks: ranks)
+        let single = try Self.runSingle(jobs: jobs, load: Self.builtinLoader)
+        let eplb = EPLBConfig(numRedundantExperts: ranks, windowSize: 8, stepInterval: 3, minGain: -1)
+        guard let (parallel, _, eplbStats) = try Self.runExpertParallelWithEPLB(ranks: ranks, jobs: jobs, load: Self.builtinLoader, eplb: eplb) else {
+            Issue.record("no result")
+            return
+        }
+        for job in jobs {
+            #expect(parallel[job.id] == single[job.id], "\(job.id) on rank \(job.rank)")
+        }
+        #expect(eplbStats.allSatisfy { $0.rearrangements > 0 }, "every rank switched placements: \(eplbStats.map(\.rearrangements))")
+        #expect(Set(eplbStats.map(\.rearrangements)).count == 1, "all ranks switched the same number of times")
+        #expect(eplbStats.contains { $0.bytesSent > 0 })
+    }
+
+    @Test(.enabled(if: Fixtures.enabled, "\(Fixtures.skipMessage)"),
+          arguments: ["qwen3-moe-tiny-f32", "mixtral-tiny-f32", "deepseek-v3-tiny-f32"])
+    func fixtureWithRebalancingMatchesReference(name: String) throws {
+        let reference = try EngineCoreTests.reference(name)
+        let ranks = 4
+        let jobs = Self.jobs(prompts: reference.prompts, ranks: ranks)
+        let eplb = EPLBConfig(numRedundantExperts: 4, windowSize: 8, stepInterval: 2, minGain: -1)
+        let result = try Self.runExpertParallelWithEPLB(ranks: ranks, jobs: jobs, load: Self.fixtureLoader(name), eplb: eplb)
+        for (i, job) in jobs.enumerated() {
+            let expected = Array(reference.greedy[i % reference.prompts.count].prefix(12))
+            #expect(result?.0[job.id] == expected, "\(name): \(job.id)")
+        }
+        #expect(result?.2.allSatisfy { $0.rearrangements > 0 } == true)
     }
 
     @Test func placementMismatchIsAnError() throws {

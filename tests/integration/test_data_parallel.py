@@ -146,3 +146,32 @@ def test_signal_stops_every_engine_core(start_server, sig):
         assert not left, f"engine cores {left} outlived serve after {sig.name}"
     finally:
         server.stop()
+
+
+EPLB_MATRIX = [(f, n) for f in F32_FIXTURES for n in (2, 4)]
+
+
+@pytest.mark.parametrize("fixture,ranks", EPLB_MATRIX)
+def test_rebalancing_under_load_keeps_greedy_outputs(start_server, fixture, ranks):
+    """Redundant experts and a forced rebalance every 3 steps while 16 requests decode: the
+    weights move between ranks under load and the tokens stay the single-rank ones."""
+    reference = load_reference(require_fixture(fixture))
+    flags = ["--data-parallel-size", str(ranks), "--enable-expert-parallel", "--kv-cache-memory", "32MiB",
+             "--enable-eplb", "--num-redundant-experts", str(ranks), "--eplb-step-interval", "3",
+             "--eplb-window-size", "16", "--eplb-min-gain=-1"]
+    with running_server(start_server, fixture, *flags) as server:
+        run_concurrent(server, reference, seed=500 + ranks)
+        run_concurrent(server, reference, seed=600 + ranks, stagger=0.5)
+        m = server.metrics()
+        assert m.get("ebb:eplb_rearrangements_total", 0) > 0, f"no rearrangement happened: {m}"
+        assert m.get("ebb:eplb_bytes_sent_total", 0) > 0
+        assert any(k.startswith("ebb:eplb_layer_balancedness") for k in m)
+
+
+def test_eplb_needs_expert_parallelism(ebb_bin):
+    import subprocess
+    r = subprocess.run([str(ebb_bin), "serve", "--enable-eplb", "--port", "1"], capture_output=True, text=True, timeout=60)
+    assert r.returncode != 0 and "--enable-expert-parallel" in r.stderr
+    r = subprocess.run([str(ebb_bin), "serve", "--data-parallel-size", "2", "--enable-expert-parallel", "--enable-eplb",
+                        "--num-redundant-experts", "1", "--port", "18999"], capture_output=True, text=True, timeout=120)
+    assert r.returncode != 0 and "divide evenly" in r.stderr, r.stderr[-2000:]

@@ -14,8 +14,8 @@ public final class EngineCore {
     public let config: EngineConfig
     public let maxModelLen: Int
     public let cache: KVCache
-    private var scheduler: Scheduler
-    private var states: [String: RequestState] = [:]
+    var scheduler: Scheduler
+    var states: [String: RequestState] = [:]
     private let sampler = Sampler()
 
     struct RequestState {

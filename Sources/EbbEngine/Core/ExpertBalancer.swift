@@ -93,6 +93,19 @@ public final class ExpertBalancer: @unchecked Sendable {
         init(target: EPLBPlacement) { self.target = target }
     }
 
+    /// The balancer for the next generation: new communicators and placement, the same
+    /// load window and statistics.
+    public func moved(communicator: any Communicator, transfer: any Communicator, placement: EPLBPlacement) throws -> ExpertBalancer {
+        let next = try ExpertBalancer(model: model, communicator: communicator, transfer: transfer, placement: placement, config: config)
+        next.window = window
+        let s = stats
+        next.counters.withLock { $0 = s }
+        return next
+    }
+
+    /// Whether a rearrangement is staging (a resize waits for it).
+    public var isTransferring: Bool { pending != nil }
+
     public init(model: CausalLM, communicator: any Communicator, transfer: any Communicator,
                 placement: EPLBPlacement, config: EPLBConfig) throws {
         guard communicator.size == placement.numRanks, transfer.size == communicator.size,
@@ -171,7 +184,7 @@ public final class ExpertBalancer: @unchecked Sendable {
 
     /// The load of the window summed over ranks (a collective: every rank calls it at the
     /// same step), `[layers][E]`.
-    func globalLoad() throws -> [[Double]] {
+    public func globalLoad() throws -> [[Double]] {
         let local = window.slotLoad.flatMap { $0.map { Int64($0) } }
         let summed = try communicator.allReduced(local, op: .sum)
         let e = placement.numLogicalExperts
@@ -230,14 +243,34 @@ public final class ExpertBalancer: @unchecked Sendable {
 /// slots, sends and receives the rest peer to peer. Sends and receives of a layer run in
 /// ascending destination-slot order on every rank, which pairs each blocking send with
 /// its receive without deadlock.
-struct TransferExecutor: @unchecked Sendable {
+public struct TransferExecutor: @unchecked Sendable {
     let model: CausalLM
     let communicator: any Communicator
     let moeLayers: [Int]
     let plan: TransferPlan
     let target: EPLBPlacement
+    /// This rank's rank in `target` (nil: it leaves and only sends). The plan's ranks are
+    /// the communicator's ranks.
+    let newRank: Int?
 
-    func run() throws -> ([Int: ExpertSlots], Int) {
+    /// - Parameters:
+    ///   - plan: over the communicator's ranks (old and new placements written in its rank space).
+    ///   - target: the new placement in the new rank numbering.
+    public init(model: CausalLM, communicator: any Communicator, plan: TransferPlan, target: EPLBPlacement, newRank: Int?) {
+        self.model = model
+        self.communicator = communicator
+        self.moeLayers = model.moeLayerIndices
+        self.plan = plan
+        self.target = target
+        self.newRank = newRank
+    }
+
+    init(model: CausalLM, communicator: any Communicator, moeLayers: [Int], plan: TransferPlan, target: EPLBPlacement) {
+        self.init(model: model, communicator: communicator, plan: plan, target: target, newRank: communicator.rank)
+    }
+
+    /// Runs the plan; returns the staged slots per layer (empty when leaving) and bytes sent.
+    public func run() throws -> ([Int: ExpertSlots], Int) {
         let backend = model.backend
         let me = communicator.rank
         let shapes = model.expertSlotShapes
@@ -250,7 +283,7 @@ struct TransferExecutor: @unchecked Sendable {
             let down = try backend.empty([perRank] + shapes.down, dtype: backend.computeDType)
             func slot(_ t: Tensor, _ index: Int, _ shape: [Int]) -> Tensor { t.slice(first: index..<(index + 1)).reshaped(shape) }
             let layerPlan = plan.layers[i]
-            for s in layerPlan.slots where s.slot / perRank == me {
+            for s in layerPlan.slots where s.slot / perRank == me && newRank != nil {
                 let to = s.slot % perRank
                 switch s.source {
                 case .keep:
@@ -291,9 +324,11 @@ struct TransferExecutor: @unchecked Sendable {
                     }
                 }
             }
-            staged[layer] = try ExpertSlots(
-                placement: try ExpertBalancer.rankPlacement(target, layerOrdinal: i, rank: me),
-                gateUp: gateUp, down: down, backend: backend)
+            if let newRank {
+                staged[layer] = try ExpertSlots(
+                    placement: try ExpertBalancer.rankPlacement(target, layerOrdinal: i, rank: newRank),
+                    gateUp: gateUp, down: down, backend: backend)
+            }
         }
         return (staged, bytes)
     }

@@ -136,6 +136,22 @@ public nonisolated struct Ebb_Control_V1_EngineMessage: Sendable {
     set {kind = .failure(newValue)}
   }
 
+  public var reconfigureResult: Ebb_Control_V1_ReconfigureResult {
+    get {
+      if case .reconfigureResult(let v)? = kind {return v}
+      return Ebb_Control_V1_ReconfigureResult()
+    }
+    set {kind = .reconfigureResult(newValue)}
+  }
+
+  public var migrated: Ebb_Control_V1_Migrated {
+    get {
+      if case .migrated(let v)? = kind {return v}
+      return Ebb_Control_V1_Migrated()
+    }
+    set {kind = .migrated(newValue)}
+  }
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public nonisolated enum OneOf_Kind: Equatable, Sendable {
@@ -146,6 +162,8 @@ public nonisolated struct Ebb_Control_V1_EngineMessage: Sendable {
     case idle(Ebb_Control_V1_WaveIdle)
     case wakeRequest(Ebb_Control_V1_WakeRequest)
     case failure(Ebb_Control_V1_EngineFailure)
+    case reconfigureResult(Ebb_Control_V1_ReconfigureResult)
+    case migrated(Ebb_Control_V1_Migrated)
 
   }
 
@@ -198,6 +216,11 @@ public nonisolated struct Ebb_Control_V1_Ready: Sendable {
   public var memoryAvailableBytes: UInt64 = 0
 
   public var vocabSize: UInt32 = 0
+
+  /// Expert slots this rank holds and logical experts of the model (0 without experts).
+  public var slotsPerRank: UInt32 = 0
+
+  public var numExperts: UInt32 = 0
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
@@ -474,6 +497,75 @@ public nonisolated struct Ebb_Control_V1_WakeRequest: Sendable {
   public init() {}
 }
 
+/// How a reconfiguration to `generation` ended on this rank.
+public nonisolated struct Ebb_Control_V1_ReconfigureResult: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var rank: UInt32 = 0
+
+  public var generation: UInt64 = 0
+
+  public var committed: Bool = false
+
+  public var error: String = String()
+
+  public var phases: [Ebb_Control_V1_PhaseTiming] = []
+
+  public var bytesSent: UInt64 = 0
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct Ebb_Control_V1_PhaseTiming: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var phase: String = String()
+
+  public var seconds: Double = 0
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+/// Requests a leaving rank hands back at its last step, to continue on the survivors.
+public nonisolated struct Ebb_Control_V1_Migrated: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var generation: UInt64 = 0
+
+  public var requests: [Ebb_Control_V1_MigratedRequest] = []
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct Ebb_Control_V1_MigratedRequest: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var requestID: String = String()
+
+  public var outputTokenIds: [Int32] = []
+
+  /// The sampler's random state (JSON of SamplingRNG).
+  public var rngState: Data = Data()
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
 public nonisolated struct Ebb_Control_V1_EngineFailure: Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
@@ -543,6 +635,30 @@ public nonisolated struct Ebb_Control_V1_CoordinatorMessage: Sendable {
     set {kind = .rejected(newValue)}
   }
 
+  public var reconfigure: Ebb_Control_V1_Reconfigure {
+    get {
+      if case .reconfigure(let v)? = kind {return v}
+      return Ebb_Control_V1_Reconfigure()
+    }
+    set {kind = .reconfigure(newValue)}
+  }
+
+  public var abortReconfigure: Ebb_Control_V1_AbortReconfigure {
+    get {
+      if case .abortReconfigure(let v)? = kind {return v}
+      return Ebb_Control_V1_AbortReconfigure()
+    }
+    set {kind = .abortReconfigure(newValue)}
+  }
+
+  public var resumeRequest: Ebb_Control_V1_ResumeRequest {
+    get {
+      if case .resumeRequest(let v)? = kind {return v}
+      return Ebb_Control_V1_ResumeRequest()
+    }
+    set {kind = .resumeRequest(newValue)}
+  }
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public nonisolated enum OneOf_Kind: Equatable, Sendable {
@@ -552,10 +668,79 @@ public nonisolated struct Ebb_Control_V1_CoordinatorMessage: Sendable {
     case startWave(Ebb_Control_V1_StartWave)
     case shutdown(Ebb_Control_V1_Shutdown)
     case rejected(Ebb_Control_V1_Rejected)
+    case reconfigure(Ebb_Control_V1_Reconfigure)
+    case abortReconfigure(Ebb_Control_V1_AbortReconfigure)
+    case resumeRequest(Ebb_Control_V1_ResumeRequest)
 
   }
 
   public init() {}
+}
+
+/// Move to `generation`: `members` (engine ids in new rank order) serve after the switch;
+/// `union` (old members in old rank order, then the joining ones) exchange weights before it.
+public nonisolated struct Ebb_Control_V1_Reconfigure: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var generation: UInt64 = 0
+
+  public var members: [String] = []
+
+  public var union: [String] = []
+
+  public var oldWorldSize: UInt32 = 0
+
+  /// A fault to inject for tests ("communicator", "transfer"), or empty.
+  public var fault: String = String()
+
+  /// Seconds each preparation step may take before the resize rolls back.
+  public var timeoutSeconds: Double = 0
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct Ebb_Control_V1_AbortReconfigure: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var generation: UInt64 = 0
+
+  public var reason: String = String()
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+/// A request continuing on this rank after its rank left.
+public nonisolated struct Ebb_Control_V1_ResumeRequest: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var request: Ebb_Control_V1_AddRequest {
+    get {_request ?? Ebb_Control_V1_AddRequest()}
+    set {_request = newValue}
+  }
+  /// Returns true if `request` has been explicitly set.
+  public var hasRequest: Bool {self._request != nil}
+  /// Clears the value of `request`. Subsequent reads from it will return its default value.
+  public mutating func clearRequest() {self._request = nil}
+
+  public var outputTokenIds: [Int32] = []
+
+  public var rngState: Data = Data()
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+
+  fileprivate var _request: Ebb_Control_V1_AddRequest? = nil
 }
 
 public nonisolated struct Ebb_Control_V1_Welcome: Sendable {
@@ -835,7 +1020,7 @@ nonisolated extension Ebb_Control_V1_FinishReason: SwiftProtobuf._ProtoNameProvi
 
 nonisolated extension Ebb_Control_V1_EngineMessage: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".EngineMessage"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}hello\0\u{1}ready\0\u{1}outputs\0\u{1}heartbeat\0\u{1}idle\0\u{3}wake_request\0\u{1}failure\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}hello\0\u{1}ready\0\u{1}outputs\0\u{1}heartbeat\0\u{1}idle\0\u{3}wake_request\0\u{1}failure\0\u{3}reconfigure_result\0\u{1}migrated\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -934,6 +1119,32 @@ nonisolated extension Ebb_Control_V1_EngineMessage: SwiftProtobuf.Message, Swift
           self.kind = .failure(v)
         }
       }()
+      case 8: try {
+        var v: Ebb_Control_V1_ReconfigureResult?
+        var hadOneofValue = false
+        if let current = self.kind {
+          hadOneofValue = true
+          if case .reconfigureResult(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.kind = .reconfigureResult(v)
+        }
+      }()
+      case 9: try {
+        var v: Ebb_Control_V1_Migrated?
+        var hadOneofValue = false
+        if let current = self.kind {
+          hadOneofValue = true
+          if case .migrated(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.kind = .migrated(v)
+        }
+      }()
       default: break
       }
     }
@@ -972,6 +1183,14 @@ nonisolated extension Ebb_Control_V1_EngineMessage: SwiftProtobuf.Message, Swift
     case .failure?: try {
       guard case .failure(let v)? = self.kind else { preconditionFailure() }
       try visitor.visitSingularMessageField(value: v, fieldNumber: 7)
+    }()
+    case .reconfigureResult?: try {
+      guard case .reconfigureResult(let v)? = self.kind else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 8)
+    }()
+    case .migrated?: try {
+      guard case .migrated(let v)? = self.kind else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 9)
     }()
     case nil: break
     }
@@ -1037,7 +1256,7 @@ nonisolated extension Ebb_Control_V1_Hello: SwiftProtobuf.Message, SwiftProtobuf
 
 nonisolated extension Ebb_Control_V1_Ready: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".Ready"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}rank\0\u{1}generation\0\u{1}device\0\u{3}weight_bytes\0\u{3}kv_cache_bytes\0\u{3}kv_num_blocks\0\u{3}kv_block_size\0\u{3}max_model_len\0\u{3}memory_available_bytes\0\u{3}vocab_size\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}rank\0\u{1}generation\0\u{1}device\0\u{3}weight_bytes\0\u{3}kv_cache_bytes\0\u{3}kv_num_blocks\0\u{3}kv_block_size\0\u{3}max_model_len\0\u{3}memory_available_bytes\0\u{3}vocab_size\0\u{3}slots_per_rank\0\u{3}num_experts\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -1055,6 +1274,8 @@ nonisolated extension Ebb_Control_V1_Ready: SwiftProtobuf.Message, SwiftProtobuf
       case 8: try { try decoder.decodeSingularUInt32Field(value: &self.maxModelLen) }()
       case 9: try { try decoder.decodeSingularUInt64Field(value: &self.memoryAvailableBytes) }()
       case 10: try { try decoder.decodeSingularUInt32Field(value: &self.vocabSize) }()
+      case 11: try { try decoder.decodeSingularUInt32Field(value: &self.slotsPerRank) }()
+      case 12: try { try decoder.decodeSingularUInt32Field(value: &self.numExperts) }()
       default: break
       }
     }
@@ -1091,6 +1312,12 @@ nonisolated extension Ebb_Control_V1_Ready: SwiftProtobuf.Message, SwiftProtobuf
     if self.vocabSize != 0 {
       try visitor.visitSingularUInt32Field(value: self.vocabSize, fieldNumber: 10)
     }
+    if self.slotsPerRank != 0 {
+      try visitor.visitSingularUInt32Field(value: self.slotsPerRank, fieldNumber: 11)
+    }
+    if self.numExperts != 0 {
+      try visitor.visitSingularUInt32Field(value: self.numExperts, fieldNumber: 12)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -1105,6 +1332,8 @@ nonisolated extension Ebb_Control_V1_Ready: SwiftProtobuf.Message, SwiftProtobuf
     if lhs.maxModelLen != rhs.maxModelLen {return false}
     if lhs.memoryAvailableBytes != rhs.memoryAvailableBytes {return false}
     if lhs.vocabSize != rhs.vocabSize {return false}
+    if lhs.slotsPerRank != rhs.slotsPerRank {return false}
+    if lhs.numExperts != rhs.numExperts {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -1640,6 +1869,171 @@ nonisolated extension Ebb_Control_V1_WakeRequest: SwiftProtobuf.Message, SwiftPr
   }
 }
 
+nonisolated extension Ebb_Control_V1_ReconfigureResult: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".ReconfigureResult"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}rank\0\u{1}generation\0\u{1}committed\0\u{1}error\0\u{1}phases\0\u{3}bytes_sent\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularUInt32Field(value: &self.rank) }()
+      case 2: try { try decoder.decodeSingularUInt64Field(value: &self.generation) }()
+      case 3: try { try decoder.decodeSingularBoolField(value: &self.committed) }()
+      case 4: try { try decoder.decodeSingularStringField(value: &self.error) }()
+      case 5: try { try decoder.decodeRepeatedMessageField(value: &self.phases) }()
+      case 6: try { try decoder.decodeSingularUInt64Field(value: &self.bytesSent) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if self.rank != 0 {
+      try visitor.visitSingularUInt32Field(value: self.rank, fieldNumber: 1)
+    }
+    if self.generation != 0 {
+      try visitor.visitSingularUInt64Field(value: self.generation, fieldNumber: 2)
+    }
+    if self.committed != false {
+      try visitor.visitSingularBoolField(value: self.committed, fieldNumber: 3)
+    }
+    if !self.error.isEmpty {
+      try visitor.visitSingularStringField(value: self.error, fieldNumber: 4)
+    }
+    if !self.phases.isEmpty {
+      try visitor.visitRepeatedMessageField(value: self.phases, fieldNumber: 5)
+    }
+    if self.bytesSent != 0 {
+      try visitor.visitSingularUInt64Field(value: self.bytesSent, fieldNumber: 6)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Ebb_Control_V1_ReconfigureResult, rhs: Ebb_Control_V1_ReconfigureResult) -> Bool {
+    if lhs.rank != rhs.rank {return false}
+    if lhs.generation != rhs.generation {return false}
+    if lhs.committed != rhs.committed {return false}
+    if lhs.error != rhs.error {return false}
+    if lhs.phases != rhs.phases {return false}
+    if lhs.bytesSent != rhs.bytesSent {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Ebb_Control_V1_PhaseTiming: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".PhaseTiming"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}phase\0\u{1}seconds\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.phase) }()
+      case 2: try { try decoder.decodeSingularDoubleField(value: &self.seconds) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.phase.isEmpty {
+      try visitor.visitSingularStringField(value: self.phase, fieldNumber: 1)
+    }
+    if self.seconds.bitPattern != 0 {
+      try visitor.visitSingularDoubleField(value: self.seconds, fieldNumber: 2)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Ebb_Control_V1_PhaseTiming, rhs: Ebb_Control_V1_PhaseTiming) -> Bool {
+    if lhs.phase != rhs.phase {return false}
+    if lhs.seconds != rhs.seconds {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Ebb_Control_V1_Migrated: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".Migrated"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}generation\0\u{1}requests\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularUInt64Field(value: &self.generation) }()
+      case 2: try { try decoder.decodeRepeatedMessageField(value: &self.requests) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if self.generation != 0 {
+      try visitor.visitSingularUInt64Field(value: self.generation, fieldNumber: 1)
+    }
+    if !self.requests.isEmpty {
+      try visitor.visitRepeatedMessageField(value: self.requests, fieldNumber: 2)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Ebb_Control_V1_Migrated, rhs: Ebb_Control_V1_Migrated) -> Bool {
+    if lhs.generation != rhs.generation {return false}
+    if lhs.requests != rhs.requests {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Ebb_Control_V1_MigratedRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".MigratedRequest"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}request_id\0\u{3}output_token_ids\0\u{3}rng_state\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.requestID) }()
+      case 2: try { try decoder.decodeRepeatedInt32Field(value: &self.outputTokenIds) }()
+      case 3: try { try decoder.decodeSingularBytesField(value: &self.rngState) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.requestID.isEmpty {
+      try visitor.visitSingularStringField(value: self.requestID, fieldNumber: 1)
+    }
+    if !self.outputTokenIds.isEmpty {
+      try visitor.visitPackedInt32Field(value: self.outputTokenIds, fieldNumber: 2)
+    }
+    if !self.rngState.isEmpty {
+      try visitor.visitSingularBytesField(value: self.rngState, fieldNumber: 3)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Ebb_Control_V1_MigratedRequest, rhs: Ebb_Control_V1_MigratedRequest) -> Bool {
+    if lhs.requestID != rhs.requestID {return false}
+    if lhs.outputTokenIds != rhs.outputTokenIds {return false}
+    if lhs.rngState != rhs.rngState {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
 nonisolated extension Ebb_Control_V1_EngineFailure: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".EngineFailure"
   public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}rank\0\u{1}message\0")
@@ -1677,7 +2071,7 @@ nonisolated extension Ebb_Control_V1_EngineFailure: SwiftProtobuf.Message, Swift
 
 nonisolated extension Ebb_Control_V1_CoordinatorMessage: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".CoordinatorMessage"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}welcome\0\u{3}add_request\0\u{1}abort\0\u{3}start_wave\0\u{1}shutdown\0\u{1}rejected\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}welcome\0\u{3}add_request\0\u{1}abort\0\u{3}start_wave\0\u{1}shutdown\0\u{1}rejected\0\u{1}reconfigure\0\u{3}abort_reconfigure\0\u{3}resume_request\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -1763,6 +2157,45 @@ nonisolated extension Ebb_Control_V1_CoordinatorMessage: SwiftProtobuf.Message, 
           self.kind = .rejected(v)
         }
       }()
+      case 7: try {
+        var v: Ebb_Control_V1_Reconfigure?
+        var hadOneofValue = false
+        if let current = self.kind {
+          hadOneofValue = true
+          if case .reconfigure(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.kind = .reconfigure(v)
+        }
+      }()
+      case 8: try {
+        var v: Ebb_Control_V1_AbortReconfigure?
+        var hadOneofValue = false
+        if let current = self.kind {
+          hadOneofValue = true
+          if case .abortReconfigure(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.kind = .abortReconfigure(v)
+        }
+      }()
+      case 9: try {
+        var v: Ebb_Control_V1_ResumeRequest?
+        var hadOneofValue = false
+        if let current = self.kind {
+          hadOneofValue = true
+          if case .resumeRequest(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.kind = .resumeRequest(v)
+        }
+      }()
       default: break
       }
     }
@@ -1798,6 +2231,18 @@ nonisolated extension Ebb_Control_V1_CoordinatorMessage: SwiftProtobuf.Message, 
       guard case .rejected(let v)? = self.kind else { preconditionFailure() }
       try visitor.visitSingularMessageField(value: v, fieldNumber: 6)
     }()
+    case .reconfigure?: try {
+      guard case .reconfigure(let v)? = self.kind else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 7)
+    }()
+    case .abortReconfigure?: try {
+      guard case .abortReconfigure(let v)? = self.kind else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 8)
+    }()
+    case .resumeRequest?: try {
+      guard case .resumeRequest(let v)? = self.kind else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 9)
+    }()
     case nil: break
     }
     try unknownFields.traverse(visitor: &visitor)
@@ -1805,6 +2250,140 @@ nonisolated extension Ebb_Control_V1_CoordinatorMessage: SwiftProtobuf.Message, 
 
   public static func ==(lhs: Ebb_Control_V1_CoordinatorMessage, rhs: Ebb_Control_V1_CoordinatorMessage) -> Bool {
     if lhs.kind != rhs.kind {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Ebb_Control_V1_Reconfigure: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".Reconfigure"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}generation\0\u{1}members\0\u{1}union\0\u{3}old_world_size\0\u{1}fault\0\u{3}timeout_seconds\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularUInt64Field(value: &self.generation) }()
+      case 2: try { try decoder.decodeRepeatedStringField(value: &self.members) }()
+      case 3: try { try decoder.decodeRepeatedStringField(value: &self.union) }()
+      case 4: try { try decoder.decodeSingularUInt32Field(value: &self.oldWorldSize) }()
+      case 5: try { try decoder.decodeSingularStringField(value: &self.fault) }()
+      case 6: try { try decoder.decodeSingularDoubleField(value: &self.timeoutSeconds) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if self.generation != 0 {
+      try visitor.visitSingularUInt64Field(value: self.generation, fieldNumber: 1)
+    }
+    if !self.members.isEmpty {
+      try visitor.visitRepeatedStringField(value: self.members, fieldNumber: 2)
+    }
+    if !self.union.isEmpty {
+      try visitor.visitRepeatedStringField(value: self.union, fieldNumber: 3)
+    }
+    if self.oldWorldSize != 0 {
+      try visitor.visitSingularUInt32Field(value: self.oldWorldSize, fieldNumber: 4)
+    }
+    if !self.fault.isEmpty {
+      try visitor.visitSingularStringField(value: self.fault, fieldNumber: 5)
+    }
+    if self.timeoutSeconds.bitPattern != 0 {
+      try visitor.visitSingularDoubleField(value: self.timeoutSeconds, fieldNumber: 6)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Ebb_Control_V1_Reconfigure, rhs: Ebb_Control_V1_Reconfigure) -> Bool {
+    if lhs.generation != rhs.generation {return false}
+    if lhs.members != rhs.members {return false}
+    if lhs.union != rhs.union {return false}
+    if lhs.oldWorldSize != rhs.oldWorldSize {return false}
+    if lhs.fault != rhs.fault {return false}
+    if lhs.timeoutSeconds != rhs.timeoutSeconds {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Ebb_Control_V1_AbortReconfigure: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".AbortReconfigure"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}generation\0\u{1}reason\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularUInt64Field(value: &self.generation) }()
+      case 2: try { try decoder.decodeSingularStringField(value: &self.reason) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if self.generation != 0 {
+      try visitor.visitSingularUInt64Field(value: self.generation, fieldNumber: 1)
+    }
+    if !self.reason.isEmpty {
+      try visitor.visitSingularStringField(value: self.reason, fieldNumber: 2)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Ebb_Control_V1_AbortReconfigure, rhs: Ebb_Control_V1_AbortReconfigure) -> Bool {
+    if lhs.generation != rhs.generation {return false}
+    if lhs.reason != rhs.reason {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Ebb_Control_V1_ResumeRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".ResumeRequest"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}request\0\u{3}output_token_ids\0\u{3}rng_state\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularMessageField(value: &self._request) }()
+      case 2: try { try decoder.decodeRepeatedInt32Field(value: &self.outputTokenIds) }()
+      case 3: try { try decoder.decodeSingularBytesField(value: &self.rngState) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    // The use of inline closures is to circumvent an issue where the compiler
+    // allocates stack space for every if/case branch local when no optimizations
+    // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
+    // https://github.com/apple/swift-protobuf/issues/1182
+    try { if let v = self._request {
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 1)
+    } }()
+    if !self.outputTokenIds.isEmpty {
+      try visitor.visitPackedInt32Field(value: self.outputTokenIds, fieldNumber: 2)
+    }
+    if !self.rngState.isEmpty {
+      try visitor.visitSingularBytesField(value: self.rngState, fieldNumber: 3)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Ebb_Control_V1_ResumeRequest, rhs: Ebb_Control_V1_ResumeRequest) -> Bool {
+    if lhs._request != rhs._request {return false}
+    if lhs.outputTokenIds != rhs.outputTokenIds {return false}
+    if lhs.rngState != rhs.rngState {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

@@ -1,0 +1,373 @@
+import EbbComm
+import EbbControl
+import EbbCore
+import EbbEPLB
+import EbbEngine
+import EbbModel
+import EbbSampling
+import Foundation
+
+/// The engine thread's state between steps: the core, its generation's communicator, the
+/// waves, a reconfiguration in preparation, and how coordinator messages apply.
+struct EngineLoopState {
+    let core: EngineCore
+    var communicator: (any Communicator)?
+    var balancer: ExpertBalancer? = nil
+    var identity: EngineCoreIdentity
+    let out: AsyncStream<ControlEngineMessage>.Continuation
+    let log: @Sendable (String) -> Void
+    var waves = EngineWaves()
+    /// For reconfigurations: where rendezvous happens, what this rank loaded (to hand dense
+    /// weights to joiners), and the serving communicator's timeout.
+    var store: (any KeyValueStore)? = nil
+    var recorded: RecordingWeights? = nil
+    var dataPlaneTimeout: Duration = .seconds(120)
+    var reconfiguration: PendingReconfiguration? = nil
+    /// Generations below this are over; requests for them are refused.
+    var oldestAcceptedGeneration: UInt64 = 0
+
+    /// A reconfiguration this rank was told about.
+    struct PendingReconfiguration {
+        let spec: ReconfigurationSpec
+        var job: PreparedGeneration?
+        var abortRequested = false
+        var started = ContinuousClock.now
+    }
+
+    enum RoundResult {
+        /// Nothing ran (paused, or a boundary without a step).
+        case none
+        case stepped([RequestOutput])
+        /// This rank left the deployment; its loop ends.
+        case left
+    }
+
+    // MARK: Messages
+
+    /// Applies coordinator messages; returns true when told to shut down.
+    mutating func apply(_ messages: [ControlCoordinatorMessage]) throws -> Bool {
+        for m in messages {
+            switch m.kind {
+            case .addRequest(let a):
+                guard a.generation <= identity.generation, a.generation >= oldestAcceptedGeneration else {
+                    log("rank \(identity.rank): request '\(a.requestID)' is for generation \(a.generation), not \(identity.generation); rejected")
+                    reply(ProtoMapping.encodeError(a.requestID, EbbError(.invalidArgument, "request sent to the wrong generation")))
+                    continue
+                }
+                do {
+                    try core.add(try ProtoMapping.decode(a))
+                } catch {
+                    let e = error as? EbbError ?? EbbError(.invalidArgument, "\(error)")
+                    reply(ProtoMapping.encodeError(a.requestID, e))
+                    continue
+                }
+                wakeIfLate(a.wave)
+            case .resumeRequest(let r):
+                let id = r.request.requestID
+                do {
+                    let request = try ProtoMapping.decode(r.request)
+                    let rng = try JSONDecoder().decode(SamplingRNGBox.self, from: r.rngState).rng
+                    try core.addResumed(ExportedRequest(request: request, outputTokenIds: r.outputTokenIds.map { Int($0) }, rng: rng))
+                } catch {
+                    let e = error as? EbbError ?? EbbError(.invalidArgument, "cannot resume request '\(id)': \(error)")
+                    reply(ProtoMapping.encodeError(id, e))
+                    continue
+                }
+                wakeIfLate(r.request.wave)
+            case .abort(let a):
+                if core.abort(a.requestID) {
+                    reply(ProtoMapping.encode(RequestOutput(requestId: a.requestID, finishReason: .abort)))
+                } else {
+                    log("rank \(identity.rank): abort of unknown request '\(a.requestID)' ignored")
+                }
+            case .startWave(let s):
+                waves.startWave(s.wave)
+            case .reconfigure(let r):
+                do {
+                    let spec = try ReconfigurationSpec(r)
+                    guard spec.generation > identity.generation, reconfiguration == nil, communicator != nil else {
+                        throw EbbError(.invalidArgument, "reconfiguration to generation \(spec.generation) while at \(identity.generation)\(reconfiguration != nil ? " with another one pending" : "")")
+                    }
+                    reconfiguration = PendingReconfiguration(spec: spec)
+                    log("rank \(identity.rank): reconfiguration to generation \(spec.generation) (\(spec.oldWorldSize) → \(spec.members.count) ranks) received")
+                } catch {
+                    log("rank \(identity.rank): \(describe(error)); ignored")
+                    report(generation: r.generation, committed: false, error: describe(error), phases: [], bytes: 0)
+                }
+            case .abortReconfigure(let a):
+                if reconfiguration?.spec.generation == a.generation {
+                    reconfiguration?.abortRequested = true
+                } else {
+                    log("rank \(identity.rank): abort of unknown reconfiguration \(a.generation) ignored")
+                }
+            case .shutdown(let s):
+                log("rank \(identity.rank): shutting down (\(s.reason))")
+                return true
+            case .welcome, .rejected, nil:
+                log("rank \(identity.rank): unexpected control message ignored")
+            }
+        }
+        return false
+    }
+
+    private mutating func wakeIfLate(_ wave: UInt64) {
+        if communicator != nil, case .requestWake(let w) = waves.requestArrived(sentInWave: wave) {
+            out.yield(.with { $0.wakeRequest = .with { r in r.rank = UInt32(identity.rank); r.wave = w } })
+        }
+    }
+
+    /// Whether the loop should sleep until a message comes.
+    var idle: Bool {
+        if communicator == nil { return !core.hasWork }
+        return waves.paused && reconfiguration == nil
+    }
+
+    // MARK: Steps
+
+    /// One round: step-sync with the other ranks (votes included), act on agreed
+    /// boundaries (EPLB switch, reconfiguration begin / commit / rollback), then step.
+    mutating func runRound() throws -> RoundResult {
+        guard let communicator else {
+            return core.hasWork ? .stepped(try core.step()) : .none
+        }
+        guard !waves.paused || reconfiguration != nil else { return .none }
+        let stats = core.stats
+        let r = reconfiguration
+        let received: Int64 = r != nil && r?.job == nil && !(balancer?.isTransferring ?? false) ? 1 : 0
+        let prepared: Int64 = (r?.job?.done.load(ordering: .acquiring) ?? false) && r?.job?.error == nil ? 1 : 0
+        let failed: Int64 = (r?.abortRequested ?? false) || (r?.job?.done.load(ordering: .acquiring) == true && r?.job?.error != nil) ? 1 : 0
+        let local: [Int64] = [core.hasWork ? 1 : 0, Int64(stats.running + stats.waiting),
+                              (balancer?.readyToCommit ?? false) ? 1 : 0, received, prepared, failed]
+        let global = try communicator.allReduced(local, op: .sum)
+        let size = Int64(communicator.size)
+        if let balancer, global[2] == size { try balancer.commit() }
+        if r != nil {
+            if global[5] > 0 {
+                rollBack()
+            } else if global[4] == size {
+                return try commit()
+            } else if global[3] == size {
+                try begin()
+            }
+        }
+        if reconfiguration != nil && global[0] == 0 {
+            // Keep the ranks in step (dummy rounds) until the resize commits or rolls back.
+            Thread.sleep(forTimeInterval: 0.002)
+            return .none
+        }
+        guard global[0] > 0 else {
+            if case .reportIdle(let w) = waves.synced(anyWork: false) {
+                out.yield(.with { $0.idle = .with { i in i.rank = UInt32(identity.rank); i.wave = w } })
+            }
+            return .none
+        }
+        let outputs = try core.step(lockstep: true)
+        try balancer?.afterStep()
+        return .stepped(outputs)
+    }
+
+    // MARK: Reconfiguration
+
+    /// At the boundary where every rank has the reconfiguration: agree on the new placement
+    /// (EPLB over the new ranks, from the load summed over the old ones) and start preparing
+    /// in the background.
+    private mutating func begin() throws {
+        guard var r = reconfiguration, let communicator, let store else { return }
+        let spec = r.spec
+        let job = PreparedGeneration(spec: spec)
+        r.job = job
+        r.started = .now
+        reconfiguration = r
+        guard let balancer else {
+            job.error = EbbError(.unsupported, "resizing needs expert load balancing (--enable-elastic-ep)")
+            job.done.store(true, ordering: .releasing)
+            return
+        }
+        let old = balancer.placement
+        let target: EPLBPlacement
+        do {
+            let load = try balancer.globalLoad()
+            target = try rebalanceExperts(load: load, numPhysicalSlots: spec.members.count * old.slotsPerRank,
+                                          numGroups: balancer.config.numGroups, numNodes: balancer.config.numNodes,
+                                          numRanks: spec.members.count)
+        } catch {
+            job.error = error
+            job.done.store(true, ordering: .releasing)
+            return
+        }
+        job.target = target
+        let engine = identity.engineId
+        let model = core.model
+        let recorded = self.recorded
+        let eplb = identity.eplb != nil
+        let servingTimeout = dataPlaneTimeout
+        let myOldRank = communicator.rank
+        let log = self.log
+        let thread = Thread {
+            do {
+                try spec.inject("communicator")
+                let comms = try job.timed("communicator") {
+                    try GenerationCommunicators.form(spec: spec, engine: engine, store: store, eplb: eplb,
+                                                     servingTimeout: servingTimeout)
+                }
+                job.serving = comms.serving
+                job.eplbTransfer = comms.eplbTransfer
+                defer { comms.transfer.close() }
+                try spec.inject("transfer")
+                let plan = try job.timed("weights") { () throws -> TransferPlan in
+                    _ = try sharePlacements(comms.transfer, old: old, target: target, spec: spec)
+                    // Dense weights to the joiners this rank serves.
+                    if let recorded {
+                        let server = DenseWeightServer(communicator: comms.transfer, weights: recorded, backend: model.backend)
+                        for u in spec.oldWorldSize..<spec.union.count where spec.denseServer(forJoiner: u) == myOldRank {
+                            job.bytesSent += try server.serve(peer: u)
+                        }
+                    }
+                    let plan = try spec.unionPlan(old: old, target: target)
+                    let (staged, bytes) = try TransferExecutor(model: model, communicator: comms.transfer, plan: plan,
+                                                               target: target, newRank: spec.newRank(of: engine)).run()
+                    job.staged = staged
+                    job.bytesSent += bytes
+                    return plan
+                }
+                _ = plan
+                if let serving = comms.serving {
+                    try job.timed("warmup") { try serving.barrier() }
+                }
+            } catch {
+                job.error = error
+                log("rank \(myOldRank): preparing generation \(spec.generation) failed: \(describe(error))")
+            }
+            if job.abandoned.load(ordering: .acquiring) { job.discard() }
+            job.done.store(true, ordering: .releasing)
+        }
+        thread.name = "ebb-reconfigure"
+        thread.start()
+    }
+
+    /// Every rank voted the preparation done: switch to the new generation (members), or
+    /// hand the requests back and leave.
+    private mutating func commit() throws -> RoundResult {
+        guard let r = reconfiguration, let job = r.job, let old = communicator else { return .none }
+        let start = ContinuousClock.now
+        reconfiguration = nil
+        let spec = r.spec
+        var phases = job.phases
+        guard let newRank = spec.newRank(of: identity.engineId), let serving = job.serving, let target = job.target else {
+            // Leaving: hand every unfinished request back, then go.
+            let exported = core.exportAllForMigration()
+            phases.append(("commit", (ContinuousClock.now - start).seconds))
+            report(generation: spec.generation, committed: true, error: "", phases: phases, bytes: job.bytesSent)
+            out.yield(.with {
+                $0.migrated = .with { m in
+                    m.generation = spec.generation
+                    m.requests = exported.map { e in
+                        .with { x in
+                            x.requestID = e.request.id
+                            x.outputTokenIds = e.outputTokenIds.map { Int32(clamping: $0) }
+                            x.rngState = (try? JSONEncoder().encode(SamplingRNGBox(rng: e.rng))) ?? Data()
+                        }
+                    }
+                }
+            })
+            log("rank \(identity.rank): left at generation \(spec.generation), handing back \(exported.count) requests")
+            old.close()
+            communicator = nil
+            return .left
+        }
+        try core.model.install(job.staged)
+        core.model.expertParallel?.exchange = CommunicatorExchange(serving)
+        if let balancer, let eplbTransfer = job.eplbTransfer {
+            self.balancer = try balancer.moved(communicator: serving, transfer: eplbTransfer, placement: target)
+        }
+        old.close()
+        communicator = serving
+        oldestAcceptedGeneration = identity.generation
+        identity.rank = newRank
+        identity.worldSize = spec.members.count
+        identity.generation = spec.generation
+        try adoptWave()
+        phases.append(("commit", (ContinuousClock.now - start).seconds))
+        report(generation: spec.generation, committed: true, error: "", phases: phases, bytes: job.bytesSent)
+        log("rank \(newRank): serving generation \(spec.generation) with \(spec.members.count) ranks")
+        return .none
+    }
+
+    /// The first collective of a generation: every member takes the highest wave number.
+    mutating func adoptWave() throws {
+        guard let communicator else { return }
+        let w = try communicator.allReduced([Int64(waves.wave)], op: .max)
+        waves.adopt(wave: UInt64(w[0]))
+    }
+
+    private mutating func rollBack() {
+        guard let r = reconfiguration else { return }
+        reconfiguration = nil
+        var message = "aborted by the coordinator"
+        if let job = r.job {
+            if let e = job.error { message = describe(e) }
+            if job.done.load(ordering: .acquiring) { job.discard() } else { job.abandoned.store(true, ordering: .releasing) }
+        }
+        log("rank \(identity.rank): generation \(r.spec.generation) rolled back: \(message)")
+        report(generation: r.spec.generation, committed: false, error: message, phases: r.job?.phases ?? [], bytes: 0)
+    }
+
+    func report(generation: UInt64, committed: Bool, error: String, phases: [(String, Double)], bytes: Int) {
+        let rank = identity.rank
+        out.yield(.with {
+            $0.reconfigureResult = .with { x in
+                x.rank = UInt32(rank)
+                x.generation = generation
+                x.committed = committed
+                x.error = error
+                x.phases = phases.map { p in .with { $0.phase = p.0; $0.seconds = p.1 } }
+                x.bytesSent = UInt64(bytes)
+            }
+        })
+    }
+
+    // MARK: Output
+
+    /// The core's statistics with EPLB's.
+    var stats: EngineStats {
+        var s = core.stats
+        if let balancer { s.eplb = balancer.stats }
+        return s
+    }
+
+    func send(_ outputs: [RequestOutput]) {
+        let stats = self.stats
+        out.yield(.with {
+            $0.outputs = .with { o in
+                o.rank = UInt32(identity.rank)
+                o.generation = identity.generation
+                o.outputs = outputs.map(ProtoMapping.encode)
+                o.load = ProtoMapping.encode(stats)
+            }
+        })
+    }
+
+    private func reply(_ output: Ebb_Control_V1_RequestOutput) {
+        let stats = self.stats
+        out.yield(.with {
+            $0.outputs = .with { o in
+                o.rank = UInt32(identity.rank)
+                o.generation = identity.generation
+                o.outputs = [output]
+                o.load = ProtoMapping.encode(stats)
+            }
+        })
+    }
+}
+
+/// `SamplingRNG` as a JSON object for the control plane.
+struct SamplingRNGBox: Codable {
+    var rng: SamplingRNG
+}
+
+extension Duration {
+    var seconds: Double {
+        let c = components
+        return Double(c.seconds) + Double(c.attoseconds) * 1e-18
+    }
+}

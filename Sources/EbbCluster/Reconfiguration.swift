@@ -1,0 +1,162 @@
+import EbbComm
+import EbbControl
+import EbbCore
+import EbbEPLB
+import EbbEngine
+import EbbModel
+import Foundation
+import Synchronization
+
+/// A checked `Reconfigure` message: who serves in the next generation and who exchanges
+/// weights before the switch.
+public struct ReconfigurationSpec: Sendable, Equatable {
+    public let generation: UInt64
+    /// Engine ids in the new rank order.
+    public let members: [String]
+    /// Old members in old rank order, then the joining ones: the transfer group's ranks.
+    public let union: [String]
+    public let oldWorldSize: Int
+    public let fault: String
+    public let timeout: Duration
+
+    public init(_ m: Ebb_Control_V1_Reconfigure) throws {
+        guard !m.members.isEmpty, Set(m.members).count == m.members.count, Set(m.union).count == m.union.count,
+              Set(m.members).isSubset(of: Set(m.union)), m.oldWorldSize >= 1, Int(m.oldWorldSize) <= m.union.count,
+              m.timeoutSeconds > 0, m.timeoutSeconds.isFinite else {
+            throw EbbError(.invalidArgument, "malformed reconfiguration to generation \(m.generation)")
+        }
+        // Joining engines (after the old ones in the union) must all be members.
+        guard m.union[Int(m.oldWorldSize)...].allSatisfy({ m.members.contains($0) }) else {
+            throw EbbError(.invalidArgument, "reconfiguration: a joining engine is not a member")
+        }
+        generation = m.generation
+        members = m.members
+        union = m.union
+        oldWorldSize = Int(m.oldWorldSize)
+        fault = m.fault
+        timeout = .milliseconds(Int64(m.timeoutSeconds * 1000))
+    }
+
+    public func unionIndex(of engine: String) -> Int? { union.firstIndex(of: engine) }
+    public func newRank(of engine: String) -> Int? { members.firstIndex(of: engine) }
+    public var joiningCount: Int { union.count - oldWorldSize }
+
+    /// The old rank that hands dense weights to the joiner at union index `u`.
+    public func denseServer(forJoiner u: Int) -> Int { (u - oldWorldSize) % oldWorldSize }
+
+    /// Throws the injected fault for `phase`, if this reconfiguration carries it.
+    func inject(_ phase: String) throws {
+        if fault == phase { throw EbbError(.internal, "injected fault at scale.\(phase)") }
+    }
+
+    /// Old and new placements written over the union's ranks, and the plan between them.
+    func unionPlan(old: EPLBPlacement, target: EPLBPlacement) throws -> TransferPlan {
+        let s = old.slotsPerRank
+        guard target.slotsPerRank == s, old.numRanks == oldWorldSize, target.numRanks == members.count else {
+            throw EbbError(.invalidArgument, "reconfiguration: placements of \(old.numRanks)×\(old.slotsPerRank) and \(target.numRanks)×\(target.slotsPerRank) slots do not fit \(oldWorldSize) → \(members.count) ranks")
+        }
+        let empty = [Int](repeating: -1, count: s)
+        var oldU: [[Int]] = [], newU: [[Int]] = []
+        for layer in 0..<old.numLayers {
+            oldU.append(old.physicalToLogical[layer] + Array(repeating: -1, count: (union.count - oldWorldSize) * s))
+            var row: [Int] = []
+            for engine in union {
+                if let r = newRank(of: engine) {
+                    row += target.physicalToLogical[layer][(r * s)..<((r + 1) * s)]
+                } else {
+                    row += empty
+                }
+            }
+            newU.append(row)
+        }
+        return try TransferPlan(old: oldU, new: newU, slotsPerRank: s)
+    }
+}
+
+/// The next generation as one rank prepared it: its communicators, the staged experts and
+/// how long each phase took.
+final class PreparedGeneration: @unchecked Sendable {
+    let spec: ReconfigurationSpec
+    let done = Atomic<Bool>(false)
+    let abandoned = Atomic<Bool>(false)
+    var error: (any Error)?
+    var serving: (any Communicator)?
+    var eplbTransfer: (any Communicator)?
+    var staged: [Int: ExpertSlots] = [:]
+    var target: EPLBPlacement?
+    var phases: [(String, Double)] = []
+    var bytesSent = 0
+
+    init(spec: ReconfigurationSpec) { self.spec = spec }
+
+    func timed<T>(_ phase: String, _ body: () throws -> T) rethrows -> T {
+        let start = ContinuousClock.now
+        defer {
+            let d = (ContinuousClock.now - start).components
+            phases.append((phase, Double(d.seconds) + Double(d.attoseconds) * 1e-18))
+        }
+        return try body()
+    }
+
+    /// Releases what a rolled-back preparation built.
+    func discard() {
+        serving?.close()
+        eplbTransfer?.close()
+        serving = nil
+        eplbTransfer = nil
+        staged = [:]
+    }
+}
+
+/// Builds a generation's communicators on one rank: the serving group over the members (if
+/// this rank is one), its EPLB transfer group, and the transfer group over the union.
+struct GenerationCommunicators {
+    let transfer: any Communicator
+    let serving: (any Communicator)?
+    let eplbTransfer: (any Communicator)?
+
+    static func form(spec: ReconfigurationSpec, engine: String, store: any KeyValueStore, eplb: Bool,
+                     servingTimeout: Duration) throws -> GenerationCommunicators {
+        guard let u = spec.unionIndex(of: engine) else {
+            throw EbbError(.invalidArgument, "engine \(engine) is not part of generation \(spec.generation)")
+        }
+        let g = spec.generation
+        let transfer = try GlooCommunicator(rank: u, size: spec.union.count, generation: g, members: spec.union,
+                                            store: store, storePrefix: "ebb/gen\(g)/transfer", timeout: spec.timeout)
+        var serving: (any Communicator)?
+        var eplbTransfer: (any Communicator)?
+        if let r = spec.newRank(of: engine) {
+            serving = try GlooCommunicator(rank: r, size: spec.members.count, generation: g, members: spec.members,
+                                           store: store, storePrefix: "ebb/gen\(g)", timeout: servingTimeout)
+            if eplb {
+                eplbTransfer = try GlooCommunicator(rank: r, size: spec.members.count, generation: g, members: spec.members,
+                                                    store: store, storePrefix: "ebb/gen\(g)/eplb", timeout: servingTimeout)
+            }
+        }
+        return GenerationCommunicators(transfer: transfer, serving: serving, eplbTransfer: eplbTransfer)
+    }
+}
+
+/// Sends or receives both placements over the transfer group (union rank 0 is old rank 0,
+/// which knows them); returns (old, target).
+func sharePlacements(_ transfer: any Communicator, old: EPLBPlacement?, target: EPLBPlacement?, spec: ReconfigurationSpec)
+    throws -> (EPLBPlacement, EPLBPlacement) {
+    func share(_ p: EPLBPlacement?) throws -> [Int64] {
+        var header: [Int64] = p.map { [Int64($0.numLayers), Int64($0.numPhysicalSlots), Int64($0.numLogicalExperts), Int64($0.numRanks)] }
+            ?? [0, 0, 0, 0]
+        try transfer.broadcast(&header, root: 0)
+        let flat = p.map { $0.physicalToLogical.flatMap { $0.map { Int64($0) } } } ?? []
+        return header + (try transfer.broadcastArray(flat, root: 0))
+    }
+    func build(_ v: [Int64]) throws -> EPLBPlacement {
+        guard v.count >= 4, let layers = Int(exactly: v[0]), let slots = Int(exactly: v[1]), let experts = Int(exactly: v[2]),
+              let ranks = Int(exactly: v[3]), layers > 0, slots > 0, v.count == 4 + layers * slots else {
+            throw EbbError(.io, "reconfiguration: malformed placement from rank 0")
+        }
+        let rows = (0..<layers).map { l in (0..<slots).map { Int(v[4 + l * slots + $0]) } }
+        return try EPLBPlacement(physicalToLogical: rows, numLogicalExperts: experts, numRanks: ranks)
+    }
+    let o = try build(try share(old))
+    let t = try build(try share(target))
+    return (o, t)
+}

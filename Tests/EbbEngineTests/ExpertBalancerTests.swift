@@ -1,0 +1,109 @@
+import EbbComm
+import EbbCore
+import EbbEPLB
+import EbbEngine
+import EbbModel
+import EbbTensor
+import Testing
+
+/// The expert rearrangement itself: what moves, how many bytes, and that every slot ends up
+/// holding exactly its expert's checkpoint weights.
+@Suite(.serialized)
+struct ExpertBalancerTests {
+    struct Rank {
+        let model: CausalLM
+        let balancer: ExpertBalancer
+    }
+
+    static func makeRanks(_ ranks: Int, redundant: Int) throws -> ([Rank], EPLBPlacement) {
+        let hub = try InProcessHub(size: ranks), transfers = try InProcessHub(size: ranks)
+        let (config, weights) = try BuiltinModels.resolve("builtin:tiny-moe")
+        let layers = config.moeLayers.filter { $0 }.count
+        let eplb = EPLBConfig(numRedundantExperts: redundant)
+        let initial = try eplb.initialPlacement(numLayers: layers, numExperts: config.moe.numExperts, ranks: ranks)
+        let out = try (0..<ranks).map { r -> Rank in
+            let comm = try hub.communicator(rank: r)
+            let p = try ExpertBalancer.rankPlacement(initial, layerOrdinal: 0, rank: r)
+            let model = try CausalLM(config: config, weights: weights, backend: CPUBackend(threads: 1), placement: { _ in p },
+                                     expertParallel: ExpertParallelGroup(CommunicatorExchange(comm)))
+            return Rank(model: model, balancer: try ExpertBalancer(model: model, communicator: comm,
+                                                                   transfer: try transfers.communicator(rank: r),
+                                                                   placement: initial, config: eplb))
+        }
+        return (out, initial)
+    }
+
+    /// Runs a rearrangement to `target` on every rank and switches; returns bytes sent in all.
+    static func rearrange(_ ranks: [Rank], to target: EPLBPlacement) throws -> Int {
+        for r in ranks { try r.balancer.start(to: target) }
+        for r in ranks { r.balancer.waitForTransfer() }
+        for r in ranks {
+            #expect(r.balancer.readyToCommit)
+            try r.balancer.commit()
+        }
+        return ranks.reduce(0) { $0 + $1.balancer.stats.bytesSent }
+    }
+
+    /// Every slot of every rank holds its expert's weights, compared with a model that holds all.
+    static func checkWeights(_ ranks: [Rank], _ placement: EPLBPlacement) throws {
+        let (config, weights) = try BuiltinModels.resolve("builtin:tiny-moe")
+        let full = try CausalLM(config: config, weights: weights, backend: CPUBackend(threads: 1))
+        let backend = full.backend
+        for (ordinal, layer) in full.moeLayerIndices.enumerated() {
+            guard let all = full.expertSlots(layer: layer) else { continue }
+            for (r, rank) in ranks.enumerated() {
+                guard let mine = rank.model.expertSlots(layer: layer) else { continue }
+                let per = placement.slotsPerRank
+                for i in 0..<per {
+                    let e = placement.physicalToLogical[ordinal][r * per + i]
+                    #expect(mine.placement.physicalToLogical == placement.physicalToLogical[ordinal])
+                    guard e >= 0 else { continue }
+                    let got = backend.downloadFloats(mine.gateUp.slice(first: i..<(i + 1)))
+                    let want = backend.downloadFloats(all.gateUp.slice(first: e..<(e + 1)))
+                    #expect(got == want, "layer \(layer) rank \(r) slot \(i) should hold expert \(e) (gate/up)")
+                    #expect(backend.downloadFloats(mine.down.slice(first: i..<(i + 1))) ==
+                            backend.downloadFloats(all.down.slice(first: e..<(e + 1))), "down of expert \(e)")
+                }
+            }
+        }
+    }
+
+    @Test func unchangedPlacementMovesNothing() throws {
+        let (ranks, initial) = try Self.makeRanks(2, redundant: 2)
+        #expect(try TransferPlan(old: initial, new: initial).layers.allSatisfy { $0.receiveCount == 0 && $0.localCopyCount == 0 })
+        #expect(try Self.rearrange(ranks, to: initial) == 0)
+        try Self.checkWeights(ranks, initial)
+    }
+
+    @Test func onlyChangedSlotsMove() throws {
+        let (ranks, initial) = try Self.makeRanks(2, redundant: 2)
+        // Swap two experts between the ranks in every layer; everything else stays.
+        let per = initial.slotsPerRank
+        let rows = initial.physicalToLogical.map { row -> [Int] in
+            var r = row
+            r.swapAt(1, per + 1)
+            return r
+        }
+        let target = try EPLBPlacement(physicalToLogical: rows, numLogicalExperts: initial.numLogicalExperts,
+                                       numRanks: initial.numRanks)
+        let plan = try TransferPlan(old: initial, new: target)
+        let received = plan.layers.reduce(0) { $0 + $1.receiveCount }
+        #expect(received == 2 * initial.numLayers, "two slots change per layer")
+        let shapes = ranks[0].model.expertSlotShapes
+        let bytesPerExpert = (shapes.gateUp.reduce(1, *) + shapes.down.reduce(1, *)) * 4
+        #expect(try Self.rearrange(ranks, to: target) == received * bytesPerExpert)
+        try Self.checkWeights(ranks, target)
+    }
+
+    @Test func policyPlacementHoldsTheRightWeights() throws {
+        let (ranks, initial) = try Self.makeRanks(4, redundant: 4)
+        // A skewed load: expert e gets 1/(e+1) of the tokens (Zipf), every layer.
+        let load = (0..<initial.numLayers).map { _ in (0..<initial.numLogicalExperts).map { 1000.0 / Double($0 + 1) } }
+        let target = try rebalanceExperts(load: load, numPhysicalSlots: initial.numPhysicalSlots, numGroups: 1,
+                                          numNodes: 1, numRanks: 4)
+        #expect(try balancedness(load: load, placement: target) > balancedness(load: load, placement: initial))
+        _ = try Self.rearrange(ranks, to: target)
+        try Self.checkWeights(ranks, target)
+        #expect(ranks.allSatisfy { $0.balancer.placement == target })
+    }
+}
