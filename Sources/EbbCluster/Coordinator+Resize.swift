@@ -33,6 +33,11 @@ public struct ResizeEvent: Sendable {
     public var totalSeconds: Double
     public var bytesMoved: Int
     public var migratedRequests: Int
+    /// Expert slots checked against the checkpoint's checksums after the switch, the
+    /// mismatches, and logical experts left without a routable slot.
+    public var expertsChecked: Int = 0
+    public var expertMismatches: Int = 0
+    public var unroutableExperts: Int = 0
 }
 
 /// How the coordinator starts and stops engine cores for resizes (the launcher's side).
@@ -73,6 +78,8 @@ struct ResizeState {
     var committed = false
     var joinerFailure: String?
     var migrated = 0
+    /// Whether the ranks were told (only then do they have anything to roll back).
+    var reconfigureSent = false
 }
 
 extension Coordinator {
@@ -244,6 +251,7 @@ extension Coordinator {
             m.timeoutSeconds = timeout.seconds
             // The ranks vote on it in their step sync: wake them if they sleep.
             if let start = waves.dispatch() { broadcastLocked(.startWave(.with { $0.wave = start })) }
+            resize?.reconfigureSent = true
             for id in state.union { engines[id]?.outbound?.yield(.with { $0.reconfigure = m }) }
         }
     }
@@ -292,8 +300,9 @@ extension Coordinator {
 
     /// Undoes a resize that did not commit. Returns false if it turned out to have committed.
     private func rollBack(_ state: ResizeState, reason: String, hooks: ElasticHooks) async -> Bool {
+        let told = lock.withLock { resize?.reconfigureSent ?? false }
         lock.withLock {
-            for id in state.oldMembers {
+            for id in state.oldMembers where told {
                 engines[id]?.outbound?.yield(.with {
                     $0.abortReconfigure = .with { a in
                         a.generation = state.generation
@@ -304,7 +313,7 @@ extension Coordinator {
         }
         // The old ranks acknowledge at their next step boundary.
         let end = ContinuousClock.now + hooks.phaseTimeout
-        while ContinuousClock.now < end {
+        while told && ContinuousClock.now < end {
             let (all, committed) = lock.withLock {
                 (resize.map { r in r.oldMembers.allSatisfy { r.results[$0] != nil } } ?? true, resize?.committed ?? false)
             }
@@ -336,18 +345,28 @@ extension Coordinator {
         }
         // The slowest old rank's engine phases.
         var enginePhases: [String: Double] = [:]
-        var bytes = 0
+        var bytes = 0, checked = 0, mismatches = 0, unroutable = 0
         for r in final.results.values {
             bytes += Int(r.bytesSent)
+            checked += Int(r.expertsChecked)
+            mismatches += Int(r.expertMismatches)
+            unroutable = max(unroutable, Int(r.unroutableExperts))
             for p in r.phases { enginePhases[p.phase] = max(enginePhases[p.phase] ?? 0, p.seconds) }
         }
         let order = ["communicator", "weights", "warmup", "commit"]
         let all = phases + order.compactMap { k in enginePhases[k].map { ("rank:" + k, $0) } }
+        // Joiners checked their experts before saying ready.
+        let joined = lock.withLock { final.joining.compactMap { engines[$0]?.ready } }
+        for r in joined {
+            checked += Int(r.expertsChecked)
+            mismatches += Int(r.expertMismatches)
+        }
         for id in final.leaving { hooks.stop(id) }
         let event = ResizeEvent(generation: final.generation, fromRanks: final.oldMembers.count, toRanks: final.members.count,
                                 outcome: "committed", error: nil, phases: all,
                                 totalSeconds: (ContinuousClock.now - start).seconds, bytesMoved: bytes,
-                                migratedRequests: final.migrated)
+                                migratedRequests: final.migrated, expertsChecked: checked, expertMismatches: mismatches,
+                                unroutableExperts: unroutable)
         record(event)
         log("resize to generation \(final.generation) committed in \(String(format: "%.2f", event.totalSeconds)) s: " +
             all.map { "\($0.0) \(String(format: "%.3f", $0.1)) s" }.joined(separator: ", "))
@@ -402,7 +421,10 @@ extension Coordinator {
                 "layer_balancedness": .array(eplb.layerBalancedness.map(num)),
             ])
             let events: [JSONValue] = resizeHistory.suffix(10).map { ev in
-                .orderedObject(keys: ["generation", "from", "to", "outcome", "error", "total_seconds", "bytes_moved", "migrated_requests", "phases"], values: [
+                .orderedObject(keys: ["generation", "from", "to", "outcome", "error", "total_seconds", "bytes_moved", "migrated_requests",
+                                      "experts_checked", "expert_mismatches", "unroutable_experts", "phases"], values: [
+                    "experts_checked": num(Double(ev.expertsChecked)), "expert_mismatches": num(Double(ev.expertMismatches)),
+                    "unroutable_experts": num(Double(ev.unroutableExperts)),
                     "generation": num(Double(ev.generation)), "from": num(Double(ev.fromRanks)), "to": num(Double(ev.toRanks)),
                     "outcome": .string(ev.outcome), "error": ev.error.map { .string($0) } ?? .null,
                     "total_seconds": num(ev.totalSeconds), "bytes_moved": num(Double(ev.bytesMoved)),

@@ -250,6 +250,8 @@ public final class EngineCoreShell: @unchecked Sendable {
                 r.vocabSize = UInt32(core.model.config.vocabSize)
                 r.slotsPerRank = UInt32(slots?.placement.slotsPerRank ?? 0)
                 r.numExperts = UInt32(core.model.config.moe.numExperts)
+                r.expertsChecked = UInt32(loop.joinCheck?.checked ?? 0)
+                r.expertMismatches = UInt32(loop.joinCheck?.mismatches ?? 0)
             }
         })
     }
@@ -262,7 +264,9 @@ public final class EngineCoreShell: @unchecked Sendable {
         var setup: ExpertParallelSetup?
         var transfer: (any Communicator)?
         let store = ControlPlaneStore(client: service)
-        if identity.expertParallel && identity.worldSize > 1 {
+        // Expert parallelism over one rank too when it may grow (EPLB on): the exchange and
+        // the lockstep are in place for the first resize.
+        if identity.expertParallel && (identity.worldSize > 1 || identity.eplb != nil) {
             let started = ContinuousClock.now
             let comm = try GlooCommunicator(rank: identity.rank, size: identity.worldSize, generation: identity.generation,
                                             store: store, timeout: dataPlaneTimeout)
@@ -286,9 +290,14 @@ public final class EngineCoreShell: @unchecked Sendable {
             balancer = try ExpertBalancer(model: core.model, communicator: communicator, transfer: transfer,
                                           placement: try setup.initialPlacement(config: core.model.config), config: eplb)
         }
-        return EngineLoopState(core: core, communicator: communicator, balancer: balancer, identity: identity,
-                               out: out, log: log, store: store, recorded: recorder.withLock { $0 },
-                               dataPlaneTimeout: dataPlaneTimeout)
+        var loop = EngineLoopState(core: core, communicator: communicator, balancer: balancer, identity: identity,
+                                   out: out, log: log, store: store, recorded: recorder.withLock { $0 },
+                                   dataPlaneTimeout: dataPlaneTimeout)
+        if let communicator, identity.eplb != nil {
+            // The checkpoint's expert checksums, from every rank, for checks after resizes.
+            loop.checksums = try ExpertChecksums.gather(core.model, communicator: communicator)
+        }
+        return loop
     }
 
     /// A rank joining a running deployment: waits for its reconfiguration, forms the new
@@ -317,6 +326,7 @@ public final class EngineCoreShell: @unchecked Sendable {
         defer { comms.transfer.close() }
         guard let serving = comms.serving else { throw EbbError(.internal, "a joining engine without a serving group") }
         let (old, target) = try sharePlacements(comms.transfer, old: nil, target: nil, spec: spec)
+        let checksums = try ExpertChecksums.share(nil, over: comms.transfer, layers: old.numLayers, experts: old.numLogicalExperts)
         let peer = PeerWeights(communicator: comms.transfer, server: spec.denseServer(forJoiner: u))
         let recorded = RecordingWeights(peer)
         let setup = ExpertParallelSetup(rank: newRank, worldSize: spec.members.count,
@@ -341,6 +351,10 @@ public final class EngineCoreShell: @unchecked Sendable {
         var loop = EngineLoopState(core: core, communicator: serving, balancer: balancer, identity: id, out: out, log: log,
                                    store: store, recorded: recorded, dataPlaneTimeout: dataPlaneTimeout)
         loop.oldestAcceptedGeneration = spec.generation - 1
+        loop.checksums = checksums
+        let check = checksums.verify(core.model)
+        loop.joinCheck = check
+        if check.mismatches > 0 { log("rank \(newRank): \(check.mismatches) of \(check.checked) expert slots differ from the checkpoint") }
         return loop
     }
 }

@@ -23,6 +23,10 @@ struct EngineLoopState {
     var recorded: RecordingWeights? = nil
     var dataPlaneTimeout: Duration = .seconds(120)
     var reconfiguration: PendingReconfiguration? = nil
+    /// The checkpoint's expert checksums (expert parallelism only).
+    var checksums: ExpertChecksums? = nil
+    /// A joiner's check of its experts (reported in its ready message).
+    var joinCheck: (checked: Int, mismatches: Int)? = nil
     /// Generations below this are over; requests for them are refused.
     var oldestAcceptedGeneration: UInt64 = 0
 
@@ -202,6 +206,7 @@ struct EngineLoopState {
         let eplb = identity.eplb != nil
         let servingTimeout = dataPlaneTimeout
         let myOldRank = communicator.rank
+        let checksums = self.checksums
         let log = self.log
         let thread = Thread {
             do {
@@ -216,6 +221,8 @@ struct EngineLoopState {
                 try spec.inject("transfer")
                 let plan = try job.timed("weights") { () throws -> TransferPlan in
                     _ = try sharePlacements(comms.transfer, old: old, target: target, spec: spec)
+                    _ = try ExpertChecksums.share(checksums, over: comms.transfer, layers: old.numLayers,
+                                                  experts: old.numLogicalExperts)
                     // Dense weights to the joiners this rank serves.
                     if let recorded {
                         let server = DenseWeightServer(communicator: comms.transfer, weights: recorded, backend: model.backend)
@@ -257,7 +264,8 @@ struct EngineLoopState {
             // Leaving: hand every unfinished request back, then go.
             let exported = core.exportAllForMigration()
             phases.append(("commit", (ContinuousClock.now - start).seconds))
-            report(generation: spec.generation, committed: true, error: "", phases: phases, bytes: job.bytesSent)
+            report(generation: spec.generation, committed: true, error: "", phases: phases, bytes: job.bytesSent,
+                   unroutable: job.target.map(ExpertChecksums.unroutable) ?? 0)
             out.yield(.with {
                 $0.migrated = .with { m in
                     m.generation = spec.generation
@@ -288,7 +296,10 @@ struct EngineLoopState {
         identity.generation = spec.generation
         try adoptWave()
         phases.append(("commit", (ContinuousClock.now - start).seconds))
-        report(generation: spec.generation, committed: true, error: "", phases: phases, bytes: job.bytesSent)
+        let check = checksums?.verify(core.model) ?? (checked: 0, mismatches: 0)
+        if check.mismatches > 0 { log("rank \(newRank): \(check.mismatches) of \(check.checked) expert slots differ from the checkpoint") }
+        report(generation: spec.generation, committed: true, error: "", phases: phases, bytes: job.bytesSent,
+               checked: check.checked, mismatches: check.mismatches, unroutable: ExpertChecksums.unroutable(target))
         log("rank \(newRank): serving generation \(spec.generation) with \(spec.members.count) ranks")
         return .none
     }
@@ -312,7 +323,8 @@ struct EngineLoopState {
         report(generation: r.spec.generation, committed: false, error: message, phases: r.job?.phases ?? [], bytes: 0)
     }
 
-    func report(generation: UInt64, committed: Bool, error: String, phases: [(String, Double)], bytes: Int) {
+    func report(generation: UInt64, committed: Bool, error: String, phases: [(String, Double)], bytes: Int,
+                checked: Int = 0, mismatches: Int = 0, unroutable: Int = 0) {
         let rank = identity.rank
         out.yield(.with {
             $0.reconfigureResult = .with { x in
@@ -322,6 +334,9 @@ struct EngineLoopState {
                 x.error = error
                 x.phases = phases.map { p in .with { $0.phase = p.0; $0.seconds = p.1 } }
                 x.bytesSent = UInt64(bytes)
+                x.expertsChecked = UInt32(checked)
+                x.expertMismatches = UInt32(mismatches)
+                x.unroutableExperts = UInt32(unroutable)
             }
         })
     }

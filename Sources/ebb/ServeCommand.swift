@@ -52,21 +52,21 @@ struct Serve: AsyncParsableCommand {
             throw ExitCode(1)
         }
         do {
-            if enableElasticEp && (dataParallelSize < 2 || !enableExpertParallel) {
-                throw EbbError(.invalidArgument, "--enable-elastic-ep resizes an expert-parallel deployment: it needs --data-parallel-size ≥ 2 and --enable-expert-parallel")
+            if enableElasticEp && !enableExpertParallel {
+                throw EbbError(.invalidArgument, "--enable-elastic-ep resizes an expert-parallel deployment: it needs --enable-expert-parallel")
             }
             if let m = maxDataParallelSize, m < dataParallelSize || m > 256 {
                 throw EbbError(.invalidArgument, "--max-data-parallel-size must be in --data-parallel-size...256")
             }
             guard scaleTimeout > 0 else { throw EbbError(.invalidArgument, "--scale-timeout must be positive") }
-            if try eplb.config() != nil && (dataParallelSize < 2 || !enableExpertParallel) {
+            if try eplb.config() != nil && !enableElasticEp && (dataParallelSize < 2 || !enableExpertParallel) {
                 throw EbbError(.invalidArgument, "--enable-eplb balances experts over expert-parallel ranks: it needs --data-parallel-size ≥ 2 and --enable-expert-parallel")
             }
         } catch {
             FileHandle.standardError.write(Data("error: \(describe(error))\n".utf8))
             throw ExitCode(1)
         }
-        if dataParallelSize == 1 {
+        if dataParallelSize == 1 && !enableElasticEp {
             try await runSingle()
         } else {
             try await runCluster()

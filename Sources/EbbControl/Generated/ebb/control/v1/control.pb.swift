@@ -222,6 +222,11 @@ public nonisolated struct Ebb_Control_V1_Ready: Sendable {
 
   public var numExperts: UInt32 = 0
 
+  /// A joining rank's check of its experts against the checkpoint's checksums.
+  public var expertsChecked: UInt32 = 0
+
+  public var expertMismatches: UInt32 = 0
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -514,6 +519,15 @@ public nonisolated struct Ebb_Control_V1_ReconfigureResult: Sendable {
   public var phases: [Ebb_Control_V1_PhaseTiming] = []
 
   public var bytesSent: UInt64 = 0
+
+  /// After the switch: slots whose weights were checked against the checkpoint's checksums
+  /// (gathered over the data plane at start), how many differed, and logical experts with no
+  /// routable slot in the new placement.
+  public var expertsChecked: UInt32 = 0
+
+  public var expertMismatches: UInt32 = 0
+
+  public var unroutableExperts: UInt32 = 0
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
@@ -1256,7 +1270,7 @@ nonisolated extension Ebb_Control_V1_Hello: SwiftProtobuf.Message, SwiftProtobuf
 
 nonisolated extension Ebb_Control_V1_Ready: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".Ready"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}rank\0\u{1}generation\0\u{1}device\0\u{3}weight_bytes\0\u{3}kv_cache_bytes\0\u{3}kv_num_blocks\0\u{3}kv_block_size\0\u{3}max_model_len\0\u{3}memory_available_bytes\0\u{3}vocab_size\0\u{3}slots_per_rank\0\u{3}num_experts\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}rank\0\u{1}generation\0\u{1}device\0\u{3}weight_bytes\0\u{3}kv_cache_bytes\0\u{3}kv_num_blocks\0\u{3}kv_block_size\0\u{3}max_model_len\0\u{3}memory_available_bytes\0\u{3}vocab_size\0\u{3}slots_per_rank\0\u{3}num_experts\0\u{3}experts_checked\0\u{3}expert_mismatches\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -1276,6 +1290,8 @@ nonisolated extension Ebb_Control_V1_Ready: SwiftProtobuf.Message, SwiftProtobuf
       case 10: try { try decoder.decodeSingularUInt32Field(value: &self.vocabSize) }()
       case 11: try { try decoder.decodeSingularUInt32Field(value: &self.slotsPerRank) }()
       case 12: try { try decoder.decodeSingularUInt32Field(value: &self.numExperts) }()
+      case 13: try { try decoder.decodeSingularUInt32Field(value: &self.expertsChecked) }()
+      case 14: try { try decoder.decodeSingularUInt32Field(value: &self.expertMismatches) }()
       default: break
       }
     }
@@ -1318,6 +1334,12 @@ nonisolated extension Ebb_Control_V1_Ready: SwiftProtobuf.Message, SwiftProtobuf
     if self.numExperts != 0 {
       try visitor.visitSingularUInt32Field(value: self.numExperts, fieldNumber: 12)
     }
+    if self.expertsChecked != 0 {
+      try visitor.visitSingularUInt32Field(value: self.expertsChecked, fieldNumber: 13)
+    }
+    if self.expertMismatches != 0 {
+      try visitor.visitSingularUInt32Field(value: self.expertMismatches, fieldNumber: 14)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -1334,6 +1356,8 @@ nonisolated extension Ebb_Control_V1_Ready: SwiftProtobuf.Message, SwiftProtobuf
     if lhs.vocabSize != rhs.vocabSize {return false}
     if lhs.slotsPerRank != rhs.slotsPerRank {return false}
     if lhs.numExperts != rhs.numExperts {return false}
+    if lhs.expertsChecked != rhs.expertsChecked {return false}
+    if lhs.expertMismatches != rhs.expertMismatches {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -1871,7 +1895,7 @@ nonisolated extension Ebb_Control_V1_WakeRequest: SwiftProtobuf.Message, SwiftPr
 
 nonisolated extension Ebb_Control_V1_ReconfigureResult: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".ReconfigureResult"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}rank\0\u{1}generation\0\u{1}committed\0\u{1}error\0\u{1}phases\0\u{3}bytes_sent\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}rank\0\u{1}generation\0\u{1}committed\0\u{1}error\0\u{1}phases\0\u{3}bytes_sent\0\u{3}experts_checked\0\u{3}expert_mismatches\0\u{3}unroutable_experts\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -1885,6 +1909,9 @@ nonisolated extension Ebb_Control_V1_ReconfigureResult: SwiftProtobuf.Message, S
       case 4: try { try decoder.decodeSingularStringField(value: &self.error) }()
       case 5: try { try decoder.decodeRepeatedMessageField(value: &self.phases) }()
       case 6: try { try decoder.decodeSingularUInt64Field(value: &self.bytesSent) }()
+      case 7: try { try decoder.decodeSingularUInt32Field(value: &self.expertsChecked) }()
+      case 8: try { try decoder.decodeSingularUInt32Field(value: &self.expertMismatches) }()
+      case 9: try { try decoder.decodeSingularUInt32Field(value: &self.unroutableExperts) }()
       default: break
       }
     }
@@ -1909,6 +1936,15 @@ nonisolated extension Ebb_Control_V1_ReconfigureResult: SwiftProtobuf.Message, S
     if self.bytesSent != 0 {
       try visitor.visitSingularUInt64Field(value: self.bytesSent, fieldNumber: 6)
     }
+    if self.expertsChecked != 0 {
+      try visitor.visitSingularUInt32Field(value: self.expertsChecked, fieldNumber: 7)
+    }
+    if self.expertMismatches != 0 {
+      try visitor.visitSingularUInt32Field(value: self.expertMismatches, fieldNumber: 8)
+    }
+    if self.unroutableExperts != 0 {
+      try visitor.visitSingularUInt32Field(value: self.unroutableExperts, fieldNumber: 9)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -1919,6 +1955,9 @@ nonisolated extension Ebb_Control_V1_ReconfigureResult: SwiftProtobuf.Message, S
     if lhs.error != rhs.error {return false}
     if lhs.phases != rhs.phases {return false}
     if lhs.bytesSent != rhs.bytesSent {return false}
+    if lhs.expertsChecked != rhs.expertsChecked {return false}
+    if lhs.expertMismatches != rhs.expertMismatches {return false}
+    if lhs.unroutableExperts != rhs.unroutableExperts {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
