@@ -33,4 +33,9 @@ protoc --proto_path=Protos \
   --swift_opt=Visibility=Public --swift_out="$out" \
   --grpc-swift_opt=Visibility=Public,Client=true,Server=true --grpc-swift_out="$out" \
   ebb/control/v1/control.proto
+# The generated gRPC code uses grpc-swift-protobuf's coders; Ebb has its own in EbbControl
+# (see Sources/EbbControl/ProtobufCoding.swift), so it needs no GRPCProtobuf module.
+for f in $(find "$out" -name '*.grpc.swift'); do
+  sed -i -e '/^import GRPCProtobuf$/d' -e 's/GRPCProtobuf\.Protobuf/EbbControl.Protobuf/g' "$f"
+done
 echo "generated into $out:"; find "$out" -name '*.swift' | sort

@@ -42,7 +42,7 @@ struct EngineSideMessageTests {
         let sink = Sink()
         var (loop, stream) = try makeLoop(sink)
         let stop = try loop.apply([
-            add("old", generation: 2),                       // wrong generation → error output
+            add("old", generation: 4),                       // a generation this rank is not in → error output
             add("bad-token", generation: 3, prompt: [999_999]),  // invalid → error output
             .with { $0.addRequest = .with { a in a.requestID = "no-params"; a.generation = 3 } },
             .with { $0.abort = .with { a in a.requestID = "never-seen"; a.generation = 3 } },
@@ -52,10 +52,13 @@ struct EngineSideMessageTests {
         ])
         #expect(!stop)
         var steps = 0
-        while try loop.runStep() != nil, steps < 100 { steps += 1 }
+        while loop.core.hasWork, steps < 100 {
+            _ = try loop.runRound()
+            steps += 1
+        }
         #expect(loop.core.hasWork == false, "the valid request ran to the end")
         let logs = sink.logs.withLock { $0 }
-        #expect(logs.contains { $0.contains("generation 2, not 3") })
+        #expect(logs.contains { $0.contains("generation 4, not 3") })
         #expect(logs.contains { $0.contains("abort of unknown request 'never-seen'") })
         #expect(logs.filter { $0.contains("unexpected control message") }.count == 2)
         loop.out.finish()

@@ -15,7 +15,6 @@
 //   https://github.com/grpc/grpc-swift
 
 import GRPCCore
-import GRPCProtobuf
 
 // MARK: - ebb.control.v1.Coordinator
 
@@ -271,8 +270,8 @@ extension Ebb_Control_V1_Coordinator.StreamingServiceProtocol {
     public func registerMethods<Transport>(with router: inout GRPCCore.RPCRouter<Transport>) where Transport: GRPCCore.ServerTransport {
         router.registerHandler(
             forMethod: Ebb_Control_V1_Coordinator.Method.Connect.descriptor,
-            deserializer: GRPCProtobuf.ProtobufDeserializer<Ebb_Control_V1_EngineMessage>(),
-            serializer: GRPCProtobuf.ProtobufSerializer<Ebb_Control_V1_CoordinatorMessage>(),
+            deserializer: EbbControl.ProtobufDeserializer<Ebb_Control_V1_EngineMessage>(),
+            serializer: EbbControl.ProtobufSerializer<Ebb_Control_V1_CoordinatorMessage>(),
             handler: { request, context in
                 try await self.connect(
                     request: request,
@@ -282,8 +281,8 @@ extension Ebb_Control_V1_Coordinator.StreamingServiceProtocol {
         )
         router.registerHandler(
             forMethod: Ebb_Control_V1_Coordinator.Method.StoreSet.descriptor,
-            deserializer: GRPCProtobuf.ProtobufDeserializer<Ebb_Control_V1_StoreSetRequest>(),
-            serializer: GRPCProtobuf.ProtobufSerializer<Ebb_Control_V1_StoreSetResponse>(),
+            deserializer: EbbControl.ProtobufDeserializer<Ebb_Control_V1_StoreSetRequest>(),
+            serializer: EbbControl.ProtobufSerializer<Ebb_Control_V1_StoreSetResponse>(),
             handler: { request, context in
                 try await self.storeSet(
                     request: request,
@@ -293,8 +292,8 @@ extension Ebb_Control_V1_Coordinator.StreamingServiceProtocol {
         )
         router.registerHandler(
             forMethod: Ebb_Control_V1_Coordinator.Method.StoreGet.descriptor,
-            deserializer: GRPCProtobuf.ProtobufDeserializer<Ebb_Control_V1_StoreGetRequest>(),
-            serializer: GRPCProtobuf.ProtobufSerializer<Ebb_Control_V1_StoreGetResponse>(),
+            deserializer: EbbControl.ProtobufDeserializer<Ebb_Control_V1_StoreGetRequest>(),
+            serializer: EbbControl.ProtobufSerializer<Ebb_Control_V1_StoreGetResponse>(),
             handler: { request, context in
                 try await self.storeGet(
                     request: request,
@@ -590,8 +589,8 @@ extension Ebb_Control_V1_Coordinator.ClientProtocol {
     ) async throws -> Result where Result: Sendable {
         try await self.connect(
             request: request,
-            serializer: GRPCProtobuf.ProtobufSerializer<Ebb_Control_V1_EngineMessage>(),
-            deserializer: GRPCProtobuf.ProtobufDeserializer<Ebb_Control_V1_CoordinatorMessage>(),
+            serializer: EbbControl.ProtobufSerializer<Ebb_Control_V1_EngineMessage>(),
+            deserializer: EbbControl.ProtobufDeserializer<Ebb_Control_V1_CoordinatorMessage>(),
             options: options,
             onResponse: handleResponse
         )
@@ -619,8 +618,8 @@ extension Ebb_Control_V1_Coordinator.ClientProtocol {
     ) async throws -> Result where Result: Sendable {
         try await self.storeSet(
             request: request,
-            serializer: GRPCProtobuf.ProtobufSerializer<Ebb_Control_V1_StoreSetRequest>(),
-            deserializer: GRPCProtobuf.ProtobufDeserializer<Ebb_Control_V1_StoreSetResponse>(),
+            serializer: EbbControl.ProtobufSerializer<Ebb_Control_V1_StoreSetRequest>(),
+            deserializer: EbbControl.ProtobufDeserializer<Ebb_Control_V1_StoreSetResponse>(),
             options: options,
             onResponse: handleResponse
         )
@@ -644,8 +643,8 @@ extension Ebb_Control_V1_Coordinator.ClientProtocol {
     ) async throws -> Result where Result: Sendable {
         try await self.storeGet(
             request: request,
-            serializer: GRPCProtobuf.ProtobufSerializer<Ebb_Control_V1_StoreGetRequest>(),
-            deserializer: GRPCProtobuf.ProtobufDeserializer<Ebb_Control_V1_StoreGetResponse>(),
+            serializer: EbbControl.ProtobufSerializer<Ebb_Control_V1_StoreGetRequest>(),
+            deserializer: EbbControl.ProtobufDeserializer<Ebb_Control_V1_StoreGetResponse>(),
             options: options,
             onResponse: handleResponse
         )
