@@ -30,10 +30,12 @@ let package = Package(
         .systemLibrary(name: "CEbbBLAS", path: "Sources/CEbbBLAS"),
         .target(name: "CEbbGloo",
                 linkerSettings: hasGloo ? [.linkedLibrary("gloo"), .linkedLibrary("stdc++")] : [.linkedLibrary("stdc++")]),
+        .target(name: "CEbbCUDA", linkerSettings: [.linkedLibrary("dl")]),
 
         // Library targets, lowest first; imports only point up this list.
         .target(name: "EbbCore", swiftSettings: strict),
         .target(name: "EbbTensor", dependencies: ["CEbbBLAS"], swiftSettings: strict),
+        .target(name: "EbbCUDA", dependencies: ["CEbbCUDA", "EbbCore", "EbbTensor"], swiftSettings: strict),
         .target(name: "EbbJinja", dependencies: ["EbbCore"], swiftSettings: strict),
         .target(name: "EbbTokenizer", dependencies: ["EbbCore", "EbbJinja"], swiftSettings: strict),
         .target(name: "EbbCheckpoint", dependencies: ["EbbCore", "EbbTensor"], swiftSettings: strict),
@@ -77,7 +79,7 @@ let package = Package(
             name: "ebb",
             dependencies: [
                 "EbbCore", "EbbTensor", "EbbTokenizer", "EbbCheckpoint", "EbbModel", "EbbSampling", "EbbEngine", "EbbServer", "EbbBench",
-                "EbbCluster", "EbbComm", "EbbEPLB",
+                "EbbCluster", "EbbComm", "EbbEPLB", "EbbCUDA",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: strict),
@@ -95,6 +97,7 @@ let package = Package(
         .testTarget(name: "EbbBenchTests", dependencies: ["EbbBench"], swiftSettings: strict),
         .testTarget(name: "EbbServerTests", dependencies: ["EbbServer", "EbbEngine", "EbbModel", "EbbTokenizer", "EbbTestSupport"], swiftSettings: strict),
         .testTarget(name: "EbbClusterTests", dependencies: ["EbbCluster", "EbbControl", "EbbEngine", "EbbModel", "EbbComm", "EbbCore", "EbbTestSupport"], swiftSettings: strict),
+        .testTarget(name: "EbbCUDATests", dependencies: ["EbbCUDA", "CEbbCUDA", "EbbTensor", "EbbModel", "EbbCheckpoint", "EbbCore", "EbbTestSupport"], swiftSettings: strict),
         .testTarget(name: "EbbEngineTests", dependencies: ["EbbEngine", "EbbModel", "EbbTensor", "EbbSampling", "EbbCore", "EbbComm", "EbbEPLB", "EbbTestSupport"], swiftSettings: strict),
     ],
     cxxLanguageStandard: .cxx17

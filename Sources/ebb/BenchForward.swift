@@ -1,4 +1,5 @@
 import ArgumentParser
+import EbbCUDA
 import EbbCore
 import EbbModel
 import EbbTensor
@@ -33,13 +34,36 @@ struct BenchForward: ParsableCommand {
     @Option(help: "CPU threads (default: all cores)")
     var threads: Int?
 
+    @OptionGroup var deviceOptions: DeviceModelOptions
+
+    @Option(help: "Decode context length on a GPU (default: --prompt-length)")
+    var context: Int?
+
+    @Flag(help: "On a GPU, time decode steps eagerly instead of replaying CUDA graphs")
+    var noGraphs = false
+
+    @Option(help: "Copy bandwidth (bytes/s) for the GPU floors")
+    var bandwidth: Double = 4.3e12
+
+    @Option(help: "bf16 GEMM rate (FLOP/s) for the GPU floors")
+    var matmulRate: Double = 790e12
+
     func run() throws {
         try runReportingErrors {
             guard promptLength > 0, decodeSteps > 0, prefillRepeats > 0, batchSizes.allSatisfy({ $0 > 0 }) else {
                 throw EbbError(.invalidArgument, "lengths, steps, repeats and batch sizes must be positive")
             }
+            if deviceOptions.device.lowercased() != "cpu" {
+                let backend = try deviceOptions.backend(threads: threads)
+                guard let cuda = backend as? CUDABackend else { throw EbbError(.invalidArgument, "unknown device") }
+                let loaded = try deviceOptions.load(model, backend: cuda, needTokenizer: false)
+                try CUDAForwardBench(loaded: loaded, backend: cuda, prefillTokens: promptLength, context: context ?? promptLength,
+                                     batchSizes: batchSizes, repeats: decodeSteps, useGraphs: !noGraphs,
+                                     bandwidth: bandwidth, matmulRate: matmulRate).run()
+                return
+            }
             let profiler = ProfilingBackend(CPUBackend(threads: threads))
-            let loaded = try LoadedModel.load(model, backend: profiler, needTokenizer: false)
+            let loaded = try deviceOptions.load(model, backend: profiler, needTokenizer: false)
             let lm = loaded.model
             let vocab = lm.config.vocabSize
             let blockSize = 16

@@ -1,4 +1,5 @@
 import ArgumentParser
+import EbbCUDA
 import EbbCore
 import EbbModel
 import EbbSampling
@@ -38,13 +39,15 @@ struct Generate: ParsableCommand {
     @Option(help: "CPU threads (default: all cores)")
     var threads: Int?
 
+    @OptionGroup var deviceOptions: DeviceModelOptions
+
     func run() throws {
         try runReportingErrors {
             guard maxTokens > 0 else { throw EbbError(.invalidArgument, "--max-tokens must be positive") }
             let params = SamplingParams(temperature: temperature, topP: topP, topK: topK, seed: seed,
                                         maxTokens: maxTokens, ignoreEOS: ignoreEos)
-            let backend = CPUBackend(threads: threads)
-            let loaded = try LoadedModel.load(model, backend: backend, needTokenizer: true)
+            let backend = try deviceOptions.backend(threads: threads)
+            let loaded = try deviceOptions.load(model, backend: backend, needTokenizer: true)
             guard let tokenizer = loaded.tokenizer else { throw EbbError(.invalidArgument, "no tokenizer") }
             try params.validate(vocabSize: loaded.model.config.vocabSize)
             let promptIds = tokenizer.encode(prompt).map(Int32.init)
@@ -55,7 +58,9 @@ struct Generate: ParsableCommand {
             let sampler = Sampler()
             let runner = try SequenceRunner(model: loaded.model, maxTokens: promptIds.count + maxTokens)
             let out = FileHandle.standardOutput
+            let cuda = backend as? CUDABackend
             try runner.generate(prompt: promptIds, maxNewTokens: maxTokens) { logits, _ in
+                try cuda?.checkErrors()
                 let token = try sampler.sample(logits: logits, state: &state).tokenId
                 if eos.contains(token) && !ignoreEos { return nil }
                 out.write(Data(detokenizer.append(token).utf8))

@@ -1,5 +1,6 @@
 import ArgumentParser
 import EbbCheckpoint
+import EbbCUDA
 import EbbCore
 import EbbModel
 import EbbTensor
@@ -23,12 +24,14 @@ struct Logits: ParsableCommand {
     @Option(help: "CPU threads (default: all cores)")
     var threads: Int?
 
+    @OptionGroup var deviceOptions: DeviceModelOptions
+
     func run() throws {
         try runReportingErrors {
             guard !tokens.isEmpty else { throw EbbError(.invalidArgument, "give at least one --tokens prompt") }
             let prompts = try tokens.map(parseIds)
-            let backend = CPUBackend(threads: threads)
-            let loaded = try LoadedModel.load(model, backend: backend, needTokenizer: false)
+            let backend = try deviceOptions.backend(threads: threads)
+            let loaded = try deviceOptions.load(model, backend: backend, needTokenizer: false)
             let vocab = loaded.model.config.vocabSize
             let longest = prompts.map(\.count).max() ?? 1
             let runner = try SequenceRunner(model: loaded.model, maxTokens: longest)
@@ -37,6 +40,7 @@ struct Logits: ParsableCommand {
             for prompt in prompts {
                 all += try runner.logits(prompt: prompt)
             }
+            if let cuda = backend as? CUDABackend { try cuda.checkErrors() }
             let total = prompts.reduce(0) { $0 + $1.count }
             try SafeTensorsWriter.write([.f32(name: "logits", shape: [total, vocab], values: all)],
                                         to: URL(fileURLWithPath: output))

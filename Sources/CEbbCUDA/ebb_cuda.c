@@ -1,0 +1,237 @@
+// Loads the CUDA libraries with dlopen; see include/CEbbCUDA.h.
+#define _GNU_SOURCE
+#include "CEbbCUDA.h"
+
+#include <dlfcn.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static void appendf(EbbCUDAApi *api, const char *format, ...) {
+    size_t used = strlen(api->report);
+    if (used + 1 >= sizeof(api->report)) return;
+    va_list args;
+    va_start(args, format);
+    vsnprintf(api->report + used, sizeof(api->report) - used, format, args);
+    va_end(args);
+}
+
+static const char *defaultFolders[] = {
+    "/usr/local/cuda/lib64",
+    "/usr/local/cuda/targets/x86_64-linux/lib",
+    "/usr/local/nvidia/lib64",
+    "/usr/lib/x86_64-linux-gnu",
+    "/usr/lib64",
+    NULL,
+};
+
+static void *tryOpen(const char *path, char *lastError, size_t lastErrorSize) {
+    void *handle = dlopen(path, RTLD_NOW | RTLD_LOCAL);
+    if (!handle) {
+        const char *e = dlerror();
+        if (e && strstr(e, "No such file") == NULL) snprintf(lastError, lastErrorSize, "%s", e);
+    }
+    return handle;
+}
+
+/// Opens the first of `names` found in `directories` (colon-separated), then by the
+/// loader's search and in the default folders. Writes the path it opened to `where`.
+static void *openLibrary(const char *const *names, const char *directories, int searchDefaults,
+                         char *where, size_t whereSize, char *lastError, size_t lastErrorSize) {
+    char path[1024];
+    lastError[0] = 0;
+    if (directories && directories[0]) {
+        const char *cursor = directories;
+        while (*cursor) {
+            const char *end = strchr(cursor, ':');
+            size_t length = end ? (size_t)(end - cursor) : strlen(cursor);
+            if (length > 0 && length < 900) {
+                for (const char *const *name = names; *name; name++) {
+                    snprintf(path, sizeof(path), "%.*s/%s", (int)length, cursor, *name);
+                    void *handle = tryOpen(path, lastError, lastErrorSize);
+                    if (handle) {
+                        snprintf(where, whereSize, "%s", path);
+                        return handle;
+                    }
+                }
+            }
+            if (!end) break;
+            cursor = end + 1;
+        }
+    }
+    if (!searchDefaults) return NULL;
+    for (const char *const *name = names; *name; name++) {
+        void *handle = tryOpen(*name, lastError, lastErrorSize);
+        if (handle) {
+            snprintf(where, whereSize, "%s", *name);
+            return handle;
+        }
+    }
+    for (const char **folder = defaultFolders; *folder; folder++) {
+        for (const char *const *name = names; *name; name++) {
+            snprintf(path, sizeof(path), "%s/%s", *folder, *name);
+            void *handle = tryOpen(path, lastError, lastErrorSize);
+            if (handle) {
+                snprintf(where, whereSize, "%s", path);
+                return handle;
+            }
+        }
+    }
+    return NULL;
+}
+
+/// Looks up `first` (else `second`, if given) in `handle`; records the first missing
+/// symbol in `missing`.
+static void *symbol(void *handle, const char *missing[1], const char *first, const char *second) {
+    void *p = dlsym(handle, first);
+    if (!p && second) p = dlsym(handle, second);
+    if (!p && !missing[0]) missing[0] = first;
+    return p;
+}
+
+#define SYM(handle, field, name) \
+    *(void **)(&api->field) = symbol(handle, missing, name, NULL)
+#define SYM2(handle, field, name, fallback) \
+    *(void **)(&api->field) = symbol(handle, missing, name, fallback)
+
+typedef struct {
+    const char *label;
+    int bit;
+    const char *const *names;
+} LibrarySpec;
+
+static const char *const cudaNames[] = {"libcuda.so.1", "libcuda.so", NULL};
+static const char *const nvrtcNames[] = {"libnvrtc.so.13", "libnvrtc.so.12", "libnvrtc.so", NULL};
+static const char *const cublasLtNames[] = {"libcublasLt.so.13", "libcublasLt.so.12", "libcublasLt.so", NULL};
+static const char *const cublasNames[] = {"libcublas.so.13", "libcublas.so.12", "libcublas.so", NULL};
+static const char *const ncclNames[] = {"libnccl.so.2", "libnccl.so", NULL};
+
+static void *openOrReport(EbbCUDAApi *api, const char *label, const char *const *names,
+                          const char *directories, int searchDefaults) {
+    char where[1024] = {0}, lastError[512] = {0};
+    void *handle = openLibrary(names, directories, searchDefaults, where, sizeof(where), lastError, sizeof(lastError));
+    if (!handle) {
+        appendf(api, "%s: not found (tried %s", label, names[0]);
+        for (const char *const *n = names + 1; *n; n++) appendf(api, ", %s", *n);
+        appendf(api, " in %s%s%s)", directories && directories[0] ? directories : "",
+                directories && directories[0] && searchDefaults ? " and " : "",
+                searchDefaults ? "the loader's search path and /usr/local/cuda/lib64" : "");
+        if (lastError[0]) appendf(api, "; last error: %s", lastError);
+        appendf(api, "\n");
+        return NULL;
+    }
+    appendf(api, "%s: %s", label, where);
+    return handle;
+}
+
+static void finish(EbbCUDAApi *api, int bit, const char *missing) {
+    if (missing) {
+        appendf(api, " lacks symbol %s (too old?)\n", missing);
+    } else {
+        api->loaded |= bit;
+        appendf(api, "\n");
+    }
+}
+
+int ebb_cuda_load(EbbCUDAApi *api, const char *directories, int searchDefaults) {
+    memset(api, 0, sizeof(*api));
+    const char *missing[1];
+    void *h;
+
+    if ((h = openOrReport(api, "libcuda", cudaNames, directories, searchDefaults))) {
+        missing[0] = NULL;
+        SYM(h, cuInit, "cuInit");
+        SYM(h, cuDriverGetVersion, "cuDriverGetVersion");
+        SYM(h, cuDeviceGetCount, "cuDeviceGetCount");
+        SYM(h, cuDeviceGet, "cuDeviceGet");
+        SYM(h, cuDeviceGetName, "cuDeviceGetName");
+        SYM(h, cuDeviceGetAttribute, "cuDeviceGetAttribute");
+        SYM(h, cuDeviceTotalMem, "cuDeviceTotalMem_v2");
+        SYM(h, cuDevicePrimaryCtxRetain, "cuDevicePrimaryCtxRetain");
+        SYM(h, cuCtxSetCurrent, "cuCtxSetCurrent");
+        SYM(h, cuCtxSynchronize, "cuCtxSynchronize");
+        SYM(h, cuMemAlloc, "cuMemAlloc_v2");
+        SYM(h, cuMemFree, "cuMemFree_v2");
+        SYM(h, cuMemGetInfo, "cuMemGetInfo_v2");
+        SYM(h, cuMemcpyHtoDAsync, "cuMemcpyHtoDAsync_v2");
+        SYM(h, cuMemcpyDtoHAsync, "cuMemcpyDtoHAsync_v2");
+        SYM(h, cuMemcpyDtoDAsync, "cuMemcpyDtoDAsync_v2");
+        SYM(h, cuStreamCreate, "cuStreamCreate");
+        SYM2(h, cuStreamDestroy, "cuStreamDestroy_v2", "cuStreamDestroy");
+        SYM(h, cuStreamSynchronize, "cuStreamSynchronize");
+        SYM(h, cuEventCreate, "cuEventCreate");
+        SYM2(h, cuEventDestroy, "cuEventDestroy_v2", "cuEventDestroy");
+        SYM(h, cuEventRecord, "cuEventRecord");
+        SYM(h, cuEventSynchronize, "cuEventSynchronize");
+        SYM2(h, cuEventElapsedTime, "cuEventElapsedTime_v2", "cuEventElapsedTime");
+        SYM(h, cuModuleLoadData, "cuModuleLoadData");
+        SYM(h, cuModuleUnload, "cuModuleUnload");
+        SYM(h, cuModuleGetFunction, "cuModuleGetFunction");
+        SYM(h, cuFuncSetAttribute, "cuFuncSetAttribute");
+        SYM(h, cuLaunchKernel, "cuLaunchKernel");
+        SYM(h, cuGetErrorName, "cuGetErrorName");
+        SYM(h, cuGetErrorString, "cuGetErrorString");
+        SYM2(h, cuStreamBeginCapture, "cuStreamBeginCapture_v2", "cuStreamBeginCapture");
+        SYM(h, cuStreamEndCapture, "cuStreamEndCapture");
+        SYM(h, cuGraphInstantiateWithFlags, "cuGraphInstantiateWithFlags");
+        SYM(h, cuGraphLaunch, "cuGraphLaunch");
+        SYM(h, cuGraphExecDestroy, "cuGraphExecDestroy");
+        SYM(h, cuGraphDestroy, "cuGraphDestroy");
+        finish(api, EBB_LIB_CUDA, missing[0]);
+    }
+
+    if ((h = openOrReport(api, "libnvrtc", nvrtcNames, directories, searchDefaults))) {
+        missing[0] = NULL;
+        SYM(h, nvrtcVersion, "nvrtcVersion");
+        SYM(h, nvrtcCreateProgram, "nvrtcCreateProgram");
+        SYM(h, nvrtcCompileProgram, "nvrtcCompileProgram");
+        SYM(h, nvrtcGetProgramLogSize, "nvrtcGetProgramLogSize");
+        SYM(h, nvrtcGetProgramLog, "nvrtcGetProgramLog");
+        SYM(h, nvrtcGetCUBINSize, "nvrtcGetCUBINSize");
+        SYM(h, nvrtcGetCUBIN, "nvrtcGetCUBIN");
+        SYM(h, nvrtcDestroyProgram, "nvrtcDestroyProgram");
+        SYM(h, nvrtcGetErrorString, "nvrtcGetErrorString");
+        finish(api, EBB_LIB_NVRTC, missing[0]);
+    }
+
+    // cuBLASLt first: libcublas needs it, and the loader reuses it by soname.
+    if ((h = openOrReport(api, "libcublasLt", cublasLtNames, directories, searchDefaults))) {
+        missing[0] = NULL;
+        SYM(h, cublasLtGetVersion, "cublasLtGetVersion");
+        finish(api, EBB_LIB_CUBLASLT, missing[0]);
+    }
+
+    if ((h = openOrReport(api, "libcublas", cublasNames, directories, searchDefaults))) {
+        missing[0] = NULL;
+        SYM(h, cublasCreate, "cublasCreate_v2");
+        SYM(h, cublasDestroy, "cublasDestroy_v2");
+        SYM(h, cublasSetStream, "cublasSetStream_v2");
+        SYM(h, cublasSetWorkspace, "cublasSetWorkspace_v2");
+        SYM(h, cublasSetMathMode, "cublasSetMathMode");
+        SYM(h, cublasGetVersion, "cublasGetVersion_v2");
+        SYM(h, cublasGemmStridedBatchedEx, "cublasGemmStridedBatchedEx");
+        SYM(h, cublasGetStatusString, "cublasGetStatusString");
+        finish(api, EBB_LIB_CUBLAS, missing[0]);
+    }
+
+    if ((h = openOrReport(api, "libnccl", ncclNames, directories, searchDefaults))) {
+        missing[0] = NULL;
+        SYM(h, ncclGetVersion, "ncclGetVersion");
+        finish(api, EBB_LIB_NCCL, missing[0]);
+    }
+    return api->loaded;
+}
+
+static EbbCUDAApi processApi;
+static pthread_once_t processOnce = PTHREAD_ONCE_INIT;
+
+static void loadProcessApi(void) {
+    ebb_cuda_load(&processApi, getenv("EBB_CUDA_LIB_DIR"), 1);
+}
+
+const EbbCUDAApi *ebb_cuda_api(void) {
+    pthread_once(&processOnce, loadProcessApi);
+    return &processApi;
+}

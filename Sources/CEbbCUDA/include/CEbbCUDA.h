@@ -1,0 +1,164 @@
+// CEbbCUDA: the CUDA driver API, NVRTC, cuBLAS, cuBLASLt and NCCL loaded with dlopen at run
+// time into a function table. No CUDA header is needed to build this: the few types and
+// enum values Ebb uses are declared here (values from CUDA 12/13 headers, which are ABI
+// stable). Without the libraries the package still builds and the table reports what is
+// missing.
+#ifndef CEBBCUDA_H
+#define CEBBCUDA_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef int EbbCUresult;
+typedef int EbbCUdevice;
+typedef void *EbbCUcontext;
+typedef void *EbbCUmodule;
+typedef void *EbbCUfunction;
+typedef void *EbbCUstream;
+typedef void *EbbCUevent;
+typedef void *EbbCUgraph;
+typedef void *EbbCUgraphExec;
+typedef unsigned long long EbbCUdeviceptr;
+typedef int EbbNvrtcResult;
+typedef void *EbbNvrtcProgram;
+typedef int EbbCublasStatus;
+typedef void *EbbCublasHandle;
+
+// Driver API values.
+enum {
+    EBB_CUDA_SUCCESS = 0,
+    EBB_CUDA_ERROR_OUT_OF_MEMORY = 2,
+    EBB_CUDA_ERROR_NOT_INITIALIZED = 3,
+    EBB_CUDA_ERROR_NO_DEVICE = 100,
+    EBB_CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT = 16,
+    EBB_CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MAJOR = 75,
+    EBB_CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MINOR = 76,
+    EBB_CU_DEVICE_ATTRIBUTE_MAX_SHARED_MEMORY_PER_BLOCK_OPTIN = 97,
+    EBB_CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES = 8,
+    EBB_CU_STREAM_NON_BLOCKING = 1,
+    EBB_CU_STREAM_CAPTURE_MODE_RELAXED = 2,
+    EBB_CU_EVENT_DEFAULT = 0,
+};
+
+// NVRTC values.
+enum { EBB_NVRTC_SUCCESS = 0, EBB_NVRTC_ERROR_COMPILATION = 6 };
+
+// cuBLAS values.
+enum {
+    EBB_CUBLAS_STATUS_SUCCESS = 0,
+    EBB_CUBLAS_OP_N = 0,
+    EBB_CUBLAS_OP_T = 1,
+    EBB_CUDA_R_32F = 0,
+    EBB_CUDA_R_16F = 2,
+    EBB_CUDA_R_16BF = 14,
+    EBB_CUBLAS_COMPUTE_32F = 68,
+    EBB_CUBLAS_COMPUTE_32F_PEDANTIC = 69,
+    EBB_CUBLAS_GEMM_DEFAULT = -1,
+    EBB_CUBLAS_DEFAULT_MATH = 0,
+    EBB_CUBLAS_PEDANTIC_MATH = 2,
+};
+
+/// Bits of `EbbCUDAApi.loaded`.
+enum {
+    EBB_LIB_CUDA = 1,
+    EBB_LIB_NVRTC = 2,
+    EBB_LIB_CUBLAS = 4,
+    EBB_LIB_CUBLASLT = 8,
+    EBB_LIB_NCCL = 16,
+};
+
+typedef struct EbbCUDAApi {
+    /// EBB_LIB_* bits of the libraries that loaded with every symbol Ebb needs.
+    int loaded;
+    /// One line per library: where it was found, or why not ("libnvrtc: not found in ...").
+    char report[4096];
+
+    // Driver API (libcuda).
+    EbbCUresult (*cuInit)(unsigned int flags);
+    EbbCUresult (*cuDriverGetVersion)(int *version);
+    EbbCUresult (*cuDeviceGetCount)(int *count);
+    EbbCUresult (*cuDeviceGet)(EbbCUdevice *device, int ordinal);
+    EbbCUresult (*cuDeviceGetName)(char *name, int len, EbbCUdevice device);
+    EbbCUresult (*cuDeviceGetAttribute)(int *value, int attribute, EbbCUdevice device);
+    EbbCUresult (*cuDeviceTotalMem)(size_t *bytes, EbbCUdevice device);
+    EbbCUresult (*cuDevicePrimaryCtxRetain)(EbbCUcontext *context, EbbCUdevice device);
+    EbbCUresult (*cuCtxSetCurrent)(EbbCUcontext context);
+    EbbCUresult (*cuCtxSynchronize)(void);
+    EbbCUresult (*cuMemAlloc)(EbbCUdeviceptr *pointer, size_t bytes);
+    EbbCUresult (*cuMemFree)(EbbCUdeviceptr pointer);
+    EbbCUresult (*cuMemGetInfo)(size_t *free, size_t *total);
+    EbbCUresult (*cuMemcpyHtoDAsync)(EbbCUdeviceptr dst, const void *src, size_t bytes, EbbCUstream stream);
+    EbbCUresult (*cuMemcpyDtoHAsync)(void *dst, EbbCUdeviceptr src, size_t bytes, EbbCUstream stream);
+    EbbCUresult (*cuMemcpyDtoDAsync)(EbbCUdeviceptr dst, EbbCUdeviceptr src, size_t bytes, EbbCUstream stream);
+    EbbCUresult (*cuStreamCreate)(EbbCUstream *stream, unsigned int flags);
+    EbbCUresult (*cuStreamDestroy)(EbbCUstream stream);
+    EbbCUresult (*cuStreamSynchronize)(EbbCUstream stream);
+    EbbCUresult (*cuEventCreate)(EbbCUevent *event, unsigned int flags);
+    EbbCUresult (*cuEventDestroy)(EbbCUevent event);
+    EbbCUresult (*cuEventRecord)(EbbCUevent event, EbbCUstream stream);
+    EbbCUresult (*cuEventSynchronize)(EbbCUevent event);
+    EbbCUresult (*cuEventElapsedTime)(float *milliseconds, EbbCUevent start, EbbCUevent end);
+    EbbCUresult (*cuModuleLoadData)(EbbCUmodule *module, const void *image);
+    EbbCUresult (*cuModuleUnload)(EbbCUmodule module);
+    EbbCUresult (*cuModuleGetFunction)(EbbCUfunction *function, EbbCUmodule module, const char *name);
+    EbbCUresult (*cuFuncSetAttribute)(EbbCUfunction function, int attribute, int value);
+    EbbCUresult (*cuLaunchKernel)(EbbCUfunction f, unsigned int gridX, unsigned int gridY, unsigned int gridZ,
+                                  unsigned int blockX, unsigned int blockY, unsigned int blockZ,
+                                  unsigned int sharedBytes, EbbCUstream stream, void **params, void **extra);
+    EbbCUresult (*cuGetErrorName)(EbbCUresult error, const char **name);
+    EbbCUresult (*cuGetErrorString)(EbbCUresult error, const char **text);
+    EbbCUresult (*cuStreamBeginCapture)(EbbCUstream stream, int mode);
+    EbbCUresult (*cuStreamEndCapture)(EbbCUstream stream, EbbCUgraph *graph);
+    EbbCUresult (*cuGraphInstantiateWithFlags)(EbbCUgraphExec *exec, EbbCUgraph graph, unsigned long long flags);
+    EbbCUresult (*cuGraphLaunch)(EbbCUgraphExec exec, EbbCUstream stream);
+    EbbCUresult (*cuGraphExecDestroy)(EbbCUgraphExec exec);
+    EbbCUresult (*cuGraphDestroy)(EbbCUgraph graph);
+
+    // NVRTC.
+    EbbNvrtcResult (*nvrtcVersion)(int *major, int *minor);
+    EbbNvrtcResult (*nvrtcCreateProgram)(EbbNvrtcProgram *program, const char *source, const char *name,
+                                         int numHeaders, const char *const *headers, const char *const *includeNames);
+    EbbNvrtcResult (*nvrtcCompileProgram)(EbbNvrtcProgram program, int numOptions, const char *const *options);
+    EbbNvrtcResult (*nvrtcGetProgramLogSize)(EbbNvrtcProgram program, size_t *size);
+    EbbNvrtcResult (*nvrtcGetProgramLog)(EbbNvrtcProgram program, char *log);
+    EbbNvrtcResult (*nvrtcGetCUBINSize)(EbbNvrtcProgram program, size_t *size);
+    EbbNvrtcResult (*nvrtcGetCUBIN)(EbbNvrtcProgram program, char *cubin);
+    EbbNvrtcResult (*nvrtcDestroyProgram)(EbbNvrtcProgram *program);
+    const char *(*nvrtcGetErrorString)(EbbNvrtcResult result);
+
+    // cuBLAS.
+    EbbCublasStatus (*cublasCreate)(EbbCublasHandle *handle);
+    EbbCublasStatus (*cublasDestroy)(EbbCublasHandle handle);
+    EbbCublasStatus (*cublasSetStream)(EbbCublasHandle handle, EbbCUstream stream);
+    EbbCublasStatus (*cublasSetWorkspace)(EbbCublasHandle handle, void *workspace, size_t bytes);
+    EbbCublasStatus (*cublasSetMathMode)(EbbCublasHandle handle, int mode);
+    EbbCublasStatus (*cublasGetVersion)(EbbCublasHandle handle, int *version);
+    EbbCublasStatus (*cublasGemmStridedBatchedEx)(
+        EbbCublasHandle handle, int transa, int transb, int m, int n, int k, const void *alpha,
+        const void *A, int Atype, int lda, long long strideA,
+        const void *B, int Btype, int ldb, long long strideB, const void *beta,
+        void *C, int Ctype, int ldc, long long strideC, int batchCount, int computeType, int algo);
+    const char *(*cublasGetStatusString)(EbbCublasStatus status);
+
+    // cuBLASLt and NCCL: loaded and versioned only (used by later work).
+    size_t (*cublasLtGetVersion)(void);
+    int (*ncclGetVersion)(int *version);
+} EbbCUDAApi;
+
+/// Loads the libraries into `api`. `directories` is a colon-separated list searched first
+/// (may be NULL); then, when `searchDefaults` is non-zero, the dynamic loader's default
+/// search with the usual sonames and the usual install folders. Returns `api->loaded`.
+int ebb_cuda_load(EbbCUDAApi *api, const char *directories, int searchDefaults);
+
+/// The process-wide table, loaded once from `EBB_CUDA_LIB_DIR` and the defaults.
+const EbbCUDAApi *ebb_cuda_api(void);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

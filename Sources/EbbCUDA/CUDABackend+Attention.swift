@@ -1,0 +1,69 @@
+import EbbCore
+import EbbTensor
+
+extension CUDABackend {
+    public func writeKV(key: Tensor, value: Tensor, keyCache: Tensor, valueCache: Tensor, metadata: AttentionMetadata) {
+        let kRow = key.shape.count == 3 ? key.shape[1] * key.shape[2] : key.columns
+        let vRow = value.shape.count == 3 ? value.shape[1] * value.shape[2] : value.columns
+        precondition(key.isContiguous && value.isContiguous)
+        perform {
+            try launch(typed("write_kv", key.dtype), grid: (metadata.numTokens, 1, 1), block: 128,
+                       [.tensor(key), .tensor(value), .tensor(keyCache), .tensor(valueCache), .tensor(metadata.slotMapping),
+                        .int(kRow), .int(vRow), .int(keyCache.count / max(kRow, 1))])
+        }
+    }
+
+    public func writeLatentKV(latent: Tensor, ropeKey: Tensor, cache: Tensor, metadata: AttentionMetadata) {
+        let l = latent.columns, r = ropeKey.columns
+        perform {
+            try launch(typed("write_latent_kv", cache.dtype), grid: (metadata.numTokens, 1, 1), block: 128,
+                       [.tensor(latent), .int(latent.rowStride), .tensor(ropeKey), .int(ropeKey.rowStride), .tensor(cache),
+                        .tensor(metadata.slotMapping), .int(l), .int(r), .int(cache.count / max(l + r, 1))])
+        }
+    }
+
+    /// Elements per lane compiled for a head dimension (see `KernelAttention`).
+    private func lanes(_ dim: Int, from options: [Int], what: String) throws -> Int {
+        guard let e = options.first(where: { $0 * 32 >= dim }) else {
+            throw EbbError(.unsupported, "CUDA attention supports \(what) up to \((options.last ?? 0) * 32), got \(dim)")
+        }
+        return e
+    }
+
+    public func pagedAttention(query: Tensor, keyCache: Tensor, valueCache: Tensor,
+                               metadata: AttentionMetadata, scale: Float, out: Tensor) {
+        precondition(query.shape.count == 3 && out.shape.count == 3)
+        let heads = query.shape[1], d = query.columns, dv = out.columns
+        let kvHeads = keyCache.shape[keyCache.shape.count - 2]
+        perform {
+            guard kvHeads > 0, heads % kvHeads == 0 else {
+                throw EbbError(.invalidArgument, "\(heads) query heads do not divide into \(kvHeads) KV heads")
+            }
+            let group = heads / kvHeads
+            let epl = try lanes(max(d, dv), from: KernelAttention.attentionEPL, what: "head dimensions")
+            let name = try typed("paged_attention", query.dtype) + "_e\(epl)"
+            try launch(name, grid: (metadata.numTokens, kvHeads, (group + 7) / 8), block: 256,
+                       [.tensor(query), .int(query.rowStride), .tensor(keyCache), .tensor(valueCache), .tensor(out), .int(out.rowStride),
+                        .tensor(metadata.queryStart), .tensor(metadata.contextLengths), .tensor(metadata.blockTables),
+                        .int(metadata.blockTables.columns), .int(metadata.blockSize), .int(metadata.numSequences),
+                        .int(heads), .int(kvHeads), .int(d), .int(dv), .float(scale)])
+        }
+    }
+
+    public func latentAttention(queryLatent: Tensor, queryRope: Tensor, cache: Tensor, latentDim: Int,
+                                metadata: AttentionMetadata, scale: Float, out: Tensor) {
+        precondition(queryLatent.shape.count == 3 && queryRope.shape.count == 3)
+        let heads = queryLatent.shape[1], l = latentDim, r = queryRope.columns
+        perform {
+            let el = try lanes(l, from: KernelAttention.latentEL, what: "latent dimensions")
+            let er = try lanes(r, from: KernelAttention.latentER, what: "rope dimensions")
+            let name = try typed("latent_attention", queryLatent.dtype) + "_l\(el)_r\(er)"
+            try launch(name, grid: (metadata.numTokens, (heads + 3) / 4, 1), block: 256,
+                       [.tensor(queryLatent), .int(queryLatent.rowStride), .tensor(queryRope), .int(queryRope.rowStride),
+                        .tensor(cache), .tensor(out), .int(out.rowStride),
+                        .tensor(metadata.queryStart), .tensor(metadata.contextLengths), .tensor(metadata.blockTables),
+                        .int(metadata.blockTables.columns), .int(metadata.blockSize), .int(metadata.numSequences),
+                        .int(heads), .int(l), .int(r), .float(scale)])
+        }
+    }
+}

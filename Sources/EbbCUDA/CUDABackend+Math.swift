@@ -1,0 +1,149 @@
+import CEbbCUDA
+import EbbCore
+import EbbTensor
+
+extension CUDABackend {
+    // MARK: GEMM
+
+    static func cudaDataType(_ dtype: DType) throws -> Int32 {
+        switch dtype {
+        case .f32: return Int32(EBB_CUDA_R_32F)
+        case .bf16: return Int32(EBB_CUDA_R_16BF)
+        case .f16: return Int32(EBB_CUDA_R_16F)
+        case .i32: throw EbbError(.unsupported, "GEMM of i32 tensors")
+        }
+    }
+
+    /// Row-major `C = αAB + βC` through cuBLAS's column-major GEMM: computes Cᵀ = BᵀAᵀ,
+    /// so B goes first and m/n swap. f32 accumulation in every mode.
+    public func gemm(_ a: MatrixOperand, _ b: MatrixOperand, _ c: MatrixOperand,
+                     m: Int, n: Int, k: Int, batch: Int, alpha: Float, beta: Float) {
+        guard m > 0, n > 0, batch > 0 else { return }
+        precondition(!c.transposed, "output of gemm cannot be transposed")
+        perform {
+            if k == 0 {
+                guard beta == 0 else { throw EbbError(.unsupported, "CUDA gemm with k = 0 and beta ≠ 0") }
+                for i in 0..<batch {
+                    let view = Tensor(buffer: c.tensor.buffer, dtype: c.tensor.dtype, shape: [m, n],
+                                      offset: c.tensor.offset + c.offset + i * c.batchStride, rowStride: c.leadingDimension)
+                    fill(view, value: 0)
+                }
+                return
+            }
+            try bind()
+            let call = try CUDAStatus.fn(api.pointee.cublasGemmStridedBatchedEx, "cublasGemmStridedBatchedEx")
+            var alphaValue = alpha, betaValue = beta
+            let pa = pointer(a.tensor) + UInt64(a.offset * a.tensor.dtype.byteSize)
+            let pb = pointer(b.tensor) + UInt64(b.offset * b.tensor.dtype.byteSize)
+            let pc = pointer(c.tensor) + UInt64(c.offset * c.tensor.dtype.byteSize)
+            let status = call(blas,
+                              Int32(b.transposed ? EBB_CUBLAS_OP_T : EBB_CUBLAS_OP_N),
+                              Int32(a.transposed ? EBB_CUBLAS_OP_T : EBB_CUBLAS_OP_N),
+                              Int32(n), Int32(m), Int32(k), &alphaValue,
+                              UnsafeRawPointer(bitPattern: UInt(pb)), try Self.cudaDataType(b.tensor.dtype),
+                              Int32(b.leadingDimension), Int64(b.batchStride),
+                              UnsafeRawPointer(bitPattern: UInt(pa)), try Self.cudaDataType(a.tensor.dtype),
+                              Int32(a.leadingDimension), Int64(a.batchStride),
+                              &betaValue,
+                              UnsafeMutableRawPointer(bitPattern: UInt(pc)), try Self.cudaDataType(c.tensor.dtype),
+                              Int32(c.leadingDimension), Int64(c.batchStride),
+                              Int32(batch), Int32(EBB_CUBLAS_COMPUTE_32F), Int32(EBB_CUBLAS_GEMM_DEFAULT))
+            try CUDAStatus.checkBLAS(api, status, "cublasGemmStridedBatchedEx(m \(m), n \(n), k \(k), batch \(batch), "
+                                     + "\(a.tensor.dtype)·\(b.tensor.dtype)→\(c.tensor.dtype))")
+        }
+    }
+
+    /// Grouped GEMM with device-side offsets (no host round trip, so it can be captured):
+    /// few rows per expert → one warp per output column streaming the weights (GEMV);
+    /// many rows, bf16 → tensor-core tiles.
+    public func groupedLinear(_ x: Tensor, weights: Tensor, offsets: Tensor, out: Tensor) {
+        precondition(weights.shape.count == 3 && weights.isContiguous)
+        let experts = weights.shape[0], n = weights.shape[1], k = weights.shape[2]
+        precondition(offsets.count == experts + 1 && x.columns == k && out.columns == n)
+        let rows = x.rows
+        guard rows > 0, n > 0, experts > 0 else { return }
+        perform {
+            let aligned = x.dtype == .bf16 && weights.dtype == .bf16 && out.dtype == .bf16 && k % 8 == 0
+                && x.rowStride % 8 == 0 && pointer(x) % 16 == 0 && pointer(weights) % 16 == 0
+            let args: [Arg] = [.tensor(x), .int(x.rowStride), .tensor(weights), .tensor(offsets), .tensor(out), .int(out.rowStride)]
+            if aligned && rows >= 4 * experts {
+                let tilesY = (rows + 63) / 64 + experts
+                try launch("grouped_mma_bf16", grid: ((n + 63) / 64, tilesY, 1), block: 128,
+                           args + [.int(experts), .int(n), .int(k)])
+            } else if aligned {
+                try launch("grouped_gemv_vec_bf16", grid: ((n + 7) / 8, experts, 1), block: 256, args + [.int(n), .int(k)])
+            } else {
+                try launch(typed("grouped_gemv", x.dtype), grid: ((n + 7) / 8, experts, 1), block: 256, args + [.int(n), .int(k)])
+            }
+        }
+    }
+
+    // MARK: Elementwise
+
+    public func rmsNorm(_ x: Tensor, weight: Tensor, eps: Float, out: Tensor) {
+        let d = x.columns
+        precondition(weight.count == d && out.columns == d && out.rows == x.rows)
+        perform {
+            let threads = d >= 1024 ? 512 : (d >= 256 ? 256 : (d >= 64 ? 64 : 32))
+            try launch(typed("rms_norm", x.dtype), grid: (x.rows, 1, 1), block: threads,
+                       [.tensor(x), .int(x.rowStride), .tensor(weight), .tensor(out), .int(out.rowStride), .int(d), .float(eps)])
+        }
+    }
+
+    public func add(_ a: Tensor, _ b: Tensor, out: Tensor) {
+        precondition(a.count == b.count && a.count == out.count && a.columns == out.columns && b.columns == out.columns)
+        perform {
+            try launch(typed("add", out.dtype), grid: (gridFor(out.count), 1, 1), block: 256,
+                       [.tensor(a), .int(a.rowStride), .tensor(b), .int(b.rowStride), .tensor(out), .int(out.rowStride),
+                        .int(out.rows), .int(out.columns)])
+        }
+    }
+
+    public func siluAndMul(_ x: Tensor, out: Tensor) {
+        let inner = out.columns
+        precondition(x.columns == 2 * inner && x.rows == out.rows)
+        perform {
+            try launch(typed("silu_mul", out.dtype), grid: (gridFor(out.count), 1, 1), block: 256,
+                       [.tensor(x), .int(x.rowStride), .tensor(out), .int(out.rowStride), .int(out.rows), .int(inner)])
+        }
+    }
+
+    public func rope(_ x: Tensor, positions: Tensor, rope: RotaryEmbedding) {
+        precondition(x.shape.count == 3 && x.columns == rope.dimension)
+        let heads = x.shape[1], half = rope.dimension / 2
+        perform {
+            let n = x.shape[0] * heads * half
+            try launch(typed("rope", x.dtype), grid: (gridFor(n), 1, 1), block: 256,
+                       [.tensor(x), .int(x.rowStride), .int(heads), .int(x.shape[0]), .tensor(positions),
+                        .tensor(rope.inverseFrequencies), .int(half), .float(rope.attentionFactor), .int(rope.interleaved ? 1 : 0)])
+        }
+    }
+
+    public func embedding(ids: Tensor, table: Tensor, out: Tensor) {
+        let d = table.columns
+        precondition(out.columns == d && out.rows == ids.count)
+        perform {
+            try launch(typed("embedding", out.dtype), grid: (gridFor(out.count), 1, 1), block: 256,
+                       [.tensor(ids), .tensor(table), .int(table.rowStride), .int(table.rows), .tensor(out), .int(out.rowStride),
+                        .int(ids.count), .int(d)])
+        }
+    }
+
+    public func argmax(_ x: Tensor, out: Tensor) {
+        precondition(out.count == x.rows && out.dtype == .i32)
+        perform {
+            try launch(typed("argmax", x.dtype), grid: (x.rows, 1, 1), block: 256,
+                       [.tensor(x), .int(x.rowStride), .int(x.columns), .tensor(out)])
+        }
+    }
+
+    public func gatherRows(_ x: Tensor, indices: Tensor, out: Tensor) {
+        let d = x.columns
+        precondition(out.columns == d && out.rows == indices.count)
+        perform {
+            try launch(typed("gather_rows", out.dtype), grid: (gridFor(out.count), 1, 1), block: 256,
+                       [.tensor(x), .int(x.rowStride), .int(x.rows), .tensor(indices), .tensor(out), .int(out.rowStride),
+                        .int(indices.count), .int(d)])
+        }
+    }
+}

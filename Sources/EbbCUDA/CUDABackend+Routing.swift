@@ -1,0 +1,72 @@
+import EbbCore
+import EbbTensor
+
+extension CUDABackend {
+    public func routeTopK(logits: Tensor, correctionBias: Tensor?, router: RouterConfig, ids: Tensor, weights: Tensor) {
+        let experts = logits.columns, k = router.topK
+        precondition(ids.count == logits.rows * k && weights.count == logits.rows * k && k <= experts)
+        perform {
+            let groups = max(1, router.numGroups)
+            guard groups <= 32, experts % groups == 0 else {
+                throw EbbError(.unsupported, "CUDA routing supports up to 32 expert groups dividing the experts (got \(groups) for \(experts))")
+            }
+            guard weights.dtype == .f32, ids.dtype == .i32 else {
+                throw EbbError(.invalidArgument, "routeTopK writes i32 ids and f32 weights")
+            }
+            let shared = 4 * 3 * experts * 4
+            try launch(typed("route_topk", logits.dtype), grid: ((logits.rows + 3) / 4, 1, 1), block: 128, shared: shared,
+                       [.tensor(logits), .int(logits.rowStride), .optionalTensor(correctionBias), .tensor(ids), .tensor(weights),
+                        .int(logits.rows), .int(experts), .int(k), .int(router.scoring == .sigmoid ? 1 : 0),
+                        .int(router.normalize ? 1 : 0), .int(groups), .int(router.topKGroups),
+                        .int(router.groupScoreTopTwo ? 1 : 0), .float(router.scalingFactor)])
+        }
+    }
+
+    public func mapExperts(_ logical: Tensor, table: Tensor, replicaCount: Tensor, slotBase: Int, slotCount: Int, out: Tensor) {
+        perform {
+            try launch("map_experts", grid: (gridFor(logical.count), 1, 1), block: 256,
+                       [.tensor(logical), .tensor(table), .int(table.columns), .tensor(replicaCount), .int(replicaCount.count),
+                        .int(slotBase), .int(slotCount), .tensor(out), .int(logical.count), .int(logical.columns)])
+        }
+    }
+
+    /// Stable counting sort on one block (see `group_stable`).
+    private func groupStable(keys: Tensor, count: Int, numKeys: Int, divisor: Int, weights: Tensor?,
+                             outIndex: Tensor, outWeights: Tensor?, offsets: Tensor) throws {
+        try launch("group_stable", grid: (1, 1, 1), block: 1024, shared: (numKeys + 1) * 4,
+                   [.tensor(keys), .int(count), .int(numKeys), .int(divisor), .optionalTensor(weights), .tensor(outIndex),
+                    .optionalTensor(outWeights), .tensor(offsets)])
+    }
+
+    public func groupBySlot(_ slots: Tensor, weights: Tensor, pairsPerToken: Int, numSlots: Int,
+                            tokenIndex: Tensor, sortedWeights: Tensor, offsets: Tensor) {
+        let n = slots.count
+        precondition(tokenIndex.count == n && sortedWeights.count == n && offsets.count == numSlots + 1 && pairsPerToken > 0)
+        perform {
+            if n == 0 {
+                fill(offsets, value: 0)
+                return
+            }
+            try groupStable(keys: slots, count: n, numKeys: numSlots, divisor: pairsPerToken, weights: weights,
+                            outIndex: tokenIndex, outWeights: sortedWeights, offsets: offsets)
+        }
+    }
+
+    /// Deterministic: the entries are grouped by target row (stable), then each row adds
+    /// its entries in ascending order, as the CPU backend does.
+    public func scatterAddWeighted(_ x: Tensor, rowIndex: Tensor, weight: Tensor, out: Tensor) {
+        let d = x.columns
+        precondition(out.columns == d && rowIndex.count == weight.count && weight.count <= x.rows)
+        let n = rowIndex.count
+        guard n > 0, out.rows > 0 else { return }
+        perform {
+            let perm = try empty([n], dtype: .i32)
+            let offsets = try empty([out.rows + 1], dtype: .i32)
+            try groupStable(keys: rowIndex, count: n, numKeys: out.rows, divisor: 1, weights: nil,
+                            outIndex: perm, outWeights: nil, offsets: offsets)
+            try launch(typed("scatter_gather_add", out.dtype), grid: (out.rows, 1, 1), block: min(1024, max(32, (d + 31) / 32 * 32)),
+                       [.tensor(x), .int(x.rowStride), .tensor(perm), .tensor(offsets), .tensor(weight), .tensor(out),
+                        .int(out.rowStride), .int(d)])
+        }
+    }
+}

@@ -1,0 +1,273 @@
+/// Paged-KV writes and attention. One block per (token, KV head, chunk of up to 8 query
+/// heads) for standard attention and per (token, 4 heads) for MLA; each warp walks a
+/// share of the visible context with an online softmax, then the warps merge in a fixed
+/// order (deterministic). Mirrors `CPUBackend+Attention.swift`.
+enum KernelAttention {
+    static let templates = #"""
+/// Finds the sequence of token t: the largest s with queryStart[s] <= t.
+__device__ __forceinline__ int sequence_of(const int *queryStart, int numSeqs, int t) {
+    int lo = 0, hi = numSeqs - 1;
+    while (lo < hi) {
+        int mid = (lo + hi + 1) >> 1;
+        if (queryStart[mid] <= t) lo = mid; else hi = mid - 1;
+    }
+    return lo;
+}
+
+template <typename T>
+__device__ void write_kv_impl(const T *key, const T *value, T *kc, T *vc, const int *slots,
+                              int kRow, int vRow, long capacity) {
+    long t = blockIdx.x;
+    long slot = slots[t];
+    if (slot < 0 || slot >= capacity) return;
+    for (int i = threadIdx.x; i < kRow; i += blockDim.x) kc[slot * kRow + i] = key[t * kRow + i];
+    for (int i = threadIdx.x; i < vRow; i += blockDim.x) vc[slot * vRow + i] = value[t * vRow + i];
+}
+
+template <typename T>
+__device__ void write_latent_kv_impl(const T *latent, long ls, const T *rope, long rs, T *cache, const int *slots,
+                                     int L, int R, long capacity) {
+    long t = blockIdx.x;
+    long slot = slots[t];
+    if (slot < 0 || slot >= capacity) return;
+    T *row = cache + slot * (long)(L + R);
+    for (int i = threadIdx.x; i < L; i += blockDim.x) row[i] = latent[t * ls + i];
+    for (int i = threadIdx.x; i < R; i += blockDim.x) row[L + i] = rope[t * rs + i];
+}
+
+#define ATTN_WARPS 8
+#define ATTN_HEADS 8
+
+/// Standard paged attention. EPL = elements of D (and Dv) per lane: D, Dv <= 32 * EPL.
+template <typename T, int EPL>
+__device__ void paged_attention_impl(const T *q, long qs, const T *kc, const T *vc, T *out, long os,
+                                     const int *queryStart, const int *contextLengths, const int *tables, int tableWidth,
+                                     int blockSize, int numSeqs, int heads, int kvHeads, int D, int Dv, float scale) {
+    __shared__ float sm[ATTN_WARPS][ATTN_HEADS], sl[ATTN_WARPS][ATTN_HEADS];
+    __shared__ float so[ATTN_HEADS][EPL * 32];
+    int t = blockIdx.x, kh = blockIdx.y, chunk = blockIdx.z;
+    int group = heads / kvHeads;
+    int h0 = kh * group + chunk * ATTN_HEADS;
+    int nh = imin(ATTN_HEADS, group - chunk * ATTN_HEADS);
+    if (nh <= 0) return;
+    int s = sequence_of(queryStart, numSeqs, t);
+    int end = queryStart[s + 1], ctx = contextLengths[s];
+    int visible = imax(0, imin(ctx - (end - t) + 1, ctx));
+    int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, warps = blockDim.x >> 5;
+
+    float qr[ATTN_HEADS][EPL], acc[ATTN_HEADS][EPL], m[ATTN_HEADS], l[ATTN_HEADS];
+#pragma unroll
+    for (int g = 0; g < ATTN_HEADS; g++) {
+        m[g] = neg_inf(); l[g] = 0.f;
+#pragma unroll
+        for (int e = 0; e < EPL; e++) {
+            int i = lane + 32 * e;
+            qr[g][e] = (g < nh && i < D) ? ldf(q, ((long)t * heads + h0 + g) * qs + i) : 0.f;
+            acc[g][e] = 0.f;
+        }
+    }
+    const int *table = tables + (long)s * tableWidth;
+    for (int j = warp; j < visible; j += warps) {
+        long slot = (long)table[j / blockSize] * blockSize + j % blockSize;
+        const T *kp = kc + (slot * kvHeads + kh) * D;
+        const T *vp = vc + (slot * kvHeads + kh) * Dv;
+        float kv[EPL], vv[EPL];
+#pragma unroll
+        for (int e = 0; e < EPL; e++) {
+            int i = lane + 32 * e;
+            kv[e] = i < D ? ldf(kp, i) : 0.f;
+            vv[e] = i < Dv ? ldf(vp, i) : 0.f;
+        }
+#pragma unroll
+        for (int g = 0; g < ATTN_HEADS; g++) {
+            if (g < nh) {
+                float d = 0.f;
+#pragma unroll
+                for (int e = 0; e < EPL; e++) d += qr[g][e] * kv[e];
+                float score = warp_sum(d) * scale;
+                float mn = fmaxf(m[g], score);
+                float correction = expf(m[g] - mn);
+                float p = expf(score - mn);
+                l[g] = l[g] * correction + p;
+#pragma unroll
+                for (int e = 0; e < EPL; e++) acc[g][e] = acc[g][e] * correction + p * vv[e];
+                m[g] = mn;
+            }
+        }
+    }
+    if (lane == 0) {
+#pragma unroll
+        for (int g = 0; g < ATTN_HEADS; g++) { sm[warp][g] = m[g]; sl[warp][g] = l[g]; }
+    }
+    for (int i = threadIdx.x; i < ATTN_HEADS * EPL * 32; i += blockDim.x) so[i / (EPL * 32)][i % (EPL * 32)] = 0.f;
+    __syncthreads();
+    float total[ATTN_HEADS], mine[ATTN_HEADS];
+#pragma unroll
+    for (int g = 0; g < ATTN_HEADS; g++) {
+        float M = neg_inf();
+        for (int w = 0; w < warps; w++) M = fmaxf(M, sm[w][g]);
+        float L = 0.f;
+        if (M != neg_inf()) for (int w = 0; w < warps; w++) if (sm[w][g] != neg_inf()) L += sl[w][g] * expf(sm[w][g] - M);
+        total[g] = L;
+        mine[g] = (m[g] == neg_inf() || M == neg_inf()) ? 0.f : expf(m[g] - M);
+    }
+    for (int w = 0; w < warps; w++) {
+        if (warp == w) {
+#pragma unroll
+            for (int g = 0; g < ATTN_HEADS; g++)
+#pragma unroll
+                for (int e = 0; e < EPL; e++) so[g][lane + 32 * e] += acc[g][e] * mine[g];
+        }
+        __syncthreads();
+    }
+    for (int i = threadIdx.x; i < nh * Dv; i += blockDim.x) {
+        int g = i / Dv, c = i % Dv;
+        float L = 0.f;
+#pragma unroll
+        for (int gg = 0; gg < ATTN_HEADS; gg++) if (gg == g) L = total[gg];
+        stf(out, ((long)t * heads + h0 + g) * os + c, L > 0.f ? so[g][c] / L : 0.f);
+    }
+}
+
+#define MLA_HEADS 4
+
+/// MLA in latent form over cache rows [L latent | R rope]. EL, ER: elements per lane.
+template <typename T, int EL, int ER>
+__device__ void latent_attention_impl(const T *ql, long qls, const T *qr, long qrs, const T *cache, T *out, long os,
+                                      const int *queryStart, const int *contextLengths, const int *tables, int tableWidth,
+                                      int blockSize, int numSeqs, int heads, int L, int R, float scale) {
+    __shared__ float sm[ATTN_WARPS][MLA_HEADS], sl[ATTN_WARPS][MLA_HEADS];
+    __shared__ float so[MLA_HEADS][EL * 32];
+    int t = blockIdx.x;
+    int h0 = blockIdx.y * MLA_HEADS;
+    int nh = imin(MLA_HEADS, heads - h0);
+    if (nh <= 0) return;
+    int s = sequence_of(queryStart, numSeqs, t);
+    int end = queryStart[s + 1], ctx = contextLengths[s];
+    int visible = imax(0, imin(ctx - (end - t) + 1, ctx));
+    int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, warps = blockDim.x >> 5;
+
+    float qa[MLA_HEADS][EL], qb[MLA_HEADS][ER], acc[MLA_HEADS][EL], m[MLA_HEADS], l[MLA_HEADS];
+#pragma unroll
+    for (int g = 0; g < MLA_HEADS; g++) {
+        m[g] = neg_inf(); l[g] = 0.f;
+#pragma unroll
+        for (int e = 0; e < EL; e++) {
+            int i = lane + 32 * e;
+            qa[g][e] = (g < nh && i < L) ? ldf(ql, ((long)t * heads + h0 + g) * qls + i) : 0.f;
+            acc[g][e] = 0.f;
+        }
+#pragma unroll
+        for (int e = 0; e < ER; e++) {
+            int i = lane + 32 * e;
+            qb[g][e] = (g < nh && i < R) ? ldf(qr, ((long)t * heads + h0 + g) * qrs + i) : 0.f;
+        }
+    }
+    const int *table = tables + (long)s * tableWidth;
+    for (int j = warp; j < visible; j += warps) {
+        long slot = (long)table[j / blockSize] * blockSize + j % blockSize;
+        const T *row = cache + slot * (long)(L + R);
+        float c[EL], r[ER];
+#pragma unroll
+        for (int e = 0; e < EL; e++) { int i = lane + 32 * e; c[e] = i < L ? ldf(row, i) : 0.f; }
+#pragma unroll
+        for (int e = 0; e < ER; e++) { int i = lane + 32 * e; r[e] = i < R ? ldf(row, L + i) : 0.f; }
+#pragma unroll
+        for (int g = 0; g < MLA_HEADS; g++) {
+            if (g < nh) {
+                float d = 0.f, dr = 0.f;
+#pragma unroll
+                for (int e = 0; e < EL; e++) d += qa[g][e] * c[e];
+#pragma unroll
+                for (int e = 0; e < ER; e++) dr += qb[g][e] * r[e];
+                float score = (warp_sum(d) + warp_sum(dr)) * scale;
+                float mn = fmaxf(m[g], score);
+                float correction = expf(m[g] - mn);
+                float p = expf(score - mn);
+                l[g] = l[g] * correction + p;
+#pragma unroll
+                for (int e = 0; e < EL; e++) acc[g][e] = acc[g][e] * correction + p * c[e];
+                m[g] = mn;
+            }
+        }
+    }
+    if (lane == 0) {
+#pragma unroll
+        for (int g = 0; g < MLA_HEADS; g++) { sm[warp][g] = m[g]; sl[warp][g] = l[g]; }
+    }
+    for (int i = threadIdx.x; i < MLA_HEADS * EL * 32; i += blockDim.x) so[i / (EL * 32)][i % (EL * 32)] = 0.f;
+    __syncthreads();
+    float total[MLA_HEADS], mine[MLA_HEADS];
+#pragma unroll
+    for (int g = 0; g < MLA_HEADS; g++) {
+        float M = neg_inf();
+        for (int w = 0; w < warps; w++) M = fmaxf(M, sm[w][g]);
+        float Lsum = 0.f;
+        if (M != neg_inf()) for (int w = 0; w < warps; w++) if (sm[w][g] != neg_inf()) Lsum += sl[w][g] * expf(sm[w][g] - M);
+        total[g] = Lsum;
+        mine[g] = (m[g] == neg_inf() || M == neg_inf()) ? 0.f : expf(m[g] - M);
+    }
+    for (int w = 0; w < warps; w++) {
+        if (warp == w) {
+#pragma unroll
+            for (int g = 0; g < MLA_HEADS; g++)
+#pragma unroll
+                for (int e = 0; e < EL; e++) so[g][lane + 32 * e] += acc[g][e] * mine[g];
+        }
+        __syncthreads();
+    }
+    for (int i = threadIdx.x; i < nh * L; i += blockDim.x) {
+        int g = i / L, c = i % L;
+        float Ls = 0.f;
+#pragma unroll
+        for (int gg = 0; gg < MLA_HEADS; gg++) if (gg == g) Ls = total[gg];
+        stf(out, ((long)t * heads + h0 + g) * os + c, Ls > 0.f ? so[g][c] / Ls : 0.f);
+    }
+}
+"""#
+
+    /// Per-lane element counts compiled for standard attention (head dims up to 256) and
+    /// MLA (latent up to 512, rope up to 64).
+    static let attentionEPL = [1, 2, 4, 8]
+    static let latentEL = [1, 2, 4, 8, 16]
+    static let latentER = [1, 2]
+
+    static var wrappers: String {
+        var text = #"""
+extern "C" __global__ void write_kv_$S(const $T *key, const $T *value, $T *kc, $T *vc, const int *slots,
+                                       int kRow, int vRow, long capacity) {
+    write_kv_impl<$T>(key, value, kc, vc, slots, kRow, vRow, capacity);
+}
+extern "C" __global__ void write_latent_kv_$S(const $T *latent, long ls, const $T *rope, long rs, $T *cache, const int *slots,
+                                              int L, int R, long capacity) {
+    write_latent_kv_impl<$T>(latent, ls, rope, rs, cache, slots, L, R, capacity);
+}
+
+"""#
+        for e in attentionEPL {
+            text += """
+            extern "C" __global__ void __launch_bounds__(256) paged_attention_$S_e\(e)(const $T *q, long qs, const $T *kc, const $T *vc, $T *out, long os,
+                const int *queryStart, const int *contextLengths, const int *tables, int tableWidth,
+                int blockSize, int numSeqs, int heads, int kvHeads, int D, int Dv, float scale) {
+                paged_attention_impl<$T, \(e)>(q, qs, kc, vc, out, os, queryStart, contextLengths, tables, tableWidth,
+                                               blockSize, numSeqs, heads, kvHeads, D, Dv, scale);
+            }
+
+            """
+        }
+        for el in latentEL {
+            for er in latentER {
+                text += """
+                extern "C" __global__ void __launch_bounds__(256) latent_attention_$S_l\(el)_r\(er)(const $T *ql, long qls, const $T *qr, long qrs,
+                    const $T *cache, $T *out, long os, const int *queryStart, const int *contextLengths, const int *tables,
+                    int tableWidth, int blockSize, int numSeqs, int heads, int L, int R, float scale) {
+                    latent_attention_impl<$T, \(el), \(er)>(ql, qls, qr, qrs, cache, out, os, queryStart, contextLengths, tables,
+                                                          tableWidth, blockSize, numSeqs, heads, L, R, scale);
+                }
+
+                """
+            }
+        }
+        return text
+    }
+}

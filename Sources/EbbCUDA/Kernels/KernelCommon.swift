@@ -1,0 +1,84 @@
+/// CUDA C shared by every kernel: the bf16 storage type, loads and stores that widen to
+/// f32, warp and block reductions. Compiled by NVRTC without any header, so nothing here
+/// may include one.
+enum KernelCommon {
+    static let source = #"""
+typedef unsigned short bf16_t;
+struct alignas(16) U4 { unsigned x, y, z, w; };
+
+__device__ __forceinline__ float neg_inf() { return __int_as_float(0xff800000); }
+__device__ __forceinline__ int imin(int a, int b) { return a < b ? a : b; }
+__device__ __forceinline__ int imax(int a, int b) { return a > b ? a : b; }
+
+__device__ __forceinline__ float bf2f(unsigned short v) { return __uint_as_float(((unsigned)v) << 16); }
+__device__ __forceinline__ unsigned short f2bf(float v) {
+    unsigned u = __float_as_uint(v);
+    if ((u & 0x7fffffffu) > 0x7f800000u) return (unsigned short)((u >> 16) | 0x40u);
+    u += 0x7fffu + ((u >> 16) & 1u);
+    return (unsigned short)(u >> 16);
+}
+__device__ __forceinline__ float ldf(const float *p, long i) { return p[i]; }
+__device__ __forceinline__ float ldf(const bf16_t *p, long i) { return bf2f(p[i]); }
+__device__ __forceinline__ void stf(float *p, long i, float v) { p[i] = v; }
+__device__ __forceinline__ void stf(bf16_t *p, long i, float v) { p[i] = f2bf(v); }
+
+__device__ __forceinline__ float warp_sum(float v) {
+    for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+    return v;
+}
+__device__ __forceinline__ float warp_max(float v) {
+    for (int o = 16; o > 0; o >>= 1) v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, o));
+    return v;
+}
+
+/// Sum over the block (every thread gets it). Blocks of at most 1024 threads.
+__device__ float block_sum(float v) {
+    __shared__ float partial[32];
+    v = warp_sum(v);
+    int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+    __syncthreads();
+    if (lane == 0) partial[warp] = v;
+    __syncthreads();
+    int warps = (blockDim.x + 31) >> 5;
+    float total = 0.f;
+    for (int w = 0; w < warps; w++) total += partial[w];
+    return total;
+}
+
+/// Exclusive prefix sum over the block of one int per thread; `*total` gets the sum.
+__device__ int block_exclusive_scan(int v, int *total) {
+    __shared__ int warpTotals[32];
+    int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+    int inclusive = v;
+    for (int o = 1; o < 32; o <<= 1) {
+        int n = __shfl_up_sync(0xffffffffu, inclusive, o);
+        if (lane >= o) inclusive += n;
+    }
+    __syncthreads();
+    if (lane == 31) warpTotals[warp] = inclusive;
+    __syncthreads();
+    int before = 0, all = 0;
+    int warps = (blockDim.x + 31) >> 5;
+    for (int w = 0; w < warps; w++) {
+        if (w < warp) before += warpTotals[w];
+        all += warpTotals[w];
+    }
+    *total = all;
+    return before + inclusive - v;
+}
+
+/// (value, index) arg-max step: b replaces a when a is invalid, or b is larger, or equal
+/// with a lower index.
+__device__ __forceinline__ void argmax_merge(float &v, int &i, float v2, int i2) {
+    bool take = (i2 >= 0) && (i < 0 || v2 > v || (v2 == v && i2 < i));
+    if (take) { v = v2; i = i2; }
+}
+__device__ __forceinline__ void warp_argmax(float &v, int &i) {
+    for (int o = 16; o > 0; o >>= 1) {
+        float v2 = __shfl_xor_sync(0xffffffffu, v, o);
+        int i2 = __shfl_xor_sync(0xffffffffu, i, o);
+        argmax_merge(v, i, v2, i2);
+    }
+}
+"""#
+}

@@ -1,0 +1,361 @@
+/// MoE kernels: top-k routing (one warp per token), expert mapping, stable grouping by
+/// slot (one block, counting sort), weighted scatter-add (gather form: deterministic, in
+/// the CPU's order). Mirrors `CPUBackend+Routing.swift`.
+enum KernelRouting {
+    static let templates = #"""
+#define ROUTE_WARPS 4
+
+/// Dynamic shared memory: ROUTE_WARPS * 3 * E floats.
+template <typename T>
+__device__ void route_topk_impl(const T *logits, long ls, const T *bias, int *ids, float *weights, int tokens, int E, int k,
+                                int sigmoid, int normalize, int groups, int topKGroups, int topTwo, float scaling) {
+    extern __shared__ float routeShared[];
+    int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+    int t = blockIdx.x * ROUTE_WARPS + warp;
+    if (t >= tokens) return;
+    float *scores = routeShared + warp * 3 * E;
+    float *choice = scores + E;
+    float *taken = choice + E;
+    const T *row = logits + (long)t * ls;
+    if (sigmoid) {
+        for (int e = lane; e < E; e += 32) scores[e] = 1.f / (1.f + expf(-ldf(row, e)));
+    } else {
+        float m = neg_inf();
+        for (int e = lane; e < E; e += 32) m = fmaxf(m, ldf(row, e));
+        m = warp_max(m);
+        float sum = 0.f;
+        for (int e = lane; e < E; e += 32) { float v = expf(ldf(row, e) - m); scores[e] = v; sum += v; }
+        sum = warp_sum(sum);
+        __syncwarp();
+        for (int e = lane; e < E; e += 32) scores[e] = scores[e] / sum;
+    }
+    for (int e = lane; e < E; e += 32) { choice[e] = scores[e] + (bias ? ldf(bias, e) : 0.f); taken[e] = 0.f; }
+    __syncwarp();
+    if (groups > 1 && topKGroups < groups) {
+        int perGroup = E / groups;
+        float gscore = neg_inf();
+        if (lane < groups) {
+            float best = neg_inf(), second = neg_inf();
+            for (int e = lane * perGroup; e < (lane + 1) * perGroup; e++) {
+                float v = choice[e];
+                if (v > best) { second = best; best = v; } else if (v > second) { second = v; }
+            }
+            gscore = (topTwo && perGroup >= 2) ? best + second : best;
+        }
+        unsigned keep = 0;
+        for (int round = 0; round < topKGroups; round++) {
+            bool candidate = lane < groups && !((keep >> lane) & 1u);
+            float v = candidate ? gscore : neg_inf();
+            int i = candidate ? lane : -1;
+            warp_argmax(v, i);
+            if (i >= 0) keep |= 1u << i;
+        }
+        __syncwarp();
+        for (int e = lane; e < E; e += 32) if (!((keep >> (e / perGroup)) & 1u)) choice[e] = neg_inf();
+        __syncwarp();
+    }
+    float sum = 0.f;
+    for (int slot = 0; slot < k; slot++) {
+        float v = neg_inf(); int best = -1;
+        for (int e = lane; e < E; e += 32) {
+            if (taken[e] == 0.f && (best < 0 || choice[e] > v)) { best = e; v = choice[e]; }
+        }
+        warp_argmax(v, best);
+        __syncwarp();
+        if (lane == 0 && best >= 0) {
+            taken[best] = 1.f;
+            ids[(long)t * k + slot] = best;
+            weights[(long)t * k + slot] = scores[best];
+            sum += scores[best];
+        }
+        __syncwarp();
+    }
+    if (lane == 0) {
+        float denominator = sigmoid ? sum + 1e-20f : sum;
+        for (int slot = 0; slot < k; slot++) {
+            float w = weights[(long)t * k + slot];
+            if (normalize) w /= denominator;
+            weights[(long)t * k + slot] = w * scaling;
+        }
+    }
+}
+
+/// out[rowIndex[i]] += weight[i] * x[i], as a gather: for each output row, the entries
+/// `perm[offsets[r] ..< offsets[r+1]]` (ascending i) are added in order.
+template <typename T>
+__device__ void scatter_gather_add_impl(const T *x, long xs, const int *perm, const int *offsets, const float *weight,
+                                        T *out, long os, int d) {
+    long r = blockIdx.x;
+    int begin = offsets[r], end = offsets[r + 1];
+    if (begin >= end) return;
+    for (int c = threadIdx.x; c < d; c += blockDim.x) {
+        float acc = ldf(out, r * os + c);
+        for (int p = begin; p < end; p++) {
+            int i = perm[p];
+            acc += weight[i] * ldf(x, (long)i * xs + c);
+        }
+        stf(out, r * os + c, acc);
+    }
+}
+
+/// Grouped x · Wᵀ for rows of few tokens per expert: one warp per output column, the
+/// weight row read once per group of GEMV_ROWS rows. Grid (ceil(N / 8), E), 256 threads.
+#define GEMV_ROWS 4
+template <typename T>
+__device__ void grouped_gemv_impl(const T *x, long xs, const T *W, const int *offsets, T *out, long os, int N, int K) {
+    int e = blockIdx.y;
+    int n = blockIdx.x * 8 + (threadIdx.x >> 5);
+    int lane = threadIdx.x & 31;
+    int start = offsets[e], end = offsets[e + 1];
+    if (start >= end || n >= N) return;
+    const T *w = W + ((long)e * N + n) * K;
+    for (int r0 = start; r0 < end; r0 += GEMV_ROWS) {
+        float acc[GEMV_ROWS];
+#pragma unroll
+        for (int r = 0; r < GEMV_ROWS; r++) acc[r] = 0.f;
+        for (int k = lane; k < K; k += 32) {
+            float wv = ldf(w, k);
+#pragma unroll
+            for (int r = 0; r < GEMV_ROWS; r++) if (r0 + r < end) acc[r] += wv * ldf(x, (long)(r0 + r) * xs + k);
+        }
+#pragma unroll
+        for (int r = 0; r < GEMV_ROWS; r++) {
+            float v = warp_sum(acc[r]);
+            if (lane == 0 && r0 + r < end) stf(out, (long)(r0 + r) * os + n, v);
+        }
+    }
+}
+
+/// bf16 version with 16-byte loads (K % 8 == 0, rows 16-byte aligned).
+__device__ __forceinline__ float dot8(const U4 &a, const U4 &b) {
+    float s = 0.f;
+    s += __uint_as_float(a.x << 16) * __uint_as_float(b.x << 16) + __uint_as_float(a.x & 0xffff0000u) * __uint_as_float(b.x & 0xffff0000u);
+    s += __uint_as_float(a.y << 16) * __uint_as_float(b.y << 16) + __uint_as_float(a.y & 0xffff0000u) * __uint_as_float(b.y & 0xffff0000u);
+    s += __uint_as_float(a.z << 16) * __uint_as_float(b.z << 16) + __uint_as_float(a.z & 0xffff0000u) * __uint_as_float(b.z & 0xffff0000u);
+    s += __uint_as_float(a.w << 16) * __uint_as_float(b.w << 16) + __uint_as_float(a.w & 0xffff0000u) * __uint_as_float(b.w & 0xffff0000u);
+    return s;
+}
+extern "C" __global__ void __launch_bounds__(256) grouped_gemv_vec_bf16(const bf16_t *x, long xs, const bf16_t *W, const int *offsets,
+                                                                      bf16_t *out, long os, int N, int K) {
+    int e = blockIdx.y;
+    int n = blockIdx.x * 8 + (threadIdx.x >> 5);
+    int lane = threadIdx.x & 31;
+    int start = offsets[e], end = offsets[e + 1];
+    if (start >= end || n >= N) return;
+    const U4 *w = (const U4 *)(W + ((long)e * N + n) * K);
+    int chunks = K >> 3;
+    for (int r0 = start; r0 < end; r0 += GEMV_ROWS) {
+        float acc[GEMV_ROWS];
+#pragma unroll
+        for (int r = 0; r < GEMV_ROWS; r++) acc[r] = 0.f;
+#pragma unroll 4
+        for (int c = lane; c < chunks; c += 32) {
+            U4 wv = w[c];
+#pragma unroll
+            for (int r = 0; r < GEMV_ROWS; r++) {
+                if (r0 + r < end) {
+                    U4 xv = ((const U4 *)(x + (long)(r0 + r) * xs))[c];
+                    acc[r] += dot8(wv, xv);
+                }
+            }
+        }
+#pragma unroll
+        for (int r = 0; r < GEMV_ROWS; r++) {
+            float v = warp_sum(acc[r]);
+            if (lane == 0 && r0 + r < end) out[(long)(r0 + r) * os + n] = f2bf(v);
+        }
+    }
+}
+
+/// Grouped x · Wᵀ on tensor cores (mma.sync m16n8k16 bf16, f32 accumulate) for many rows
+/// per expert. Tiles 64×64×32, 4 warps of 32×32. Grid (ceil(N/64), ceil(R/64) + E): block
+/// y is the y-th (expert, 64-row tile) pair; blocks past the last tile return.
+__device__ __forceinline__ void mma_bf16(float *c, const unsigned *a, const unsigned *b) {
+    asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};\n"
+                 : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+                 : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]));
+}
+extern "C" __global__ void __launch_bounds__(128) grouped_mma_bf16(const bf16_t *x, long xs, const bf16_t *W, const int *offsets,
+                                                                 bf16_t *out, long os, int E, int N, int K) {
+    // Rows of 32 + 8 padding bf16 (80 bytes): 16-byte aligned rows, conflict-free fragment loads.
+    __shared__ U4 AsRaw[64 * 5], BsRaw[64 * 5];
+    unsigned short (*As)[40] = reinterpret_cast<unsigned short (*)[40]>(AsRaw);
+    unsigned short (*Bs)[40] = reinterpret_cast<unsigned short (*)[40]>(BsRaw);
+    __shared__ int tileExpert, tileRow0, tileRows;
+    int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
+    int tileY = blockIdx.y;
+    if (warp == 0) {
+        int carry = 0;
+        if (lane == 0) tileExpert = -1;
+        __syncwarp();
+        for (int base = 0; base < E; base += 32) {
+            int e = base + lane;
+            int st = 0, cnt = 0, tiles = 0;
+            if (e < E) { st = offsets[e]; cnt = offsets[e + 1] - st; tiles = cnt > 0 ? (cnt + 63) / 64 : 0; }
+            int inc = tiles;
+            for (int o = 1; o < 32; o <<= 1) { int v = __shfl_up_sync(0xffffffffu, inc, o); if (lane >= o) inc += v; }
+            int exc = inc - tiles;
+            if (tiles > 0 && tileY >= carry + exc && tileY < carry + inc) {
+                tileExpert = e;
+                tileRow0 = st + (tileY - carry - exc) * 64;
+                tileRows = imin(64, st + cnt - tileRow0);
+            }
+            carry += __shfl_sync(0xffffffffu, inc, 31);
+        }
+    }
+    __syncthreads();
+    int e = tileExpert;
+    if (e < 0) return;
+    int row0 = tileRow0, rows = tileRows;
+    int n0 = blockIdx.x * 64;
+    const bf16_t *Wb = W + (long)e * N * K;
+    int wm = warp >> 1, wn = warp & 1;
+    float c[2][4][4];
+#pragma unroll
+    for (int i = 0; i < 2; i++)
+#pragma unroll
+        for (int j = 0; j < 4; j++)
+#pragma unroll
+            for (int q = 0; q < 4; q++) c[i][j][q] = 0.f;
+    for (int k0 = 0; k0 < K; k0 += 32) {
+#pragma unroll
+        for (int it = 0; it < 2; it++) {
+            int chunk = tid + it * 128;
+            int r = chunk >> 2, kc = (chunk & 3) * 8;
+            U4 va = {0u, 0u, 0u, 0u}, vb = {0u, 0u, 0u, 0u};
+            if (r < rows && k0 + kc < K) va = *(const U4 *)(x + (long)(row0 + r) * xs + k0 + kc);
+            if (n0 + r < N && k0 + kc < K) vb = *(const U4 *)(Wb + (long)(n0 + r) * K + k0 + kc);
+            *(U4 *)&As[r][kc] = va;
+            *(U4 *)&Bs[r][kc] = vb;
+        }
+        __syncthreads();
+#pragma unroll
+        for (int kk = 0; kk < 32; kk += 16) {
+            unsigned a[2][4], b[4][2];
+            int col = kk + (lane & 3) * 2;
+#pragma unroll
+            for (int mi = 0; mi < 2; mi++) {
+                int row = wm * 32 + mi * 16 + (lane >> 2);
+                a[mi][0] = *(const unsigned *)&As[row][col];
+                a[mi][1] = *(const unsigned *)&As[row + 8][col];
+                a[mi][2] = *(const unsigned *)&As[row][col + 8];
+                a[mi][3] = *(const unsigned *)&As[row + 8][col + 8];
+            }
+#pragma unroll
+            for (int ni = 0; ni < 4; ni++) {
+                int nrow = wn * 32 + ni * 8 + (lane >> 2);
+                b[ni][0] = *(const unsigned *)&Bs[nrow][col];
+                b[ni][1] = *(const unsigned *)&Bs[nrow][col + 8];
+            }
+#pragma unroll
+            for (int mi = 0; mi < 2; mi++)
+#pragma unroll
+                for (int ni = 0; ni < 4; ni++) mma_bf16(c[mi][ni], a[mi], b[ni]);
+        }
+        __syncthreads();
+    }
+#pragma unroll
+    for (int mi = 0; mi < 2; mi++) {
+#pragma unroll
+        for (int ni = 0; ni < 4; ni++) {
+            int row = wm * 32 + mi * 16 + (lane >> 2);
+            int col = n0 + wn * 32 + ni * 8 + (lane & 3) * 2;
+#pragma unroll
+            for (int h = 0; h < 2; h++) {
+                int rr = row + h * 8;
+                if (rr < rows) {
+                    if (col < N) out[(long)(row0 + rr) * os + col] = f2bf(c[mi][ni][2 * h]);
+                    if (col + 1 < N) out[(long)(row0 + rr) * os + col + 1] = f2bf(c[mi][ni][2 * h + 1]);
+                }
+            }
+        }
+    }
+}
+
+extern "C" __global__ void map_experts(const int *logical, const int *table, int width, const int *counts, int E,
+                                       int slotBase, int slotCount, int *out, long pairs, int k) {
+    for (long p = blockIdx.x * (long)blockDim.x + threadIdx.x; p < pairs; p += (long)gridDim.x * blockDim.x) {
+        long t = p / k;
+        int e = logical[p];
+        int result = -1;
+        if (e >= 0 && e < E) {
+            int count = counts[e];
+            if (count > 0) {
+                int replica = (int)(t % (count < width ? count : width));
+                int slot = table[(long)e * width + replica] - slotBase;
+                if (slot >= 0 && slot < slotCount) result = slot;
+            }
+        }
+        out[p] = result;
+    }
+}
+
+/// Stable counting sort of n keys into numKeys buckets (+1 for keys outside 0..<numKeys,
+/// placed last). One block of 1024 threads; dynamic shared memory (numKeys + 1) ints.
+/// outIndex[pos] = i / divisor for placed keys, -1 for the rest; wOut likewise (0).
+/// offsets[b] = start of bucket b for b in 0...numKeys.
+extern "C" __global__ void __launch_bounds__(1024) group_stable(const int *keys, int n, int numKeys, int divisor,
+                                                               const float *wIn, int *outIndex, float *wOut, int *offsets) {
+    extern __shared__ int cursor[];
+    int S = numKeys + 1;
+    for (int i = threadIdx.x; i < S; i += blockDim.x) cursor[i] = 0;
+    __syncthreads();
+    for (int i = threadIdx.x; i < n; i += blockDim.x) {
+        int b = keys[i];
+        if (b < 0 || b >= numKeys) b = numKeys;
+        atomicAdd(&cursor[b], 1);
+    }
+    __syncthreads();
+    int per = (S + blockDim.x - 1) / blockDim.x;
+    int first = threadIdx.x * per;
+    int local = 0;
+    for (int i = first; i < first + per && i < S; i++) local += cursor[i];
+    int total = 0;
+    int running = block_exclusive_scan(local, &total);
+    __syncthreads();
+    for (int i = first; i < first + per && i < S; i++) {
+        int c = cursor[i];
+        cursor[i] = running;
+        offsets[i] = running;
+        running += c;
+    }
+    __syncthreads();
+    if (threadIdx.x < 32) {
+        int lane = threadIdx.x;
+        for (int base = 0; base < n; base += 32) {
+            int i = base + lane;
+            bool valid = i < n;
+            int b = -1;
+            if (valid) { b = keys[i]; if (b < 0 || b >= numKeys) b = numKeys; }
+            unsigned peers = __match_any_sync(0xffffffffu, b);
+            int rank = __popc(peers & ((1u << lane) - 1u));
+            int at = valid ? cursor[b] : 0;
+            __syncwarp();
+            if (valid) {
+                int pos = at + rank;
+                bool placed = b < numKeys;
+                outIndex[pos] = placed ? i / divisor : -1;
+                if (wOut) wOut[pos] = placed ? wIn[i] : 0.f;
+                if (lane == __ffs(peers) - 1) cursor[b] = at + __popc(peers);
+            }
+            __syncwarp();
+        }
+    }
+}
+"""#
+
+    static let wrappers = #"""
+extern "C" __global__ void route_topk_$S(const $T *logits, long ls, const $T *bias, int *ids, float *weights, int tokens, int E, int k,
+                                         int sigmoid, int normalize, int groups, int topKGroups, int topTwo, float scaling) {
+    route_topk_impl<$T>(logits, ls, bias, ids, weights, tokens, E, k, sigmoid, normalize, groups, topKGroups, topTwo, scaling);
+}
+extern "C" __global__ void scatter_gather_add_$S(const $T *x, long xs, const int *perm, const int *offsets, const float *weight,
+                                                 $T *out, long os, int d) {
+    scatter_gather_add_impl<$T>(x, xs, perm, offsets, weight, out, os, d);
+}
+extern "C" __global__ void __launch_bounds__(256) grouped_gemv_$S(const $T *x, long xs, const $T *W, const int *offsets, $T *out, long os,
+                                                                  int N, int K) {
+    grouped_gemv_impl<$T>(x, xs, W, offsets, out, os, N, K);
+}
+"""#
+}

@@ -1,0 +1,242 @@
+import EbbCore
+import EbbTensor
+
+/// Every `Backend` op, checked against the CPU backend on random inputs.
+public enum BackendParity {
+    /// Runs all checks; a check that throws is reported as failed.
+    public static func run(device: any Backend, seed: UInt64 = 1) -> [ParityResult] {
+        let h = ParityHarness(device: device, cpu: CPUBackend(), seed: seed)
+        let checks: [(String, (ParityHarness) throws -> Void)] = [
+            ("memory", memory), ("gemm", gemm), ("groupedLinear", grouped), ("elementwise", elementwise),
+            ("rope", rope), ("indexing", indexing), ("pagedAttention", attention), ("latentAttention", latent),
+            ("routing", routing), ("moe", moe),
+        ]
+        for (name, check) in checks {
+            do { try check(h) } catch { h.fail(name, error) }
+        }
+        if let cuda = device as? CUDABackend {
+            do { try cuda.checkErrors() } catch { h.fail("deferred errors", error) }
+        }
+        return h.results
+    }
+
+    static func memory(_ h: ParityHarness) throws {
+        let x = try h.randomPair([13, 40])
+        h.compare("upload/download", x, tolerance: 0)
+        let y = try h.poisoned([13, 24])
+        h.cpu.copy(x.cpu.columnSlice(8..<32), into: y.cpu)
+        h.dev.copy(x.dev.columnSlice(8..<32), into: y.dev)
+        h.compare("copy strided", y, tolerance: 0)
+        h.cpu.fill(x.cpu.columnSlice(3..<9), value: -2.5)
+        h.dev.fill(x.dev.columnSlice(3..<9), value: -2.5)
+        h.compare("fill strided", x, tolerance: 0)
+        let i = try h.ints((0..<50).map { Int32($0 * 3 - 20) }, [50])
+        h.cpu.fill(i.cpu.reshaped([5, 10]).columnSlice(0..<4), value: 9)
+        h.dev.fill(i.dev.reshaped([5, 10]).columnSlice(0..<4), value: 9)
+        h.compareInts("fill i32", i)
+    }
+
+    static func gemm(_ h: ParityHarness) throws {
+        // Linear: x [37, 64] · w[53, 64]ᵀ
+        let x = try h.randomPair([37, 64]), w = try h.randomPair([53, 64])
+        let out = try h.poisoned([37, 53])
+        for (b, p) in [(h.cpu as any Backend, (x.cpu, w.cpu, out.cpu)), (h.dev, (x.dev, w.dev, out.dev))] {
+            b.gemm(MatrixOperand(p.0), MatrixOperand(p.1, transposed: true), MatrixOperand(p.2), m: 37, n: 53, k: 64, batch: 1, alpha: 1, beta: 0)
+        }
+        h.compare("gemm x·wᵀ", out)
+        // Batched, strided, A transposed, alpha/beta.
+        let a = try h.randomPair([3, 20, 16]), bm = try h.randomPair([3, 20, 24])
+        let c = try h.randomPair([3, 16, 24])
+        for (b, p) in [(h.cpu as any Backend, (a.cpu, bm.cpu, c.cpu)), (h.dev, (a.dev, bm.dev, c.dev))] {
+            b.gemm(MatrixOperand(p.0, leadingDimension: 16, batchStride: 320, transposed: true),
+                   MatrixOperand(p.1, leadingDimension: 24, batchStride: 480),
+                   MatrixOperand(p.2, leadingDimension: 24, batchStride: 384), m: 16, n: 24, k: 20, batch: 3, alpha: 0.5, beta: 1)
+        }
+        h.compare("gemm batched aᵀ·b, α=0.5 β=1", c)
+    }
+
+    static func grouped(_ h: ParityHarness) throws {
+        // (experts, rows, n, k): GEMV path, tensor-core path (bf16: rows ≥ 4·experts), odd K.
+        for (e, r, n, k) in [(6, 9, 40, 64), (4, 300, 72, 96), (5, 23, 17, 30)] {
+            var counts = (0..<e).map { _ in h.int(2 * r / e + 1) }
+            counts[h.int(e)] = 0
+            let total = counts.reduce(0, +)
+            var offsets: [Int32] = [0]
+            for c in counts { offsets.append(offsets[offsets.count - 1] + Int32(c)) }
+            let x = try h.randomPair([max(total, 1), k]), w = try h.randomPair([e, n, k], scale: 0.2)
+            let o = try h.ints(offsets, [e + 1])
+            let out = try h.poisoned([max(total, 1), n])
+            h.cpu.groupedLinear(x.cpu, weights: w.cpu, offsets: o.cpu, out: out.cpu)
+            h.dev.groupedLinear(x.dev, weights: w.dev, offsets: o.dev, out: out.dev)
+            h.compare("groupedLinear E=\(e) rows=\(total) N=\(n) K=\(k)", out)
+        }
+    }
+
+    static func elementwise(_ h: ParityHarness) throws {
+        let x = try h.randomPair([7, 96]), w = try h.randomPair([96])
+        let o = try h.poisoned([7, 96])
+        h.cpu.rmsNorm(x.cpu, weight: w.cpu, eps: 1e-6, out: o.cpu)
+        h.dev.rmsNorm(x.dev, weight: w.dev, eps: 1e-6, out: o.dev)
+        h.compare("rmsNorm", o)
+        let s = try h.randomPair([5, 3, 48]), sw = try h.randomPair([32])
+        h.cpu.rmsNorm(s.cpu.columnSlice(8..<40), weight: sw.cpu, eps: 1e-5, out: s.cpu.columnSlice(8..<40))
+        h.dev.rmsNorm(s.dev.columnSlice(8..<40), weight: sw.dev, eps: 1e-5, out: s.dev.columnSlice(8..<40))
+        h.compare("rmsNorm in place, strided", s)
+        let a = try h.randomPair([9, 33]), b = try h.randomPair([9, 33])
+        h.cpu.add(a.cpu, b.cpu, out: a.cpu)
+        h.dev.add(a.dev, b.dev, out: a.dev)
+        h.compare("add (aliased)", a)
+        let g = try h.randomPair([6, 2 * 50], scale: 4), gs = try h.poisoned([6, 50])
+        h.cpu.siluAndMul(g.cpu, out: gs.cpu)
+        h.dev.siluAndMul(g.dev, out: gs.dev)
+        h.compare("siluAndMul", gs)
+    }
+
+    static func rope(_ h: ParityHarness) throws {
+        let positions = try h.ints((0..<6).map { Int32($0 * 37 + 3) }, [6])
+        for (interleaved, kind) in [(false, RopeParameters.Kind.standard), (true, .yarn(.init(factor: 4, originalMaxPositionEmbeddings: 64)))] {
+            let params = RopeParameters(theta: 10000, dimension: 16, kind: kind, interleaved: interleaved)
+            let rc = try RotaryEmbedding(parameters: params, backend: h.cpu)
+            let rd = try RotaryEmbedding(parameters: params, backend: h.dev)
+            let x = try h.randomPair([6, 3, 24])
+            h.cpu.rope(x.cpu.columnSlice(8..<24), positions: positions.cpu, rope: rc)
+            h.dev.rope(x.dev.columnSlice(8..<24), positions: positions.dev, rope: rd)
+            h.compare("rope \(interleaved ? "interleaved yarn" : "neox"), strided", x, tolerance: max(h.tolerance, 1e-4))
+        }
+    }
+
+    static func indexing(_ h: ParityHarness) throws {
+        let table = try h.randomPair([50, 24])
+        let ids = try h.ints([3, 0, 49, 50, -1, 7], [6])
+        let e = try h.poisoned([6, 24])
+        h.cpu.embedding(ids: ids.cpu, table: table.cpu, out: e.cpu)
+        h.dev.embedding(ids: ids.dev, table: table.dev, out: e.dev)
+        h.compare("embedding (out-of-range ids → 0)", e, tolerance: 0)
+        var values = h.random(4 * 1000)
+        values[1000 + 17] = 5; values[1000 + 900] = 5  // a tie: lowest index wins
+        let x = try h.floats(values, [4, 1000])
+        let am = try h.empty([4], dtype: .i32)
+        h.cpu.argmax(x.cpu, out: am.cpu)
+        h.dev.argmax(x.dev, out: am.dev)
+        h.compareInts("argmax", am)
+        let idx = try h.ints([2, -1, 0, 49, 60, 2], [6])
+        let gr = try h.poisoned([6, 24])
+        h.cpu.gatherRows(table.cpu, indices: idx.cpu, out: gr.cpu)
+        h.dev.gatherRows(table.dev, indices: idx.dev, out: gr.dev)
+        h.compare("gatherRows", gr, tolerance: 0)
+    }
+
+    /// Two sequences: one prefilling 5 tokens after 20 cached, one decoding 1 token after
+    /// 40 cached; block size 16, shuffled block tables.
+    static func batch(_ h: ParityHarness) throws -> (AttentionMetadata, AttentionMetadata, tokens: Int, blocks: Int) {
+        let bs = 16, blocks = 12
+        let tables: [[Int32]] = [[7, 2, 9], [0, 11, 4, 5]]
+        let cached = [20, 40], new = [5, 1]
+        var slots = [Int32](), starts: [Int32] = [0], lengths = [Int32]()
+        for s in 0..<2 {
+            for i in 0..<(cached[s] + new[s]) where i >= cached[s] {
+                slots.append(tables[s][i / bs] * Int32(bs) + Int32(i % bs))
+            }
+            starts.append(starts[s] + Int32(new[s]))
+            lengths.append(Int32(cached[s] + new[s]))
+        }
+        let flat = tables.flatMap { $0 + [Int32](repeating: 0, count: 4 - $0.count) }
+        let sm = try h.ints(slots, [slots.count]), qs = try h.ints(starts, [3]), cl = try h.ints(lengths, [2])
+        let bt = try h.ints(flat, [2, 4])
+        func meta(_ p: KeyPath<ParityHarness.Pair, Tensor>) -> AttentionMetadata {
+            AttentionMetadata(slotMapping: sm[keyPath: p], queryStart: qs[keyPath: p], contextLengths: cl[keyPath: p],
+                              blockTables: bt[keyPath: p], blockSize: bs, numSequences: 2, numTokens: 6, maxContextLength: 41)
+        }
+        return (meta(\.cpu), meta(\.dev), 6, blocks)
+    }
+
+    static func attention(_ h: ParityHarness) throws {
+        let (mc, md, t, blocks) = try batch(h)
+        for (heads, kvHeads, d) in [(8, 2, 32), (4, 4, 80), (12, 1, 64)] {
+            // Caches pre-filled with random history; the step writes its own tokens.
+            let kc = try h.randomPair([blocks, 16, kvHeads, d]), vc = try h.randomPair([blocks, 16, kvHeads, d])
+            let k = try h.randomPair([t, kvHeads, d]), v = try h.randomPair([t, kvHeads, d])
+            let q = try h.randomPair([t, heads, d])
+            let out = try h.poisoned([t, heads, d])
+            h.cpu.writeKV(key: k.cpu, value: v.cpu, keyCache: kc.cpu, valueCache: vc.cpu, metadata: mc)
+            h.dev.writeKV(key: k.dev, value: v.dev, keyCache: kc.dev, valueCache: vc.dev, metadata: md)
+            h.compare("writeKV", kc, tolerance: 0)
+            let scale = 1 / Float(d).squareRoot()
+            h.cpu.pagedAttention(query: q.cpu, keyCache: kc.cpu, valueCache: vc.cpu, metadata: mc, scale: scale, out: out.cpu)
+            h.dev.pagedAttention(query: q.dev, keyCache: kc.dev, valueCache: vc.dev, metadata: md, scale: scale, out: out.dev)
+            h.compare("pagedAttention H=\(heads) Hkv=\(kvHeads) D=\(d)", out)
+        }
+    }
+
+    static func latent(_ h: ParityHarness) throws {
+        let (mc, md, t, blocks) = try batch(h)
+        for (heads, l, r) in [(4, 32, 16), (6, 96, 40)] {
+            let cache = try h.randomPair([blocks, 16, l + r])
+            let lat = try h.randomPair([t, l]), rk = try h.randomPair([t, 2 * r])
+            h.cpu.writeLatentKV(latent: lat.cpu, ropeKey: rk.cpu.columnSlice(r..<(2 * r)), cache: cache.cpu, metadata: mc)
+            h.dev.writeLatentKV(latent: lat.dev, ropeKey: rk.dev.columnSlice(r..<(2 * r)), cache: cache.dev, metadata: md)
+            h.compare("writeLatentKV", cache, tolerance: 0)
+            let q = try h.randomPair([t, heads, l + r])
+            let out = try h.poisoned([t, heads, l])
+            let ql = q.cpu.columnSlice(0..<l), qr = q.cpu.columnSlice(l..<(l + r))
+            h.cpu.latentAttention(queryLatent: ql, queryRope: qr, cache: cache.cpu, latentDim: l, metadata: mc, scale: 0.1, out: out.cpu)
+            h.dev.latentAttention(queryLatent: q.dev.columnSlice(0..<l), queryRope: q.dev.columnSlice(l..<(l + r)), cache: cache.dev,
+                                  latentDim: l, metadata: md, scale: 0.1, out: out.dev)
+            h.compare("latentAttention H=\(heads) L=\(l) R=\(r)", out)
+        }
+    }
+
+    static func routing(_ h: ParityHarness) throws {
+        let configs: [(String, RouterConfig, Int, Bool)] = [
+            ("softmax top-4 normalized", RouterConfig(scoring: .softmax, topK: 4, normalize: true), 16, false),
+            ("softmax top-8 of 128", RouterConfig(scoring: .softmax, topK: 8, normalize: false), 128, false),
+            ("sigmoid grouped (DeepSeek-V3)", RouterConfig(scoring: .sigmoid, topK: 8, normalize: true, numGroups: 8, topKGroups: 4,
+                                                           scalingFactor: 2.5), 256, true),
+            ("softmax grouped top-1 (DeepSeek-V2)", RouterConfig(scoring: .softmax, topK: 6, normalize: false, numGroups: 8, topKGroups: 3,
+                                                                 groupScoreTopTwo: false), 64, false),
+        ]
+        for (name, router, experts, bias) in configs {
+            let tokens = 37
+            let logits = try h.randomPair([tokens, experts], scale: 3)
+            let b = bias ? try h.randomPair([experts], scale: 0.1) : nil
+            let ids = try h.empty([tokens, router.topK], dtype: .i32)
+            let w = try h.empty([tokens, router.topK], dtype: .f32)
+            h.cpu.routeTopK(logits: logits.cpu, correctionBias: b?.cpu, router: router, ids: ids.cpu, weights: w.cpu)
+            h.dev.routeTopK(logits: logits.dev, correctionBias: b?.dev, router: router, ids: ids.dev, weights: w.dev)
+            h.compareInts("routeTopK ids: \(name)", ids)
+            h.compare("routeTopK weights: \(name)", w, tolerance: 1e-5)
+        }
+    }
+
+    static func moe(_ h: ParityHarness) throws {
+        let tokens = 29, k = 3, experts = 10, width = 2
+        let logical = try h.ints((0..<(tokens * k)).map { _ in Int32(h.int(experts + 1)) - (h.int(20) == 0 ? 12 : 0) }, [tokens, k])
+        var table = [Int32](), counts = [Int32]()
+        for e in 0..<experts {
+            let c = e % 3
+            counts.append(Int32(c))
+            for r in 0..<width { table.append(r < c ? Int32((e * 2 + r) % 18) : -1) }
+        }
+        let t = try h.ints(table, [experts, width]), c = try h.ints(counts, [experts])
+        let slots = try h.empty([tokens, k], dtype: .i32)
+        h.cpu.mapExperts(logical.cpu, table: t.cpu, replicaCount: c.cpu, slotBase: 4, slotCount: 9, out: slots.cpu)
+        h.dev.mapExperts(logical.dev, table: t.dev, replicaCount: c.dev, slotBase: 4, slotCount: 9, out: slots.dev)
+        h.compareInts("mapExperts", slots)
+        let pairs = tokens * k
+        let weights = try h.floats(h.random(pairs), [pairs], dtype: .f32)
+        let ti = try h.empty([pairs], dtype: .i32), off = try h.empty([10], dtype: .i32)
+        let sw = try h.empty([pairs], dtype: .f32)
+        h.cpu.groupBySlot(slots.cpu.reshaped([pairs]), weights: weights.cpu, pairsPerToken: k, numSlots: 9,
+                          tokenIndex: ti.cpu, sortedWeights: sw.cpu, offsets: off.cpu)
+        h.dev.groupBySlot(slots.dev.reshaped([pairs]), weights: weights.dev, pairsPerToken: k, numSlots: 9,
+                          tokenIndex: ti.dev, sortedWeights: sw.dev, offsets: off.dev)
+        h.compareInts("groupBySlot token index", ti)
+        h.compareInts("groupBySlot offsets", off)
+        h.compare("groupBySlot weights", sw, tolerance: 0)
+        let y = try h.randomPair([pairs, 40])
+        let out = try h.randomPair([tokens, 40])
+        h.cpu.scatterAddWeighted(y.cpu, rowIndex: ti.cpu, weight: sw.cpu, out: out.cpu)
+        h.dev.scatterAddWeighted(y.dev, rowIndex: ti.dev, weight: sw.dev, out: out.dev)
+        h.compare("scatterAddWeighted", out)
+    }
+}

@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# Runs on the GPU host from the repository root, after scripts/gpu-stage.sh (with
+# EBB_STAGE_PACK=1) staged gpu-stage/: unpacks, runs the parity self-test, then the
+# forward benchmarks. Logs go to $OUT (or ./gpu-logs). Usage: scripts/gpu-run.sh [all|selftest|bench|qwen|deepseek]...
+set -uo pipefail
+what=${1:-all}
+for arg in "$@"; do :; done
+out=${OUT:-gpu-logs}
+mkdir -p "$out"
+if [ -f gpu-stage/pack/ebb-gpu.tar.xz ] && [ ! -x gpu-stage/bin/ebb ]; then
+    tar -xJf gpu-stage/pack/ebb-gpu.tar.xz -C gpu-stage || python3 -c "import tarfile; tarfile.open('gpu-stage/pack/ebb-gpu.tar.xz').extractall('gpu-stage')"
+fi
+export LD_LIBRARY_PATH=$PWD/gpu-stage/lib
+export EBB_CUDA_CACHE_DIR=${EBB_CUDA_CACHE_DIR:-/tmp/ebb-cuda-cache}
+# CUDA libraries the loader does not find by itself (pip wheels, toolkits off the path).
+if [ -z "${EBB_CUDA_LIB_DIR:-}" ]; then
+    dirs=$(find /usr/local /opt /usr/lib -maxdepth 7 \( -name 'libnvrtc.so.1[23]' -o -name 'libcublas.so.1[23]' -o -name 'libnccl.so.2' \) 2>/dev/null | xargs -r -n1 dirname | sort -u | paste -sd:)
+    export EBB_CUDA_LIB_DIR=$dirs
+fi
+echo "EBB_CUDA_LIB_DIR=$EBB_CUDA_LIB_DIR"
+nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.sm --format=csv,noheader 2>&1 | head -2
+ebb=gpu-stage/bin/ebb
+if [ "$what" = selftest ] || [ "$what" = all ]; then
+    timeout 300 $ebb selftest-cuda --fixtures gpu-stage/fixtures 2>&1 | tee "$out/selftest.log"
+fi
+case "$what" in all|bench|qwen) qwen=1 ;; *) qwen=0 ;; esac
+case "$what" in all|bench|deepseek) deepseek=1 ;; *) deepseek=0 ;; esac
+if [ "$qwen" = 1 ]; then
+    timeout 240 $ebb bench forward --device cuda --load-format dummy --model gpu-stage/fixtures/configs/Qwen__Qwen3-30B-A3B \
+        --prompt-length 2048 --context 1024 --batch-sizes 1 8 32 128 256 --decode-steps 20 2>&1 | tee "$out/bench-qwen3-30b.log"
+fi
+if [ "$deepseek" = 1 ]; then
+    timeout 200 $ebb bench forward --device cuda --load-format dummy --num-layers 5 --model gpu-stage/fixtures/configs/deepseek-ai__DeepSeek-V3 \
+        --prompt-length 2048 --context 1024 --batch-sizes 1 8 32 128 256 --decode-steps 20 2>&1 | tee "$out/bench-deepseek-v3-5l.log"
+fi
