@@ -55,21 +55,23 @@ public struct ExpertParallelSetup: Sendable {
         self.placement = placement
     }
 
-    /// The initial placement over every MoE layer: with EPLB, `E + redundant` slots (the
-    /// redundant ones replicate experts 0, 1, …); without, a contiguous split padded with
-    /// empty slots.
+    /// The initial placement over every MoE layer with EPLB: `E + redundant` slots (the
+    /// redundant ones replicate experts 0, 1, …). Without EPLB each layer uses a contiguous
+    /// split padded with empty slots (see `placements(config:)`).
     public func initialPlacement(config: ModelConfig) throws -> EPLBPlacement {
         let layers = config.moeLayers.filter { $0 }.count
         let e = config.moe.numExperts
         if let placement { return placement }
-        if let eplb { return try eplb.initialPlacement(numLayers: layers, numExperts: e, ranks: worldSize) }
-        let row = try ExpertPlacement.contiguous(numExperts: e, numRanks: worldSize, rank: rank).physicalToLogical
-        return try EPLBPlacement(physicalToLogical: Array(repeating: row, count: max(layers, 1)), numLogicalExperts: e,
-                                 numRanks: worldSize)
+        guard let eplb else {
+            throw EbbError(.invalidArgument, "expert placements over all layers need EPLB (--enable-eplb)")
+        }
+        return try eplb.initialPlacement(numLayers: layers, numExperts: e, ranks: worldSize)
     }
 
     /// Per model layer, this rank's placement (for `CausalLM`'s `placement` argument).
     public func placements(config: ModelConfig) throws -> @Sendable (Int) -> ExpertPlacement {
+        let fallback = try ExpertPlacement.contiguous(numExperts: config.moe.numExperts, numRanks: worldSize, rank: rank)
+        guard eplb != nil || placement != nil else { return { _ in fallback } }
         let initial = try initialPlacement(config: config)
         var byLayer: [Int: ExpertPlacement] = [:]
         var ordinal = 0
@@ -77,7 +79,6 @@ public struct ExpertParallelSetup: Sendable {
             byLayer[layer] = try ExpertBalancer.rankPlacement(initial, layerOrdinal: ordinal, rank: rank)
             ordinal += 1
         }
-        let fallback = try ExpertPlacement.contiguous(numExperts: config.moe.numExperts, numRanks: worldSize, rank: rank)
         let table = byLayer
         return { layer in table[layer] ?? fallback }
     }
