@@ -27,9 +27,9 @@ case "$what" in all|bench|qwen) qwen=1 ;; *) qwen=0 ;; esac
 case "$what" in all|bench|deepseek) deepseek=1 ;; *) deepseek=0 ;; esac
 if [ "$qwen" = 1 ]; then
     timeout 240 $ebb bench forward --device cuda --load-format dummy --model gpu-stage/fixtures/configs/Qwen__Qwen3-30B-A3B \
-        --prompt-length 2048 --context 1024 --batch-sizes 1 8 32 128 256 --decode-steps 20 2>&1 | tee "$out/bench-qwen3-30b.log"
+        --prompt-length 2048 --context 1024 --batch-sizes 1 8 32 128 256 --decode-steps 20 ${EBB_BENCH_ARGS:-} 2>&1 | tee "$out/bench-qwen3-30b.log"
 fi
 if [ "$deepseek" = 1 ]; then
     timeout 200 $ebb bench forward --device cuda --load-format dummy --num-layers 5 --model gpu-stage/fixtures/configs/deepseek-ai__DeepSeek-V3 \
-        --prompt-length 2048 --context 1024 --batch-sizes 1 8 32 128 256 --decode-steps 20 2>&1 | tee "$out/bench-deepseek-v3-5l.log"
+        --prompt-length 2048 --context 1024 --batch-sizes 1 8 32 128 256 --decode-steps 20 ${EBB_BENCH_ARGS:-} 2>&1 | tee "$out/bench-deepseek-v3-5l.log"
 fi

@@ -30,6 +30,27 @@ extension CUDABackend {
         return e
     }
 
+    /// Key-range splits so a step with few (token, head-group) blocks still fills the GPU
+    /// (flash-decoding): about two blocks per multiprocessor, at least 64 keys a split.
+    private func splitCount(blocks: Int, maxContext: Int) -> Int {
+        guard blocks < 2 * multiprocessors, maxContext > 64 else { return 1 }
+        return max(1, min((2 * multiprocessors + blocks - 1) / blocks, (maxContext + 63) / 64, 64))
+    }
+
+    /// Partial-result buffers of split attention (null pointers without splits).
+    private func partials(rows: Int, splits: Int, width: Int) throws -> [Arg] {
+        guard splits > 1 else { return [.raw(0), .raw(0), .raw(0)] }
+        let m = try empty([rows * splits], dtype: .f32), l = try empty([rows * splits], dtype: .f32)
+        let o = try empty([rows * splits, width], dtype: .f32)
+        return [.tensor(m), .tensor(l), .tensor(o)]
+    }
+
+    private func combine(_ parts: [Arg], out: Tensor, rows: Int, splits: Int, width: Int) throws {
+        guard splits > 1 else { return }
+        try launch(typed("attention_combine", out.dtype), grid: (rows, 1, 1), block: 128,
+                   parts + [.tensor(out), .int(out.rowStride), .int(splits), .int(width)])
+    }
+
     public func pagedAttention(query: Tensor, keyCache: Tensor, valueCache: Tensor,
                                metadata: AttentionMetadata, scale: Float, out: Tensor) {
         precondition(query.shape.count == 3 && out.shape.count == 3)
@@ -42,11 +63,16 @@ extension CUDABackend {
             let group = heads / kvHeads
             let epl = try lanes(max(d, dv), from: KernelAttention.attentionEPL, what: "head dimensions")
             let name = try typed("paged_attention", query.dtype) + "_e\(epl)"
-            try launch(name, grid: (metadata.numTokens, kvHeads, (group + 7) / 8), block: 256,
+            let groupChunks = (group + 7) / 8
+            let splits = splitCount(blocks: metadata.numTokens * kvHeads * groupChunks, maxContext: metadata.maxContextLength)
+            let chunkLen = (metadata.maxContextLength + splits - 1) / splits
+            let parts = try partials(rows: metadata.numTokens * heads, splits: splits, width: dv)
+            try launch(name, grid: (metadata.numTokens, kvHeads, groupChunks * splits), block: 256,
                        [.tensor(query), .int(query.rowStride), .tensor(keyCache), .tensor(valueCache), .tensor(out), .int(out.rowStride),
                         .tensor(metadata.queryStart), .tensor(metadata.contextLengths), .tensor(metadata.blockTables),
                         .int(metadata.blockTables.columns), .int(metadata.blockSize), .int(metadata.numSequences),
-                        .int(heads), .int(kvHeads), .int(d), .int(dv), .float(scale)])
+                        .int(heads), .int(kvHeads), .int(d), .int(dv), .float(scale), .int(groupChunks), .int(chunkLen)] + parts)
+            try combine(parts, out: out, rows: metadata.numTokens * heads, splits: splits, width: dv)
         }
     }
 
@@ -58,12 +84,16 @@ extension CUDABackend {
             let el = try lanes(l, from: KernelAttention.latentEL, what: "latent dimensions")
             let er = try lanes(r, from: KernelAttention.latentER, what: "rope dimensions")
             let name = try typed("latent_attention", queryLatent.dtype) + "_l\(el)_r\(er)"
-            try launch(name, grid: (metadata.numTokens, (heads + 3) / 4, 1), block: 256,
+            let splits = splitCount(blocks: metadata.numTokens * ((heads + 3) / 4), maxContext: metadata.maxContextLength)
+            let chunkLen = (metadata.maxContextLength + splits - 1) / splits
+            let parts = try partials(rows: metadata.numTokens * heads, splits: splits, width: l)
+            try launch(name, grid: (metadata.numTokens, (heads + 3) / 4, splits), block: 256,
                        [.tensor(queryLatent), .int(queryLatent.rowStride), .tensor(queryRope), .int(queryRope.rowStride),
                         .tensor(cache), .tensor(out), .int(out.rowStride),
                         .tensor(metadata.queryStart), .tensor(metadata.contextLengths), .tensor(metadata.blockTables),
                         .int(metadata.blockTables.columns), .int(metadata.blockSize), .int(metadata.numSequences),
-                        .int(heads), .int(l), .int(r), .float(scale)])
+                        .int(heads), .int(l), .int(r), .float(scale), .int(chunkLen)] + parts)
+            try combine(parts, out: out, rows: metadata.numTokens * heads, splits: splits, width: l)
         }
     }
 }

@@ -36,7 +36,8 @@ extension CUDABackend {
             let pa = pointer(a.tensor) + UInt64(a.offset * a.tensor.dtype.byteSize)
             let pb = pointer(b.tensor) + UInt64(b.offset * b.tensor.dtype.byteSize)
             let pc = pointer(c.tensor) + UInt64(c.offset * c.tensor.dtype.byteSize)
-            let status = call(blas,
+            var status: EbbCublasStatus = 0
+            try profiled("cublas gemm \(a.tensor.dtype) m\(m <= 16 ? "≤16" : m <= 256 ? "≤256" : ">256")") { status = call(blas,
                               Int32(b.transposed ? EBB_CUBLAS_OP_T : EBB_CUBLAS_OP_N),
                               Int32(a.transposed ? EBB_CUBLAS_OP_T : EBB_CUBLAS_OP_N),
                               Int32(n), Int32(m), Int32(k), &alphaValue,
@@ -47,7 +48,7 @@ extension CUDABackend {
                               &betaValue,
                               UnsafeMutableRawPointer(bitPattern: UInt(pc)), try Self.cudaDataType(c.tensor.dtype),
                               Int32(c.leadingDimension), Int64(c.batchStride),
-                              Int32(batch), Int32(EBB_CUBLAS_COMPUTE_32F), Int32(EBB_CUBLAS_GEMM_DEFAULT))
+                              Int32(batch), Int32(EBB_CUBLAS_COMPUTE_32F), Int32(EBB_CUBLAS_GEMM_DEFAULT)) }
             try CUDAStatus.checkBLAS(api, status, "cublasGemmStridedBatchedEx(m \(m), n \(n), k \(k), batch \(batch), "
                                      + "\(a.tensor.dtype)·\(b.tensor.dtype)→\(c.tensor.dtype))")
         }

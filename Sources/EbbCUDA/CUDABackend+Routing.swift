@@ -14,7 +14,14 @@ extension CUDABackend {
                 throw EbbError(.invalidArgument, "routeTopK writes i32 ids and f32 weights")
             }
             let shared = 4 * 3 * experts * 4
-            try launch(typed("route_topk", logits.dtype), grid: ((logits.rows + 3) / 4, 1, 1), block: 128, shared: shared,
+            var name = try typed("route_topk", logits.dtype)
+            if let bias = correctionBias, bias.dtype != logits.dtype {
+                guard logits.dtype == .f32, bias.dtype == .bf16 else {
+                    throw EbbError(.unsupported, "routeTopK with \(logits.dtype) logits and a \(bias.dtype) bias")
+                }
+                name = "route_topk_f32_bias_bf16"
+            }
+            try launch(name, grid: ((logits.rows + 3) / 4, 1, 1), block: 128, shared: shared,
                        [.tensor(logits), .int(logits.rowStride), .optionalTensor(correctionBias), .tensor(ids), .tensor(weights),
                         .int(logits.rows), .int(experts), .int(k), .int(router.scoring == .sigmoid ? 1 : 0),
                         .int(router.normalize ? 1 : 0), .int(groups), .int(router.topKGroups),

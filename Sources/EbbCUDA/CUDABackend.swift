@@ -31,6 +31,7 @@ public final class CUDABackend: Backend, @unchecked Sendable {
     let kernels: KernelModule
     private let workspace: DeviceAllocator.Block
     private let pendingError = Mutex<EbbError?>(nil)
+    let profiler = Mutex<KernelProfiler?>(nil)
 
     /// Number of CUDA devices, or 0 when the libraries or the driver are missing.
     public static func deviceCount() -> Int {
@@ -202,14 +203,15 @@ public final class CUDABackend: Backend, @unchecked Sendable {
             }
         }
         let launchKernel = try CUDAStatus.fn(api.pointee.cuLaunchKernel, "cuLaunchKernel")
-        let code: EbbCUresult = slots.withUnsafeMutableBufferPointer { buffer in
+        var code: EbbCUresult = 0
+        try profiled(name) { code = slots.withUnsafeMutableBufferPointer { buffer in
             guard let base = buffer.baseAddress else { return -1 }
             var params: [UnsafeMutableRawPointer?] = (0..<args.count).map { UnsafeMutableRawPointer(base + $0) }
             return params.withUnsafeMutableBufferPointer { p in
                 launchKernel(f, UInt32(grid.0), UInt32(grid.1), UInt32(grid.2), UInt32(block), 1, 1, UInt32(shared), stream,
                              p.baseAddress, nil)
             }
-        }
+        } }
         try CUDAStatus.check(api, code, "launching \(name) (grid \(grid), block \(block), \(shared) B shared)")
     }
 

@@ -42,6 +42,9 @@ struct BenchForward: ParsableCommand {
     @Flag(help: "On a GPU, time decode steps eagerly instead of replaying CUDA graphs")
     var noGraphs = false
 
+    @Flag(help: "On a GPU, also print device time per kernel for a prefill and decode steps")
+    var profile = false
+
     @Option(help: "Copy bandwidth (bytes/s) for the GPU floors")
     var bandwidth: Double = 4.3e12
 
@@ -58,7 +61,7 @@ struct BenchForward: ParsableCommand {
                 guard let cuda = backend as? CUDABackend else { throw EbbError(.invalidArgument, "unknown device") }
                 let loaded = try deviceOptions.load(model, backend: cuda, needTokenizer: false)
                 try CUDAForwardBench(loaded: loaded, backend: cuda, prefillTokens: promptLength, context: context ?? promptLength,
-                                     batchSizes: batchSizes, repeats: decodeSteps, useGraphs: !noGraphs,
+                                     batchSizes: batchSizes, repeats: decodeSteps, useGraphs: !noGraphs, profile: profile,
                                      bandwidth: bandwidth, matmulRate: matmulRate).run()
                 return
             }

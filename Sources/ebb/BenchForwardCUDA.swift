@@ -16,6 +16,8 @@ struct CUDAForwardBench {
     let batchSizes: [Int]
     let repeats: Int
     let useGraphs: Bool
+    /// Also print where the time goes per kernel (eager runs bracketed by events).
+    let profile: Bool
     /// Measured on this H200 (docs/benchmarks.md): device-to-device copy, bf16 GEMM.
     let bandwidth: Double
     let matmulRate: Double
@@ -95,10 +97,36 @@ struct CUDAForwardBench {
             print(row(["decode", "\(b)", "\(context)", f2(stepMs), f1(Double(b) / stepMs * 1e3), f3(floor),
                        memoryFloor >= computeFloor ? "memory" : "compute", f2(stepMs / floor) + "×", how + ", median of \(repeats)"]))
         }
+        if profile {
+            let prefill = try lm.makeBatch([SequenceInput(tokens: randomTokens(prefillTokens), cachedTokens: 0, blockTable: table)], cache: cache)
+            try profileRun("prefill \(prefillTokens) tokens", lm: lm, batch: prefill, cache: cache)
+            for b in Set([1, maxBatch]).sorted() {
+                let inputs = (0..<b).map { s in
+                    SequenceInput(tokens: randomTokens(1), cachedTokens: context - 1,
+                                  blockTable: (0..<blocksPerSeq).map { Int32(s * blocksPerSeq + $0) })
+                }
+                try profileRun("decode batch \(b)", lm: lm, batch: try lm.makeBatch(inputs, cache: cache), cache: cache)
+            }
+        }
         print("")
         print("decode floor = (dense weights + expected distinct experts hit + lm_head + KV read) / bandwidth; "
               + "prefill floor = max(FLOPs / GEMM rate, all weights read once / bandwidth). Random token ids; random KV history.")
         try backend.checkErrors()
+    }
+
+    /// One eager forward with per-kernel events; prints the largest shares.
+    private func profileRun(_ label: String, lm: CausalLM, batch: ForwardBatch, cache: KVCache) throws {
+        _ = try lm.forward(batch, cache: cache)
+        try backend.synchronizeChecked()
+        backend.startProfiling()
+        _ = try lm.forward(batch, cache: cache)
+        let times = try backend.stopProfiling()
+        let total = times.reduce(0) { $0 + $1.milliseconds }
+        print("")
+        print("profile, \(label): \(f2(total)) ms in kernels (eager; events around each launch)")
+        for t in times.prefix(12) {
+            print("  \(t.name): \(f3(t.milliseconds)) ms, \(t.launches) launches (\(String(format: "%.0f", t.milliseconds / total * 100))%)")
+        }
     }
 
     private func row(_ cells: [String]) -> String { "| " + cells.joined(separator: " | ") + " |" }

@@ -42,10 +42,12 @@ __device__ void write_latent_kv_impl(const T *latent, long ls, const T *rope, lo
 template <typename T, int EPL>
 __device__ void paged_attention_impl(const T *q, long qs, const T *kc, const T *vc, T *out, long os,
                                      const int *queryStart, const int *contextLengths, const int *tables, int tableWidth,
-                                     int blockSize, int numSeqs, int heads, int kvHeads, int D, int Dv, float scale) {
+                                     int blockSize, int numSeqs, int heads, int kvHeads, int D, int Dv, float scale,
+                                     int groupChunks, int chunkLen, float *pm, float *pl, float *po) {
     __shared__ float sm[ATTN_WARPS][ATTN_HEADS], sl[ATTN_WARPS][ATTN_HEADS];
     __shared__ float so[ATTN_HEADS][EPL * 32];
-    int t = blockIdx.x, kh = blockIdx.y, chunk = blockIdx.z;
+    int t = blockIdx.x, kh = blockIdx.y, chunk = blockIdx.z % groupChunks, split = blockIdx.z / groupChunks;
+    int splits = gridDim.z / groupChunks;
     int group = heads / kvHeads;
     int h0 = kh * group + chunk * ATTN_HEADS;
     int nh = imin(ATTN_HEADS, group - chunk * ATTN_HEADS);
@@ -67,7 +69,8 @@ __device__ void paged_attention_impl(const T *q, long qs, const T *kc, const T *
         }
     }
     const int *table = tables + (long)s * tableWidth;
-    for (int j = warp; j < visible; j += warps) {
+    int jEnd = imin(visible, (split + 1) * chunkLen);
+    for (int j = split * chunkLen + warp; j < jEnd; j += warps) {
         long slot = (long)table[j / blockSize] * blockSize + j % blockSize;
         const T *kp = kc + (slot * kvHeads + kh) * D;
         const T *vp = vc + (slot * kvHeads + kh) * Dv;
@@ -78,21 +81,21 @@ __device__ void paged_attention_impl(const T *q, long qs, const T *kc, const T *
             kv[e] = i < D ? ldf(kp, i) : 0.f;
             vv[e] = i < Dv ? ldf(vp, i) : 0.f;
         }
+        // Every head slot is computed (unused ones on zero queries) so the loops unroll
+        // and the arrays stay in registers.
 #pragma unroll
         for (int g = 0; g < ATTN_HEADS; g++) {
-            if (g < nh) {
-                float d = 0.f;
+            float d = 0.f;
 #pragma unroll
-                for (int e = 0; e < EPL; e++) d += qr[g][e] * kv[e];
-                float score = warp_sum(d) * scale;
-                float mn = fmaxf(m[g], score);
-                float correction = expf(m[g] - mn);
-                float p = expf(score - mn);
-                l[g] = l[g] * correction + p;
+            for (int e = 0; e < EPL; e++) d += qr[g][e] * kv[e];
+            float score = warp_sum(d) * scale;
+            float mn = fmaxf(m[g], score);
+            float correction = expf(m[g] - mn);
+            float p = expf(score - mn);
+            l[g] = l[g] * correction + p;
 #pragma unroll
-                for (int e = 0; e < EPL; e++) acc[g][e] = acc[g][e] * correction + p * vv[e];
-                m[g] = mn;
-            }
+            for (int e = 0; e < EPL; e++) acc[g][e] = acc[g][e] * correction + p * vv[e];
+            m[g] = mn;
         }
     }
     if (lane == 0) {
@@ -101,7 +104,7 @@ __device__ void paged_attention_impl(const T *q, long qs, const T *kc, const T *
     }
     for (int i = threadIdx.x; i < ATTN_HEADS * EPL * 32; i += blockDim.x) so[i / (EPL * 32)][i % (EPL * 32)] = 0.f;
     __syncthreads();
-    float total[ATTN_HEADS], mine[ATTN_HEADS];
+    float total[ATTN_HEADS], mine[ATTN_HEADS], blockMax[ATTN_HEADS];
 #pragma unroll
     for (int g = 0; g < ATTN_HEADS; g++) {
         float M = neg_inf();
@@ -109,6 +112,7 @@ __device__ void paged_attention_impl(const T *q, long qs, const T *kc, const T *
         float L = 0.f;
         if (M != neg_inf()) for (int w = 0; w < warps; w++) if (sm[w][g] != neg_inf()) L += sl[w][g] * expf(sm[w][g] - M);
         total[g] = L;
+        blockMax[g] = M;
         mine[g] = (m[g] == neg_inf() || M == neg_inf()) ? 0.f : expf(m[g] - M);
     }
     for (int w = 0; w < warps; w++) {
@@ -120,6 +124,23 @@ __device__ void paged_attention_impl(const T *q, long qs, const T *kc, const T *
         }
         __syncthreads();
     }
+    if (splits > 1) {
+        // Partial results of this key range: unnormalized output at the block's max.
+        for (int i = threadIdx.x; i < nh * Dv; i += blockDim.x) {
+            int g = i / Dv, c = i % Dv;
+            po[(((long)t * heads + h0 + g) * splits + split) * Dv + c] = so[g][c];
+        }
+        if (threadIdx.x == 0) {
+#pragma unroll
+            for (int g = 0; g < ATTN_HEADS; g++) {
+                if (g < nh) {
+                    pm[((long)t * heads + h0 + g) * splits + split] = blockMax[g];
+                    pl[((long)t * heads + h0 + g) * splits + split] = total[g];
+                }
+            }
+        }
+        return;
+    }
     for (int i = threadIdx.x; i < nh * Dv; i += blockDim.x) {
         int g = i / Dv, c = i % Dv;
         float L = 0.f;
@@ -129,16 +150,38 @@ __device__ void paged_attention_impl(const T *q, long qs, const T *kc, const T *
     }
 }
 
+/// Merges the key-range partials of split attention: rows (t, h) of `out`.
+template <typename T>
+__device__ void attention_combine_impl(const float *pm, const float *pl, const float *po, T *out, long os, int splits, int Dv) {
+    long row = blockIdx.x;
+    float M = neg_inf();
+    for (int s = 0; s < splits; s++) M = fmaxf(M, pm[row * splits + s]);
+    float L = 0.f;
+    if (M != neg_inf()) for (int s = 0; s < splits; s++) if (pm[row * splits + s] != neg_inf()) L += pl[row * splits + s] * expf(pm[row * splits + s] - M);
+    for (int c = threadIdx.x; c < Dv; c += blockDim.x) {
+        float o = 0.f;
+        if (L > 0.f) {
+            for (int s = 0; s < splits; s++) {
+                float ms = pm[row * splits + s];
+                if (ms != neg_inf()) o += po[(row * splits + s) * Dv + c] * expf(ms - M);
+            }
+            o /= L;
+        }
+        stf(out, row * os + c, o);
+    }
+}
+
 #define MLA_HEADS 4
 
 /// MLA in latent form over cache rows [L latent | R rope]. EL, ER: elements per lane.
 template <typename T, int EL, int ER>
 __device__ void latent_attention_impl(const T *ql, long qls, const T *qr, long qrs, const T *cache, T *out, long os,
                                       const int *queryStart, const int *contextLengths, const int *tables, int tableWidth,
-                                      int blockSize, int numSeqs, int heads, int L, int R, float scale) {
+                                      int blockSize, int numSeqs, int heads, int L, int R, float scale,
+                                      int chunkLen, float *pm, float *pl, float *po) {
     __shared__ float sm[ATTN_WARPS][MLA_HEADS], sl[ATTN_WARPS][MLA_HEADS];
     __shared__ float so[MLA_HEADS][EL * 32];
-    int t = blockIdx.x;
+    int t = blockIdx.x, split = blockIdx.z, splits = gridDim.z;
     int h0 = blockIdx.y * MLA_HEADS;
     int nh = imin(MLA_HEADS, heads - h0);
     if (nh <= 0) return;
@@ -164,7 +207,8 @@ __device__ void latent_attention_impl(const T *ql, long qls, const T *qr, long q
         }
     }
     const int *table = tables + (long)s * tableWidth;
-    for (int j = warp; j < visible; j += warps) {
+    int jEnd = imin(visible, (split + 1) * chunkLen);
+    for (int j = split * chunkLen + warp; j < jEnd; j += warps) {
         long slot = (long)table[j / blockSize] * blockSize + j % blockSize;
         const T *row = cache + slot * (long)(L + R);
         float c[EL], r[ER];
@@ -174,21 +218,19 @@ __device__ void latent_attention_impl(const T *ql, long qls, const T *qr, long q
         for (int e = 0; e < ER; e++) { int i = lane + 32 * e; r[e] = i < R ? ldf(row, L + i) : 0.f; }
 #pragma unroll
         for (int g = 0; g < MLA_HEADS; g++) {
-            if (g < nh) {
-                float d = 0.f, dr = 0.f;
+            float d = 0.f, dr = 0.f;
 #pragma unroll
-                for (int e = 0; e < EL; e++) d += qa[g][e] * c[e];
+            for (int e = 0; e < EL; e++) d += qa[g][e] * c[e];
 #pragma unroll
-                for (int e = 0; e < ER; e++) dr += qb[g][e] * r[e];
-                float score = (warp_sum(d) + warp_sum(dr)) * scale;
-                float mn = fmaxf(m[g], score);
-                float correction = expf(m[g] - mn);
-                float p = expf(score - mn);
-                l[g] = l[g] * correction + p;
+            for (int e = 0; e < ER; e++) dr += qb[g][e] * r[e];
+            float score = warp_sum(d + dr) * scale;
+            float mn = fmaxf(m[g], score);
+            float correction = expf(m[g] - mn);
+            float p = expf(score - mn);
+            l[g] = l[g] * correction + p;
 #pragma unroll
-                for (int e = 0; e < EL; e++) acc[g][e] = acc[g][e] * correction + p * c[e];
-                m[g] = mn;
-            }
+            for (int e = 0; e < EL; e++) acc[g][e] = acc[g][e] * correction + p * c[e];
+            m[g] = mn;
         }
     }
     if (lane == 0) {
@@ -197,7 +239,7 @@ __device__ void latent_attention_impl(const T *ql, long qls, const T *qr, long q
     }
     for (int i = threadIdx.x; i < MLA_HEADS * EL * 32; i += blockDim.x) so[i / (EL * 32)][i % (EL * 32)] = 0.f;
     __syncthreads();
-    float total[MLA_HEADS], mine[MLA_HEADS];
+    float total[MLA_HEADS], mine[MLA_HEADS], blockMax[MLA_HEADS];
 #pragma unroll
     for (int g = 0; g < MLA_HEADS; g++) {
         float M = neg_inf();
@@ -205,6 +247,7 @@ __device__ void latent_attention_impl(const T *ql, long qls, const T *qr, long q
         float Lsum = 0.f;
         if (M != neg_inf()) for (int w = 0; w < warps; w++) if (sm[w][g] != neg_inf()) Lsum += sl[w][g] * expf(sm[w][g] - M);
         total[g] = Lsum;
+        blockMax[g] = M;
         mine[g] = (m[g] == neg_inf() || M == neg_inf()) ? 0.f : expf(m[g] - M);
     }
     for (int w = 0; w < warps; w++) {
@@ -215,6 +258,22 @@ __device__ void latent_attention_impl(const T *ql, long qls, const T *qr, long q
                 for (int e = 0; e < EL; e++) so[g][lane + 32 * e] += acc[g][e] * mine[g];
         }
         __syncthreads();
+    }
+    if (splits > 1) {
+        for (int i = threadIdx.x; i < nh * L; i += blockDim.x) {
+            int g = i / L, c = i % L;
+            po[(((long)t * heads + h0 + g) * splits + split) * L + c] = so[g][c];
+        }
+        if (threadIdx.x == 0) {
+#pragma unroll
+            for (int g = 0; g < MLA_HEADS; g++) {
+                if (g < nh) {
+                    pm[((long)t * heads + h0 + g) * splits + split] = blockMax[g];
+                    pl[((long)t * heads + h0 + g) * splits + split] = total[g];
+                }
+            }
+        }
+        return;
     }
     for (int i = threadIdx.x; i < nh * L; i += blockDim.x) {
         int g = i / L, c = i % L;
@@ -242,15 +301,19 @@ extern "C" __global__ void write_latent_kv_$S(const $T *latent, long ls, const $
                                               int L, int R, long capacity) {
     write_latent_kv_impl<$T>(latent, ls, rope, rs, cache, slots, L, R, capacity);
 }
+extern "C" __global__ void attention_combine_$S(const float *pm, const float *pl, const float *po, $T *out, long os, int splits, int Dv) {
+    attention_combine_impl<$T>(pm, pl, po, out, os, splits, Dv);
+}
 
 """#
         for e in attentionEPL {
             text += """
             extern "C" __global__ void __launch_bounds__(256) paged_attention_$S_e\(e)(const $T *q, long qs, const $T *kc, const $T *vc, $T *out, long os,
                 const int *queryStart, const int *contextLengths, const int *tables, int tableWidth,
-                int blockSize, int numSeqs, int heads, int kvHeads, int D, int Dv, float scale) {
+                int blockSize, int numSeqs, int heads, int kvHeads, int D, int Dv, float scale,
+                int groupChunks, int chunkLen, float *pm, float *pl, float *po) {
                 paged_attention_impl<$T, \(e)>(q, qs, kc, vc, out, os, queryStart, contextLengths, tables, tableWidth,
-                                               blockSize, numSeqs, heads, kvHeads, D, Dv, scale);
+                                               blockSize, numSeqs, heads, kvHeads, D, Dv, scale, groupChunks, chunkLen, pm, pl, po);
             }
 
             """
@@ -260,9 +323,10 @@ extern "C" __global__ void write_latent_kv_$S(const $T *latent, long ls, const $
                 text += """
                 extern "C" __global__ void __launch_bounds__(256) latent_attention_$S_l\(el)_r\(er)(const $T *ql, long qls, const $T *qr, long qrs,
                     const $T *cache, $T *out, long os, const int *queryStart, const int *contextLengths, const int *tables,
-                    int tableWidth, int blockSize, int numSeqs, int heads, int L, int R, float scale) {
+                    int tableWidth, int blockSize, int numSeqs, int heads, int L, int R, float scale,
+                    int chunkLen, float *pm, float *pl, float *po) {
                     latent_attention_impl<$T, \(el), \(er)>(ql, qls, qr, qrs, cache, out, os, queryStart, contextLengths, tables,
-                                                          tableWidth, blockSize, numSeqs, heads, L, R, scale);
+                                                          tableWidth, blockSize, numSeqs, heads, L, R, scale, chunkLen, pm, pl, po);
                 }
 
                 """

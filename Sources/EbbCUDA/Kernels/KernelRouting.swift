@@ -6,8 +6,8 @@ enum KernelRouting {
 #define ROUTE_WARPS 4
 
 /// Dynamic shared memory: ROUTE_WARPS * 3 * E floats.
-template <typename T>
-__device__ void route_topk_impl(const T *logits, long ls, const T *bias, int *ids, float *weights, int tokens, int E, int k,
+template <typename T, typename B>
+__device__ void route_topk_impl(const T *logits, long ls, const B *bias, int *ids, float *weights, int tokens, int E, int k,
                                 int sigmoid, int normalize, int groups, int topKGroups, int topTwo, float scaling) {
     extern __shared__ float routeShared[];
     int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
@@ -78,6 +78,13 @@ __device__ void route_topk_impl(const T *logits, long ls, const T *bias, int *id
             weights[(long)t * k + slot] = w * scaling;
         }
     }
+}
+
+/// f32 router logits with a bf16 correction bias (the bias is a bf16 weight).
+extern "C" __global__ void route_topk_f32_bias_bf16(const float *logits, long ls, const bf16_t *bias, int *ids, float *weights,
+                                                    int tokens, int E, int k, int sigmoid, int normalize, int groups, int topKGroups,
+                                                    int topTwo, float scaling) {
+    route_topk_impl<float, bf16_t>(logits, ls, bias, ids, weights, tokens, E, k, sigmoid, normalize, groups, topKGroups, topTwo, scaling);
 }
 
 /// out[rowIndex[i]] += weight[i] * x[i], as a gather: for each output row, the entries
@@ -347,7 +354,7 @@ extern "C" __global__ void __launch_bounds__(1024) group_stable(const int *keys,
     static let wrappers = #"""
 extern "C" __global__ void route_topk_$S(const $T *logits, long ls, const $T *bias, int *ids, float *weights, int tokens, int E, int k,
                                          int sigmoid, int normalize, int groups, int topKGroups, int topTwo, float scaling) {
-    route_topk_impl<$T>(logits, ls, bias, ids, weights, tokens, E, k, sigmoid, normalize, groups, topKGroups, topTwo, scaling);
+    route_topk_impl<$T, $T>(logits, ls, bias, ids, weights, tokens, E, k, sigmoid, normalize, groups, topKGroups, topTwo, scaling);
 }
 extern "C" __global__ void scatter_gather_add_$S(const $T *x, long xs, const int *perm, const int *offsets, const float *weight,
                                                  $T *out, long os, int d) {

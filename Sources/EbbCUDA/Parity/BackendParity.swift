@@ -126,63 +126,76 @@ public enum BackendParity {
         h.compare("gatherRows", gr, tolerance: 0)
     }
 
-    /// Two sequences: one prefilling 5 tokens after 20 cached, one decoding 1 token after
-    /// 40 cached; block size 16, shuffled block tables.
-    static func batch(_ h: ParityHarness) throws -> (AttentionMetadata, AttentionMetadata, tokens: Int, blocks: Int) {
-        let bs = 16, blocks = 12
-        let tables: [[Int32]] = [[7, 2, 9], [0, 11, 4, 5]]
-        let cached = [20, 40], new = [5, 1]
+    /// Two sequences: one prefilling `new[0]` tokens after `cached[0]`, one decoding after
+    /// `cached[1]`; block size 16, shuffled block tables. Long contexts make the GPU split
+    /// the keys (flash-decoding), short ones not.
+    static func batch(_ h: ParityHarness, cached: [Int], new: [Int])
+        throws -> (AttentionMetadata, AttentionMetadata, tokens: Int, blocks: Int) {
+        let bs = 16
+        let needed = (0..<2).map { (cached[$0] + new[$0] + bs - 1) / bs }
+        let blocks = needed.reduce(0, +) + 2
+        var ids = (0..<blocks).map { Int32($0) }
+        for i in stride(from: ids.count - 1, to: 0, by: -1) { ids.swapAt(i, h.int(i + 1)) }
+        let tables = [Array(ids[0..<needed[0]]), Array(ids[needed[0]..<(needed[0] + needed[1])])]
+        let width = needed.max() ?? 1
         var slots = [Int32](), starts: [Int32] = [0], lengths = [Int32]()
         for s in 0..<2 {
-            for i in 0..<(cached[s] + new[s]) where i >= cached[s] {
+            for i in cached[s]..<(cached[s] + new[s]) {
                 slots.append(tables[s][i / bs] * Int32(bs) + Int32(i % bs))
             }
             starts.append(starts[s] + Int32(new[s]))
             lengths.append(Int32(cached[s] + new[s]))
         }
-        let flat = tables.flatMap { $0 + [Int32](repeating: 0, count: 4 - $0.count) }
+        let flat = tables.flatMap { $0 + [Int32](repeating: 0, count: width - $0.count) }
         let sm = try h.ints(slots, [slots.count]), qs = try h.ints(starts, [3]), cl = try h.ints(lengths, [2])
-        let bt = try h.ints(flat, [2, 4])
+        let bt = try h.ints(flat, [2, width])
+        let tokens = slots.count, maxContext = Int(lengths.max() ?? 0)
         func meta(_ p: KeyPath<ParityHarness.Pair, Tensor>) -> AttentionMetadata {
             AttentionMetadata(slotMapping: sm[keyPath: p], queryStart: qs[keyPath: p], contextLengths: cl[keyPath: p],
-                              blockTables: bt[keyPath: p], blockSize: bs, numSequences: 2, numTokens: 6, maxContextLength: 41)
+                              blockTables: bt[keyPath: p], blockSize: bs, numSequences: 2, numTokens: tokens, maxContextLength: maxContext)
         }
-        return (meta(\.cpu), meta(\.dev), 6, blocks)
+        return (meta(\.cpu), meta(\.dev), tokens, blocks)
     }
 
+    static let shapes: [(cached: [Int], new: [Int])] = [([20, 40], [5, 1]), ([200, 300], [3, 1])]
+
     static func attention(_ h: ParityHarness) throws {
-        let (mc, md, t, blocks) = try batch(h)
-        for (heads, kvHeads, d) in [(8, 2, 32), (4, 4, 80), (12, 1, 64)] {
-            // Caches pre-filled with random history; the step writes its own tokens.
-            let kc = try h.randomPair([blocks, 16, kvHeads, d]), vc = try h.randomPair([blocks, 16, kvHeads, d])
-            let k = try h.randomPair([t, kvHeads, d]), v = try h.randomPair([t, kvHeads, d])
-            let q = try h.randomPair([t, heads, d])
-            let out = try h.poisoned([t, heads, d])
-            h.cpu.writeKV(key: k.cpu, value: v.cpu, keyCache: kc.cpu, valueCache: vc.cpu, metadata: mc)
-            h.dev.writeKV(key: k.dev, value: v.dev, keyCache: kc.dev, valueCache: vc.dev, metadata: md)
-            h.compare("writeKV", kc, tolerance: 0)
-            let scale = 1 / Float(d).squareRoot()
-            h.cpu.pagedAttention(query: q.cpu, keyCache: kc.cpu, valueCache: vc.cpu, metadata: mc, scale: scale, out: out.cpu)
-            h.dev.pagedAttention(query: q.dev, keyCache: kc.dev, valueCache: vc.dev, metadata: md, scale: scale, out: out.dev)
-            h.compare("pagedAttention H=\(heads) Hkv=\(kvHeads) D=\(d)", out)
+        for shape in shapes {
+            let (mc, md, t, blocks) = try batch(h, cached: shape.cached, new: shape.new)
+            for (heads, kvHeads, d) in [(8, 2, 32), (4, 4, 80), (12, 1, 64)] {
+                // Caches pre-filled with random history; the step writes its own tokens.
+                let kc = try h.randomPair([blocks, 16, kvHeads, d]), vc = try h.randomPair([blocks, 16, kvHeads, d])
+                let k = try h.randomPair([t, kvHeads, d]), v = try h.randomPair([t, kvHeads, d])
+                let q = try h.randomPair([t, heads, d])
+                let out = try h.poisoned([t, heads, d])
+                h.cpu.writeKV(key: k.cpu, value: v.cpu, keyCache: kc.cpu, valueCache: vc.cpu, metadata: mc)
+                h.dev.writeKV(key: k.dev, value: v.dev, keyCache: kc.dev, valueCache: vc.dev, metadata: md)
+                h.compare("writeKV", kc, tolerance: 0)
+                let scale = 1 / Float(d).squareRoot()
+                h.cpu.pagedAttention(query: q.cpu, keyCache: kc.cpu, valueCache: vc.cpu, metadata: mc, scale: scale, out: out.cpu)
+                h.dev.pagedAttention(query: q.dev, keyCache: kc.dev, valueCache: vc.dev, metadata: md, scale: scale, out: out.dev)
+                h.compare("pagedAttention H=\(heads) Hkv=\(kvHeads) D=\(d) context \(mc.maxContextLength)", out)
+            }
         }
     }
 
     static func latent(_ h: ParityHarness) throws {
-        let (mc, md, t, blocks) = try batch(h)
-        for (heads, l, r) in [(4, 32, 16), (6, 96, 40)] {
-            let cache = try h.randomPair([blocks, 16, l + r])
-            let lat = try h.randomPair([t, l]), rk = try h.randomPair([t, 2 * r])
-            h.cpu.writeLatentKV(latent: lat.cpu, ropeKey: rk.cpu.columnSlice(r..<(2 * r)), cache: cache.cpu, metadata: mc)
-            h.dev.writeLatentKV(latent: lat.dev, ropeKey: rk.dev.columnSlice(r..<(2 * r)), cache: cache.dev, metadata: md)
-            h.compare("writeLatentKV", cache, tolerance: 0)
-            let q = try h.randomPair([t, heads, l + r])
-            let out = try h.poisoned([t, heads, l])
-            let ql = q.cpu.columnSlice(0..<l), qr = q.cpu.columnSlice(l..<(l + r))
-            h.cpu.latentAttention(queryLatent: ql, queryRope: qr, cache: cache.cpu, latentDim: l, metadata: mc, scale: 0.1, out: out.cpu)
-            h.dev.latentAttention(queryLatent: q.dev.columnSlice(0..<l), queryRope: q.dev.columnSlice(l..<(l + r)), cache: cache.dev,
-                                  latentDim: l, metadata: md, scale: 0.1, out: out.dev)
-            h.compare("latentAttention H=\(heads) L=\(l) R=\(r)", out)
+        for shape in shapes {
+            let (mc, md, t, blocks) = try batch(h, cached: shape.cached, new: shape.new)
+            for (heads, l, r) in [(4, 32, 16), (6, 96, 40)] {
+                let cache = try h.randomPair([blocks, 16, l + r])
+                let lat = try h.randomPair([t, l]), rk = try h.randomPair([t, 2 * r])
+                h.cpu.writeLatentKV(latent: lat.cpu, ropeKey: rk.cpu.columnSlice(r..<(2 * r)), cache: cache.cpu, metadata: mc)
+                h.dev.writeLatentKV(latent: lat.dev, ropeKey: rk.dev.columnSlice(r..<(2 * r)), cache: cache.dev, metadata: md)
+                h.compare("writeLatentKV", cache, tolerance: 0)
+                let q = try h.randomPair([t, heads, l + r])
+                let out = try h.poisoned([t, heads, l])
+                let ql = q.cpu.columnSlice(0..<l), qr = q.cpu.columnSlice(l..<(l + r))
+                h.cpu.latentAttention(queryLatent: ql, queryRope: qr, cache: cache.cpu, latentDim: l, metadata: mc, scale: 0.1, out: out.cpu)
+                h.dev.latentAttention(queryLatent: q.dev.columnSlice(0..<l), queryRope: q.dev.columnSlice(l..<(l + r)), cache: cache.dev,
+                                      latentDim: l, metadata: md, scale: 0.1, out: out.dev)
+                h.compare("latentAttention H=\(heads) L=\(l) R=\(r) context \(mc.maxContextLength)", out)
+            }
         }
     }
 
@@ -195,9 +208,12 @@ public enum BackendParity {
             ("softmax grouped top-1 (DeepSeek-V2)", RouterConfig(scoring: .softmax, topK: 6, normalize: false, numGroups: 8, topKGroups: 3,
                                                                  groupScoreTopTwo: false), 64, false),
         ]
-        for (name, router, experts, bias) in configs {
+        // The models route on f32 logits (with a bias in the compute dtype); also check the
+        // compute-dtype logits path.
+        for (name, router, experts, bias) in configs + [(configs[2].0 + ", f32 logits", configs[2].1, configs[2].2, true)] {
             let tokens = 37
-            let logits = try h.randomPair([tokens, experts], scale: 3)
+            let f32Logits = name.hasSuffix("f32 logits")
+            let logits = try h.floats(h.random(tokens * experts, scale: 3), [tokens, experts], dtype: f32Logits ? .f32 : nil)
             let b = bias ? try h.randomPair([experts], scale: 0.1) : nil
             let ids = try h.empty([tokens, router.topK], dtype: .i32)
             let w = try h.empty([tokens, router.topK], dtype: .f32)

@@ -78,7 +78,10 @@ struct MoEBlock: Sendable {
 
     /// Routes `x: [T, H]` and returns the logical choices and their weights (`[T, k]`).
     func route(_ x: Tensor, _ backend: any Backend) throws -> (ids: Tensor, weights: Tensor) {
-        let logits = try backend.linear(x, router)
+        // Router logits in f32 (as DeepSeek's reference computes them): in bf16, near-tied
+        // experts would swap on rounding alone.
+        let logits = try backend.empty([x.rows, router.rows], dtype: .f32)
+        backend.linear(x, router, out: logits)
         let k = config.topK
         let ids = try backend.empty([x.rows, k], dtype: .i32)
         let weights = try backend.empty([x.rows, k], dtype: .f32)
