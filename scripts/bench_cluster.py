@@ -80,7 +80,7 @@ class Server:
 def bench_serve(ebb, url, args):
     out = tempfile.NamedTemporaryFile(suffix=".json", delete=False).name
     subprocess.run([ebb, "bench", "serve", "--url", url, "--result-json", out, *args], check=True,
-                   stdout=subprocess.DEVNULL)
+                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     with open(out) as f:
         return json.load(f)
 
@@ -191,6 +191,10 @@ def elastic(ebb, model, name, kv):
     print("| resize | status | wall (s) | launch | register | communicators | weights (dense + experts) | warm-up | switch pause | MiB moved | requests moved | experts checked / mismatches |")
     print("|---|---|---|---|---|---|---|---|---|---|---|---|")
     for body, code, wall, ev in rows:
+        if code != 200:
+            target = body.get("new_data_parallel_size", body.get("remove_ranks"))
+            print(f"| → {target} requested | {code} | – | – | – | – | – | – | – | – | – | – |")
+            continue
         p = ev["phases"]
         f = lambda k: f"{p[k] * 1000:.0f} ms" if k in p else "–"
         label = f"{ev['from']}→{ev['to']}" + (f" (remove {body['remove_ranks']})" if "remove_ranks" in body else "")
