@@ -52,7 +52,7 @@ public struct ElasticHooks: Sendable {
     /// Stops engine `engineId`'s process (after it left, or when its resize rolled back).
     public var stop: @Sendable (_ engineId: String) -> Void
     /// The fault to inject at this generation's resize, for tests ("launch", "register",
-    /// "communicator", "transfer"), or nil.
+    /// "communicator", "transfer", "warmup"), or nil.
     public var fault: @Sendable (_ generation: UInt64) -> String?
 
     public init(maxRanks: Int, phaseTimeout: Duration,
@@ -145,8 +145,9 @@ extension Coordinator {
             }
             guard committed else { throw EbbError(.internal, failureText ?? "the resize did not commit") }
         } catch {
-            let reason = (error as? EbbError)?.message ?? "\(error)"
-            let rolledBack = await rollBack(state, reason: reason, hooks: hooks)
+            var reason = (error as? EbbError)?.message ?? "\(error)"
+            let (rolledBack, rankError) = await rollBack(state, reason: reason, hooks: hooks)
+            if let rankError, !reason.contains(rankError) { reason += "; the ranks reported: \(rankError)" }
             if !rolledBack {
                 // A rank committed after all: the new generation serves.
                 return finishCommitted(state, phases: phases, start: start, hooks: hooks)
@@ -247,7 +248,7 @@ extension Coordinator {
             m.members = state.members
             m.union = state.union
             m.oldWorldSize = UInt32(state.oldMembers.count)
-            m.fault = fault.flatMap { ["communicator", "transfer"].contains($0) ? $0 : nil } ?? ""
+            m.fault = fault.flatMap { ["communicator", "transfer", "warmup"].contains($0) ? $0 : nil } ?? ""
             m.timeoutSeconds = timeout.seconds
             // The ranks vote on it in their step sync: wake them if they sleep.
             if let start = waves.dispatch() { broadcastLocked(.startWave(.with { $0.wave = start })) }
@@ -298,8 +299,9 @@ extension Coordinator {
         }
     }
 
-    /// Undoes a resize that did not commit. Returns false if it turned out to have committed.
-    private func rollBack(_ state: ResizeState, reason: String, hooks: ElasticHooks) async -> Bool {
+    /// Undoes a resize that did not commit. Returns false if it turned out to have committed,
+    /// and the first error an old rank reported.
+    private func rollBack(_ state: ResizeState, reason: String, hooks: ElasticHooks) async -> (Bool, String?) {
         let told = lock.withLock { resize?.reconfigureSent ?? false }
         lock.withLock {
             for id in state.oldMembers where told {
@@ -317,9 +319,12 @@ extension Coordinator {
             let (all, committed) = lock.withLock {
                 (resize.map { r in r.oldMembers.allSatisfy { r.results[$0] != nil } } ?? true, resize?.committed ?? false)
             }
-            if committed { return false }
+            if committed { return (false, nil) }
             if all { break }
             try? await Task.sleep(for: .milliseconds(5))
+        }
+        let rankError: String? = lock.withLock {
+            resize.flatMap { r in r.oldMembers.compactMap { r.results[$0]?.error }.first { !$0.isEmpty && $0 != "aborted by the coordinator" } }
         }
         let joiners: [String] = lock.withLock {
             if resize?.committed == true { return [] }
@@ -328,12 +333,12 @@ extension Coordinator {
             resize = nil
             return Array(state.joining)
         }
-        if lock.withLock({ generationValue == state.generation }) { return false }
+        if lock.withLock({ generationValue == state.generation }) { return (false, nil) }
         for id in joiners { hooks.stop(id) }
         lock.withLock {
             for id in joiners { engines.removeValue(forKey: id) }
         }
-        return true
+        return (true, rankError)
     }
 
     private func finishCommitted(_ state: ResizeState, phases: [(String, Double)], start: ContinuousClock.Instant,

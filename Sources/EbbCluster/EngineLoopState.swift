@@ -238,6 +238,7 @@ struct EngineLoopState {
                     return plan
                 }
                 _ = plan
+                try spec.inject("warmup")
                 if let serving = comms.serving {
                     try job.timed("warmup") { try serving.barrier() }
                 }

@@ -125,7 +125,7 @@ def test_schedule_under_load_keeps_outputs(start_server, fixture):
         server.assert_alive()
 
 
-@pytest.mark.parametrize("phase", ["launch", "register", "communicator", "transfer"])
+@pytest.mark.parametrize("phase", ["launch", "register", "communicator", "transfer", "warmup"])
 def test_injected_failure_rolls_back(start_server, phase):
     fixture = F32_FIXTURES[0]
     reference = load_reference(require_fixture(fixture))
