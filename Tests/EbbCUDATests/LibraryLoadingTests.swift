@@ -45,7 +45,9 @@ struct LibraryLoadingTests {
         guard let real = candidates.first(where: { FileManager.default.fileExists(atPath: $0) }) else { return }
         let dir = try temporaryDirectory()
         defer { try? FileManager.default.removeItem(at: dir) }
-        try FileManager.default.copyItem(atPath: real, toPath: dir.appendingPathComponent("libnvrtc.so.13").path)
+        // Copy the file itself: libz.so.1 is a symlink, and a copied relative symlink dangles.
+        let file = URL(fileURLWithPath: real).resolvingSymlinksInPath().path
+        try FileManager.default.copyItem(atPath: file, toPath: dir.appendingPathComponent("libnvrtc.so.13").path)
         let probe = CUDALibraries.probe(directories: dir.path, searchDefaults: false)
         #expect(!probe.loaded.contains(.nvrtc))
         #expect(probe.report.contains("lacks symbol nvrtcVersion"), "\(probe.report)")
