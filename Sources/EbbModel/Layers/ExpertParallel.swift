@@ -222,7 +222,6 @@ extension MoEBlock {
     /// outputs in the order the rows arrived.
     private func computeReceived(_ rows: [Float], count n: Int, slots: ExpertSlots, _ backend: any Backend) throws -> [Float] {
         let h = hidden, width = h + 1, perRank = slots.placement.slotsPerRank
-        let inter = config.intermediateSize
         var xs = [Float](repeating: 0, count: n * h)
         var local = [Int32](repeating: -1, count: n)
         for i in 0..<n {
@@ -244,12 +243,7 @@ extension MoEBlock {
                             tokenIndex: rowOf, sortedWeights: sortedWeights, offsets: offsets)
         let gathered = try backend.empty([n, h], dtype: backend.computeDType)
         backend.gatherRows(xt, indices: rowOf, out: gathered)
-        let hUp = try backend.empty([n, 2 * inter], dtype: backend.computeDType)
-        backend.groupedLinear(gathered, weights: slots.gateUp, offsets: offsets, out: hUp)
-        let a = try backend.empty([n, inter], dtype: backend.computeDType)
-        backend.siluAndMul(hUp, out: a)
-        let y = try backend.empty([n, h], dtype: backend.computeDType)
-        backend.groupedLinear(a, weights: slots.down, offsets: offsets, out: y)
+        let y = try expertMLP(gathered, offsets: offsets, slots: slots, backend)
         let sorted = backend.downloadFloats(y)
         let order = backend.downloadInts(rowOf)
         var out = [Float](repeating: 0, count: n * h)

@@ -107,7 +107,6 @@ struct MoEBlock: Sendable {
         let placement = slots.placement
         let pairs = ids.count, k = config.topK
         let slotCount = placement.slotsPerRank
-        let inter = config.intermediateSize
         let slotOf = try backend.empty([pairs], dtype: .i32)
         backend.mapExperts(ids, table: slots.routingTable, replicaCount: slots.replicaCounts,
                            slotBase: placement.localSlots.lowerBound, slotCount: slotCount, out: slotOf)
@@ -118,13 +117,21 @@ struct MoEBlock: Sendable {
                             tokenIndex: tokenIndex, sortedWeights: sortedWeights, offsets: offsets)
         let gathered = try backend.empty([pairs, hidden], dtype: backend.computeDType)
         backend.gatherRows(x, indices: tokenIndex, out: gathered)
-        let h = try backend.empty([pairs, 2 * inter], dtype: backend.computeDType)
-        backend.groupedLinear(gathered, weights: slots.gateUp, offsets: offsets, out: h)
-        let a = try backend.empty([pairs, inter], dtype: backend.computeDType)
-        backend.siluAndMul(h, out: a)
-        let y = try backend.empty([pairs, hidden], dtype: backend.computeDType)
-        backend.groupedLinear(a, weights: slots.down, offsets: offsets, out: y)
+        let y = try expertMLP(gathered, offsets: offsets, slots: slots, backend)
         backend.scatterAddWeighted(y, rowIndex: tokenIndex, weight: sortedWeights, out: out)
+    }
+
+    /// The experts' MLP over rows grouped by slot (`offsets`): gate/up grouped GEMM → SiLU·mul
+    /// → down grouped GEMM. Returns `[rows, hidden]` in the same row order.
+    func expertMLP(_ gathered: Tensor, offsets: Tensor, slots: ExpertSlots, _ backend: any Backend) throws -> Tensor {
+        let rows = gathered.rows, inter = config.intermediateSize
+        let h = try backend.empty([rows, 2 * inter], dtype: backend.computeDType)
+        backend.groupedLinear(gathered, weights: slots.gateUp, offsets: offsets, out: h)
+        let a = try backend.empty([rows, inter], dtype: backend.computeDType)
+        backend.siluAndMul(h, out: a)
+        let y = try backend.empty([rows, hidden], dtype: backend.computeDType)
+        backend.groupedLinear(a, weights: slots.down, offsets: offsets, out: y)
+        return y
     }
 }
 
