@@ -443,7 +443,10 @@ public final class Coordinator: EngineClient, ControlCoordinatorService.SimpleSe
             engines[engine]?.outbound = nil
             engines[engine]?.connected = false
             if resize?.joining.contains(engine) == true {
-                resize?.joinerFailure = "joining engine core \(engine) disconnected"
+                // Keep the reason the joiner reported before it went away, if it did.
+                if resize?.joinerFailure == nil {
+                    resize?.joinerFailure = "joining engine core \(engine) disconnected"
+                }
                 return (true, nil)
             }
             return (shuttingDown || failure != nil || engines[engine]?.released != false, members.firstIndex(of: engine))
