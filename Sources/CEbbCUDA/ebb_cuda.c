@@ -200,6 +200,19 @@ int ebb_cuda_load(EbbCUDAApi *api, const char *directories, int searchDefaults) 
     if ((h = openOrReport(api, "libcublasLt", cublasLtNames, directories, searchDefaults))) {
         missing[0] = NULL;
         SYM(h, cublasLtGetVersion, "cublasLtGetVersion");
+        SYM(h, cublasLtCreate, "cublasLtCreate");
+        SYM(h, cublasLtDestroy, "cublasLtDestroy");
+        SYM(h, cublasLtMatmulDescCreate, "cublasLtMatmulDescCreate");
+        SYM(h, cublasLtMatmulDescDestroy, "cublasLtMatmulDescDestroy");
+        SYM(h, cublasLtMatmulDescSetAttribute, "cublasLtMatmulDescSetAttribute");
+        SYM(h, cublasLtMatrixLayoutCreate, "cublasLtMatrixLayoutCreate");
+        SYM(h, cublasLtMatrixLayoutDestroy, "cublasLtMatrixLayoutDestroy");
+        SYM(h, cublasLtMatrixLayoutSetAttribute, "cublasLtMatrixLayoutSetAttribute");
+        SYM(h, cublasLtMatmulPreferenceCreate, "cublasLtMatmulPreferenceCreate");
+        SYM(h, cublasLtMatmulPreferenceDestroy, "cublasLtMatmulPreferenceDestroy");
+        SYM(h, cublasLtMatmulPreferenceSetAttribute, "cublasLtMatmulPreferenceSetAttribute");
+        SYM(h, cublasLtMatmulAlgoGetHeuristic, "cublasLtMatmulAlgoGetHeuristic");
+        SYM(h, cublasLtMatmul, "cublasLtMatmul");
         finish(api, EBB_LIB_CUBLASLT, missing[0]);
     }
 
@@ -234,4 +247,72 @@ static void loadProcessApi(void) {
 const EbbCUDAApi *ebb_cuda_api(void) {
     pthread_once(&processOnce, loadProcessApi);
     return &processApi;
+}
+
+// MARK: cuBLASLt plans
+
+// cublasLt attribute numbers (cublasLt.h, stable across CUDA 12 and 13).
+enum {
+    LT_DESC_TRANSA = 3,
+    LT_DESC_TRANSB = 4,
+    LT_LAYOUT_BATCH_COUNT = 5,
+    LT_LAYOUT_STRIDED_BATCH_OFFSET = 6,
+    LT_PREF_MAX_WORKSPACE_BYTES = 1,
+};
+
+static EbbCublasStatus layout(const EbbCUDAApi *api, void **out, int type, uint64_t rows, uint64_t cols, int64_t ld,
+                              int batch, int64_t stride) {
+    EbbCublasStatus st = api->cublasLtMatrixLayoutCreate(out, type, rows, cols, ld);
+    if (st != 0) return st;
+    if (batch > 1) {
+        int32_t count = batch;
+        st = api->cublasLtMatrixLayoutSetAttribute(*out, LT_LAYOUT_BATCH_COUNT, &count, sizeof(count));
+        if (st == 0) st = api->cublasLtMatrixLayoutSetAttribute(*out, LT_LAYOUT_STRIDED_BATCH_OFFSET, &stride, sizeof(stride));
+    }
+    return st;
+}
+
+void ebb_lt_plan_destroy(const EbbCUDAApi *api, EbbLtPlan *plan) {
+    if (plan->a) api->cublasLtMatrixLayoutDestroy(plan->a);
+    if (plan->b) api->cublasLtMatrixLayoutDestroy(plan->b);
+    if (plan->c) api->cublasLtMatrixLayoutDestroy(plan->c);
+    if (plan->desc) api->cublasLtMatmulDescDestroy(plan->desc);
+    memset(plan, 0, sizeof(*plan));
+}
+
+EbbCublasStatus ebb_lt_plan(const EbbCUDAApi *api, void *lt, EbbLtPlan *plan, int transA, int transB,
+                            uint64_t m, uint64_t n, uint64_t k, int typeA, int64_t lda, int64_t strideA,
+                            int typeB, int64_t ldb, int64_t strideB, int typeC, int64_t ldc, int64_t strideC,
+                            int batch, size_t maxWorkspace) {
+    memset(plan, 0, sizeof(*plan));
+    if (!(api->loaded & EBB_LIB_CUBLASLT) || !lt) return 7; // CUBLAS_STATUS_INVALID_VALUE
+    EbbCublasStatus st = api->cublasLtMatmulDescCreate(&plan->desc, EBB_CUBLAS_COMPUTE_32F, EBB_CUDA_R_32F);
+    int32_t ta = transA, tb = transB;
+    if (st == 0) st = api->cublasLtMatmulDescSetAttribute(plan->desc, LT_DESC_TRANSA, &ta, sizeof(ta));
+    if (st == 0) st = api->cublasLtMatmulDescSetAttribute(plan->desc, LT_DESC_TRANSB, &tb, sizeof(tb));
+    // Stored shapes: op(A) is m×k, so A is m×k (N) or k×m (T); likewise B.
+    if (st == 0) st = layout(api, &plan->a, typeA, transA ? k : m, transA ? m : k, lda, batch, strideA);
+    if (st == 0) st = layout(api, &plan->b, typeB, transB ? n : k, transB ? k : n, ldb, batch, strideB);
+    if (st == 0) st = layout(api, &plan->c, typeC, m, n, ldc, batch, strideC);
+    void *pref = NULL;
+    if (st == 0) st = api->cublasLtMatmulPreferenceCreate(&pref);
+    uint64_t ws = maxWorkspace;
+    if (st == 0) st = api->cublasLtMatmulPreferenceSetAttribute(pref, LT_PREF_MAX_WORKSPACE_BYTES, &ws, sizeof(ws));
+    int returned = 0;
+    if (st == 0) st = api->cublasLtMatmulAlgoGetHeuristic(lt, plan->desc, plan->a, plan->b, plan->c, plan->c, pref, 1,
+                                                          plan->heuristic, &returned);
+    if (pref) api->cublasLtMatmulPreferenceDestroy(pref);
+    if (st == 0 && returned < 1) st = 15; // CUBLAS_STATUS_NOT_SUPPORTED
+    if (st != 0) {
+        ebb_lt_plan_destroy(api, plan);
+        return st;
+    }
+    memcpy(&plan->workspace, plan->heuristic + 64, sizeof(size_t));
+    return 0;
+}
+
+EbbCublasStatus ebb_lt_run(const EbbCUDAApi *api, void *lt, const EbbLtPlan *plan, const float *alpha,
+                           const void *A, const void *B, const float *beta, void *C, void *workspace, EbbCUstream stream) {
+    return api->cublasLtMatmul(lt, plan->desc, alpha, A, plan->a, B, plan->b, beta, C, plan->c, C, plan->c,
+                               plan->heuristic, workspace, plan->workspace, stream);
 }

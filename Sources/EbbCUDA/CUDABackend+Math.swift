@@ -31,12 +31,31 @@ extension CUDABackend {
                 return
             }
             try bind()
-            let call = try CUDAStatus.fn(api.pointee.cublasGemmStridedBatchedEx, "cublasGemmStridedBatchedEx")
             var alphaValue = alpha, betaValue = beta
             let pa = pointer(a.tensor) + UInt64(a.offset * a.tensor.dtype.byteSize)
             let pb = pointer(b.tensor) + UInt64(b.offset * b.tensor.dtype.byteSize)
             let pc = pointer(c.tensor) + UInt64(c.offset * c.tensor.dtype.byteSize)
             var status: EbbCublasStatus = 0
+            if let lt {
+                // Same mapping as below: column-major Cᵀ = Bᵀ·Aᵀ.
+                let key = LtPlans.Key(transA: b.transposed, transB: a.transposed, m: n, n: m, k: k,
+                                      typeA: try Self.cudaDataType(b.tensor.dtype), typeB: try Self.cudaDataType(a.tensor.dtype),
+                                      typeC: try Self.cudaDataType(c.tensor.dtype),
+                                      lda: b.leadingDimension, ldb: a.leadingDimension, ldc: c.leadingDimension,
+                                      strideA: b.batchStride, strideB: a.batchStride, strideC: c.batchStride, batch: batch)
+                if let plan = lt.plan(key, maxWorkspace: Self.workspaceBytes) {
+                    try profiled("cublasLt gemm \(a.tensor.dtype) m\(m <= 16 ? "≤16" : m <= 256 ? "≤256" : ">256")") {
+                        status = ebb_lt_run(api, lt.handle, plan, &alphaValue, UnsafeRawPointer(bitPattern: UInt(pb)),
+                                            UnsafeRawPointer(bitPattern: UInt(pa)), &betaValue,
+                                            UnsafeMutableRawPointer(bitPattern: UInt(pc)),
+                                            UnsafeMutableRawPointer(bitPattern: UInt(workspace.address)), stream)
+                    }
+                    try CUDAStatus.checkBLAS(api, status, "cublasLtMatmul(m \(m), n \(n), k \(k), batch \(batch), "
+                                             + "\(a.tensor.dtype)·\(b.tensor.dtype)→\(c.tensor.dtype))")
+                    return
+                }
+            }
+            let call = try CUDAStatus.fn(api.pointee.cublasGemmStridedBatchedEx, "cublasGemmStridedBatchedEx")
             try profiled("cublas gemm \(a.tensor.dtype) m\(m <= 16 ? "≤16" : m <= 256 ? "≤256" : ">256")") { status = call(blas,
                               Int32(b.transposed ? EBB_CUBLAS_OP_T : EBB_CUBLAS_OP_N),
                               Int32(a.transposed ? EBB_CUBLAS_OP_T : EBB_CUBLAS_OP_N),

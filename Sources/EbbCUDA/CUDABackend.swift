@@ -29,7 +29,10 @@ public final class CUDABackend: Backend, @unchecked Sendable {
     let blas: EbbCublasHandle
     let allocator: DeviceAllocator
     let kernels: KernelModule
-    private let workspace: DeviceAllocator.Block
+    let workspace: DeviceAllocator.Block
+    static let workspaceBytes = 64 << 20
+    /// cuBLASLt for dense GEMMs, when the library is there.
+    let lt: LtPlans?
     private let pendingError = Mutex<EbbError?>(nil)
     let profiler = Mutex<KernelProfiler?>(nil)
 
@@ -100,10 +103,11 @@ public final class CUDABackend: Backend, @unchecked Sendable {
         let allocator = DeviceAllocator(api: api, deviceName: "cuda:\(index) (\(deviceName))")
         self.allocator = allocator
         // A fixed cuBLAS workspace, so GEMMs allocate nothing (and can be captured in graphs).
-        let workspaceBytes = 64 << 20
+        let workspaceBytes = Self.workspaceBytes
         workspace = try allocator.allocate(workspaceBytes) {}
         try CUDAStatus.checkBLAS(api, try CUDAStatus.fn(a.cublasSetWorkspace, "cublasSetWorkspace")(
             handle, UnsafeMutableRawPointer(bitPattern: UInt(workspace.address)), workspaceBytes), "cublasSetWorkspace")
+        lt = LtPlans(api: api)
         let arch = "sm_\(computeCapability.major)\(computeCapability.minor)"
         kernels = try KernelModule(api: api, arch: arch, maxSharedOptIn: Int32(sharedOptIn))
     }
@@ -158,6 +162,15 @@ public final class CUDABackend: Backend, @unchecked Sendable {
     public func synchronizeChecked() throws {
         synchronize()
         try checkErrors()
+    }
+
+    /// Free and total device memory as the driver reports them (the allocator's cached
+    /// blocks count as used).
+    public var deviceMemory: (free: Int, total: Int)? {
+        guard (try? bind()) != nil, let info = api.pointee.cuMemGetInfo else { return nil }
+        var free = 0, total = 0
+        guard info(&free, &total) == 0 else { return nil }
+        return (free, total)
     }
 
     /// Device memory held by the allocator: in use or cached.

@@ -1,11 +1,12 @@
 import CEbbCUDA
 import EbbCore
+import EbbTensor
 
 /// A captured sequence of the backend's ops, replayed with one launch. Tensors allocated
 /// during the capture come from a private memory pool the graph keeps until it is
 /// released; inputs must live at fixed addresses (write new inputs into the same tensors
 /// before each replay).
-public final class CUDAGraph: @unchecked Sendable {
+public final class CUDAGraph: ReplayableGraph, @unchecked Sendable {
     let backend: CUDABackend
     let graph: EbbCUgraph
     let exec: EbbCUgraphExec
@@ -68,6 +69,12 @@ extension CUDABackend {
             allocator.retirePool(pool)
             throw error
         }
+    }
+
+    public var supportsGraphs: Bool { true }
+
+    public func captureReplayableGraph(_ body: @escaping () throws -> Void) throws -> (any ReplayableGraph)? {
+        try captureGraph(body)
     }
 
     /// Device time of the work `body` enqueues, in milliseconds (CUDA events).

@@ -395,7 +395,3 @@ final class Inbox: @unchecked Sendable {
     }
 }
 
-func describe(_ error: any Error) -> String {
-    if let e = error as? EbbError { return e.message }
-    return "\(error)"
-}

@@ -381,9 +381,3 @@ struct SamplingRNGBox: Codable {
     var rng: SamplingRNG
 }
 
-extension Duration {
-    var seconds: Double {
-        let c = components
-        return Double(c.seconds) + Double(c.attoseconds) * 1e-18
-    }
-}

@@ -56,7 +56,7 @@ public final class LocalDeployment: Sendable {
     public static func start(ranks: Int, expertParallel: Bool, threadsPerRank: Int, engineArguments: [String],
                              startTimeout: Duration, generation: UInt64 = 1,
                              executable: URL = LocalLauncher.currentExecutable(),
-                             exitOnFailure: Bool = true, elastic: ElasticSettings? = nil,
+                             exitOnFailure: Bool = true, elastic: ElasticSettings? = nil, gpus: GPUPool? = nil,
                              log: @escaping @Sendable (String) -> Void) async throws -> LocalDeployment {
         let engineIds = (0..<ranks).map { "engine-\($0)" }
         let launcher = LocalLauncher(executable: executable, log: log)
@@ -87,8 +87,15 @@ public final class LocalDeployment: Sendable {
             args += ["--coordinator", "127.0.0.1:\(port)", "--rank", "\(rank)", "--world-size", "\(size)",
                      "--generation", "\(gen)", "--engine-id", id, "--threads", "\(threadsPerRank)"] + extra
             if expertParallel { args.append("--enable-expert-parallel") }
-            try launcher.launch(id: id, arguments: args, environment: env) { id, pid, status in
-                coordinator.engineExited(id, description: "(pid \(pid)) exited with status \(status)")
+            if let gpus { args += ["--device", "cuda:\(try gpus.acquire(id))"] }
+            do {
+                try launcher.launch(id: id, arguments: args, environment: env) { id, pid, status in
+                    gpus?.release(id)
+                    coordinator.engineExited(id, description: "(pid \(pid)) exited with status \(status)")
+                }
+            } catch {
+                gpus?.release(id)
+                throw error
             }
         }
         if let elastic {

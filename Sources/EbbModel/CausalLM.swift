@@ -2,6 +2,7 @@ import EbbCheckpoint
 import EbbCore
 import EbbTensor
 import Foundation
+import Synchronization
 
 /// A decoder-only MoE language model on one backend: embedding, decoder layers, final
 /// norm, LM head. Holds the dense weights and the experts of its placement.
@@ -17,6 +18,9 @@ public final class CausalLM: Sendable {
     /// The expert-parallel group the MoE layers exchange tokens through; nil when this
     /// model holds every expert (one rank).
     public let expertParallel: ExpertParallelGroup?
+    /// Counts `install` calls: captured graphs hold the old expert tensors' addresses.
+    private let installs = Atomic<Int>(0)
+    public var expertSlotsVersion: Int { installs.load(ordering: .relaxed) }
 
     /// Loads `DIR/config.json` and the safetensors of `DIR`.
     public static func load(directory: URL, backend: any Backend,
@@ -141,5 +145,6 @@ public final class CausalLM: Sendable {
             }
             block.experts.current = s
         }
+        installs.add(1, ordering: .relaxed)
     }
 }

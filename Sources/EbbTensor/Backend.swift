@@ -28,6 +28,18 @@ public protocol Backend: AnyObject, Sendable {
     func downloadInts(_ tensor: Tensor) -> [Int32]
     /// Waits for queued work (a no-op on the CPU).
     func synchronize()
+    /// Throws (and clears) the first error a queued op hit since the last check. Ops do
+    /// not throw on devices that queue work; callers that read results check first.
+    func checkErrors() throws
+    /// Free and total bytes of the device's memory, where the device reports them (GPUs);
+    /// nil on the host, whose memory the caller measures itself.
+    var deviceMemory: (free: Int, total: Int)? { get }
+    /// Records the ops `body` enqueues into a graph that can be replayed with one launch,
+    /// or returns nil when this backend has no graphs (the CPU). Inputs must stay at the
+    /// addresses they had during the capture; `body` must not read results on the host.
+    func captureReplayableGraph(_ body: @escaping () throws -> Void) throws -> (any ReplayableGraph)?
+    /// Whether `captureReplayableGraph` can return a graph.
+    var supportsGraphs: Bool { get }
 
     // MARK: Linear algebra
 
@@ -169,4 +181,17 @@ public struct RouterConfig: Sendable, Equatable {
         self.topKGroups = topKGroups
         self.scalingFactor = scalingFactor
     }
+}
+
+/// A captured sequence of a backend's ops (a CUDA graph).
+public protocol ReplayableGraph: AnyObject, Sendable {
+    /// Enqueues one replay.
+    func launch() throws
+}
+
+extension Backend {
+    public func checkErrors() throws {}
+    public var deviceMemory: (free: Int, total: Int)? { nil }
+    public func captureReplayableGraph(_ body: @escaping () throws -> Void) throws -> (any ReplayableGraph)? { nil }
+    public var supportsGraphs: Bool { false }
 }

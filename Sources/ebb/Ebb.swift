@@ -1,3 +1,4 @@
+import EbbCore
 import ArgumentParser
 import Foundation
 

@@ -66,7 +66,13 @@ struct EngineCoreCommand: AsyncParsableCommand {
             log("error: \(describe(error))")
             throw ExitCode(2)
         }
-        let backend = CPUBackend(threads: threads)
+        let backend: any Backend
+        do {
+            backend = try makeBackend(device: engine.device, threads: threads, dtype: engine.dtype)
+        } catch {
+            log("error: \(describe(error))")
+            throw ExitCode(2)
+        }
         let identity = EngineCoreIdentity(engineId: engineId, rank: rank, worldSize: worldSize, generation: generation,
                                           expertParallel: enableExpertParallel, device: backend.summary, eplb: eplbConfig,
                                           joining: join)

@@ -28,21 +28,48 @@ struct EngineOptions: ParsableArguments {
     @Flag(help: "Turn automatic prefix caching off")
     var noPrefixCaching = false
 
+    @Option(help: "cpu, cuda or cuda:N (with several ranks, cuda gives each rank a GPU of its own)")
+    var device: String = "cpu"
+
+    @Option(help: "Compute dtype on CUDA: bf16 or f32 (the CPU computes in f32)")
+    var dtype: String = "bf16"
+
+    @Option(help: "On a GPU: fraction of its memory each engine may use in all (weights, KV cache, activations)")
+    var gpuMemoryUtilization: Double = 0.9
+
+    @Flag(help: "Run every step eagerly (no CUDA graphs for decode steps)")
+    var enforceEager = false
+
     func engineConfig() throws -> EngineConfig {
         let memory = try kvCacheMemory.map(parseBytes)
         guard blockSize > 0, maxNumBatchedTokens > 0, maxNumSeqs > 0, (maxModelLen ?? 1) > 0,
-              kvCacheFraction > 0, kvCacheFraction <= 1 else {
-            throw EbbError(.invalidArgument, "sizes must be positive and --kv-cache-fraction in (0, 1]")
+              kvCacheFraction > 0, kvCacheFraction <= 1, gpuMemoryUtilization > 0, gpuMemoryUtilization <= 1 else {
+            throw EbbError(.invalidArgument, "sizes must be positive and --kv-cache-fraction and --gpu-memory-utilization in (0, 1]")
         }
         return EngineConfig(blockSize: blockSize, kvCacheBytes: memory, kvCacheFraction: kvCacheFraction,
                             maxNumBatchedTokens: maxNumBatchedTokens, maxNumSeqs: maxNumSeqs,
-                            maxModelLen: maxModelLen, enablePrefixCaching: !noPrefixCaching)
+                            maxModelLen: maxModelLen, enablePrefixCaching: !noPrefixCaching,
+                            gpuMemoryUtilization: gpuMemoryUtilization, enforceEager: enforceEager)
     }
 
-    /// The same options as command-line arguments.
+    /// The CUDA device index `--device` names for one engine (`cuda` = 0), or nil for the CPU.
+    func cudaIndex() throws -> Int? {
+        let spec = device.lowercased()
+        if spec == "cpu" { return nil }
+        if spec == "cuda" { return 0 }
+        guard spec.hasPrefix("cuda:"), let i = Int(spec.dropFirst(5)), i >= 0 else {
+            throw EbbError(.invalidArgument, "--device must be cpu, cuda or cuda:N (got '\(device)')")
+        }
+        return i
+    }
+
+    /// The same options as command-line arguments (all but `--device`, which a deployment
+    /// chooses per rank).
     var arguments: [String] {
         var a = ["--model", model, "--kv-cache-fraction", "\(kvCacheFraction)", "--block-size", "\(blockSize)",
-                 "--max-num-batched-tokens", "\(maxNumBatchedTokens)", "--max-num-seqs", "\(maxNumSeqs)"]
+                 "--max-num-batched-tokens", "\(maxNumBatchedTokens)", "--max-num-seqs", "\(maxNumSeqs)",
+                 "--dtype", dtype, "--gpu-memory-utilization", "\(gpuMemoryUtilization)"]
+        if enforceEager { a.append("--enforce-eager") }
         if let kvCacheMemory { a += ["--kv-cache-memory", kvCacheMemory] }
         if let maxModelLen { a += ["--max-model-len", "\(maxModelLen)"] }
         if noPrefixCaching { a.append("--no-prefix-caching") }

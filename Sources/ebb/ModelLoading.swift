@@ -74,12 +74,3 @@ func parseIds(_ text: String) throws -> [Int32] {
     }
 }
 
-/// Prints an error for a person and exits non-zero, instead of a stack trace.
-func describe(_ error: any Error) -> String {
-    switch error {
-    case let e as EbbError: return e.message
-    case let e as CheckpointError: return e.description
-    case let e as TensorError: return e.description
-    default: return "\(error)"
-    }
-}

@@ -1,6 +1,7 @@
 import ArgumentParser
 import EbbCluster
 import EbbCore
+import EbbCUDA
 import EbbEngine
 import EbbModel
 import EbbServer
@@ -79,7 +80,7 @@ struct Serve: AsyncParsableCommand {
         let model = engine.model
         do {
             let config = try engine.engineConfig()
-            let backend = CPUBackend(threads: threads)
+            let backend = try makeBackend(device: engine.device, threads: threads, dtype: engine.dtype)
             let loaded = try LoadedModel.load(model, backend: backend, needTokenizer: true)
             guard let tokenizer = loaded.tokenizer else { throw EbbError(.invalidArgument, "no tokenizer") }
             let template = try loadChatTemplate(model)
@@ -122,10 +123,18 @@ struct Serve: AsyncParsableCommand {
                                           phaseTimeout: .milliseconds(Int64(scaleTimeout * 1000)),
                                           faultSpec: ProcessInfo.processInfo.environment["EBB_FAULT"])
             }
+            var gpus: GPUPool?
+            if let first = try engine.cudaIndex() {
+                let count = CUDABackend.deviceCount()
+                guard first + ranks <= count else {
+                    throw EbbError(.invalidArgument, "--device \(engine.device) with \(ranks) ranks needs GPUs \(first)..<\(first + ranks); this host has \(count)")
+                }
+                gpus = GPUPool(first: first, count: count)
+            }
             deployment = try await LocalDeployment.start(
                 ranks: ranks, expertParallel: enableExpertParallel, threadsPerRank: max(1, totalThreads / ranks),
                 engineArguments: engine.arguments + eplbArguments, startTimeout: .milliseconds(Int64(engineStartTimeout * 1000)),
-                elastic: elastic, log: log)
+                elastic: elastic, gpus: gpus, log: log)
             server = OpenAIServer(engine: deployment.coordinator, tokenizer: tokenizer, chatTemplate: template,
                                   modelName: servedModelName ?? model,
                                   eosTokenIds: LoadedModel.eosTokenIds(config: config, tokenizer: tokenizer),

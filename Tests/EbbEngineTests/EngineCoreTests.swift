@@ -27,10 +27,12 @@ struct EngineCoreTests {
 
     /// Runs 16 requests (each prompt 4 times, interleaved) to completion; returns the
     /// tokens per request id and the engine's final stats.
-    static func runBatch(_ name: String, config: EngineConfig) throws -> (outputs: [String: [Int]], reference: Reference, stats: EngineStats) {
+    static func runBatch(_ name: String, config: EngineConfig, backend: any Backend = CPUBackend(),
+                         inspect: (EngineCore) -> Void = { _ in }) throws -> (outputs: [String: [Int]], reference: Reference, stats: EngineStats) {
         let reference = try reference(name)
-        let model = try CausalLM.load(directory: Fixtures.url(name), backend: CPUBackend())
+        let model = try CausalLM.load(directory: Fixtures.url(name), backend: backend)
         let core = try EngineCore(model: model, config: config)
+        defer { inspect(core) }
         var params = SamplingParams(temperature: 0, maxTokens: 24, ignoreEOS: true)
         params.n = 1
         for i in 0..<16 {
@@ -64,6 +66,29 @@ struct EngineCoreTests {
         let result = try Self.runBatch(name, config: EngineConfig(kvCacheBytes: 32 << 20, maxNumBatchedTokens: 64))
         Self.check(result)
         #expect(result.stats.prefixCacheHits > 0, "repeated prompts hit the prefix cache")
+    }
+
+    /// Decode steps from graphs (a CPU double with CUDA graphs' rules: fixed tensors, padded
+    /// batch buckets) give exactly the eager tokens; the batch shrinks as requests finish,
+    /// so several buckets are captured and replayed.
+    @Test(.enabled(if: Fixtures.enabled, "\(Fixtures.skipMessage)"),
+          arguments: ["qwen3-moe-tiny-f32", "mixtral-tiny-f32", "deepseek-v3-tiny-f32"])
+    func decodeGraphsMatchReference(name: String) throws {
+        let backend = GraphReplayBackend()
+        var graphs: (count: Int, replays: Int, disabled: String?)?
+        let result = try Self.runBatch(name, config: EngineConfig(kvCacheBytes: 32 << 20, maxNumBatchedTokens: 64),
+                                       backend: backend) { core in
+            graphs = core.graphs.map { ($0.count, $0.replays, $0.disabledReason) }
+        }
+        Self.check(result)
+        #expect(graphs?.disabled == nil, "\(graphs?.disabled ?? "")")
+        #expect((graphs?.count ?? 0) >= 2, "several buckets captured")
+        #expect((graphs?.replays ?? 0) > 10, "most decode steps replay a graph")
+        #expect(backend.launches == graphs?.replays)
+
+        let eager = try Self.runBatch(name, config: EngineConfig(kvCacheBytes: 32 << 20, maxNumBatchedTokens: 64, enforceEager: true),
+                                      backend: GraphReplayBackend()) { core in #expect(core.graphs == nil) }
+        #expect(eager.outputs == result.outputs)
     }
 
     @Test(.enabled(if: Fixtures.enabled, "\(Fixtures.skipMessage)"))

@@ -144,10 +144,50 @@ typedef struct EbbCUDAApi {
         void *C, int Ctype, int ldc, long long strideC, int batchCount, int computeType, int algo);
     const char *(*cublasGetStatusString)(EbbCublasStatus status);
 
-    // cuBLASLt and NCCL: loaded and versioned only (used by later work).
+    // cuBLASLt (dense GEMMs).
     size_t (*cublasLtGetVersion)(void);
+    EbbCublasStatus (*cublasLtCreate)(void **handle);
+    EbbCublasStatus (*cublasLtDestroy)(void *handle);
+    EbbCublasStatus (*cublasLtMatmulDescCreate)(void **desc, int computeType, int scaleType);
+    EbbCublasStatus (*cublasLtMatmulDescDestroy)(void *desc);
+    EbbCublasStatus (*cublasLtMatmulDescSetAttribute)(void *desc, int attribute, const void *value, size_t bytes);
+    EbbCublasStatus (*cublasLtMatrixLayoutCreate)(void **layout, int type, uint64_t rows, uint64_t cols, int64_t ld);
+    EbbCublasStatus (*cublasLtMatrixLayoutDestroy)(void *layout);
+    EbbCublasStatus (*cublasLtMatrixLayoutSetAttribute)(void *layout, int attribute, const void *value, size_t bytes);
+    EbbCublasStatus (*cublasLtMatmulPreferenceCreate)(void **preference);
+    EbbCublasStatus (*cublasLtMatmulPreferenceDestroy)(void *preference);
+    EbbCublasStatus (*cublasLtMatmulPreferenceSetAttribute)(void *preference, int attribute, const void *value, size_t bytes);
+    EbbCublasStatus (*cublasLtMatmulAlgoGetHeuristic)(void *handle, void *desc, void *a, void *b, void *c, void *d,
+                                                      void *preference, int requested, void *results, int *returned);
+    EbbCublasStatus (*cublasLtMatmul)(void *handle, void *desc, const void *alpha, const void *A, void *a,
+                                      const void *B, void *b, const void *beta, const void *C, void *c, void *D, void *d,
+                                      const void *algo, void *workspace, size_t workspaceBytes, EbbCUstream stream);
+
+    // NCCL: loaded and versioned only (used by later work).
     int (*ncclGetVersion)(int *version);
 } EbbCUDAApi;
+
+/// One cuBLASLt GEMM shape, planned once (descriptors and the heuristic's algorithm) and
+/// run many times: column-major `D = op(A)·op(B)` (`m×n`, inner `k`), `batch` matrices.
+typedef struct EbbLtPlan {
+    void *desc, *a, *b, *c;
+    /// cublasLtMatmulHeuristicResult_t: the algorithm (64 bytes), workspace size, state, waves.
+    unsigned char heuristic[96];
+    size_t workspace;
+} EbbLtPlan;
+
+/// Plans a GEMM; returns a cuBLAS status (non-zero: no plan, `plan` holds nothing).
+/// `transA`/`transB` are EBB_CUBLAS_OP_*; types are EBB_CUDA_R_*; compute is f32.
+EbbCublasStatus ebb_lt_plan(const EbbCUDAApi *api, void *lt, EbbLtPlan *plan, int transA, int transB,
+                            uint64_t m, uint64_t n, uint64_t k, int typeA, int64_t lda, int64_t strideA,
+                            int typeB, int64_t ldb, int64_t strideB, int typeC, int64_t ldc, int64_t strideC,
+                            int batch, size_t maxWorkspace);
+
+/// Runs a planned GEMM on `stream`: D = C = alpha·op(A)·op(B) + beta·C.
+EbbCublasStatus ebb_lt_run(const EbbCUDAApi *api, void *lt, const EbbLtPlan *plan, const float *alpha,
+                           const void *A, const void *B, const float *beta, void *C, void *workspace, EbbCUstream stream);
+
+void ebb_lt_plan_destroy(const EbbCUDAApi *api, EbbLtPlan *plan);
 
 /// Loads the libraries into `api`. `directories` is a colon-separated list searched first
 /// (may be NULL); then, when `searchDefaults` is non-zero, the dynamic loader's default

@@ -37,6 +37,11 @@ public final class EngineCore {
         let budget: Int
         if let bytes = config.kvCacheBytes {
             budget = bytes
+        } else if let memory = model.backend.deviceMemory {
+            // The weights are loaded: what this engine may still take, less a reserve for
+            // activations and decode graphs.
+            let reserve = max(1 << 30, memory.total / 20)
+            budget = Int(Double(memory.total) * config.gpuMemoryUtilization) - (memory.total - memory.free) - reserve
         } else {
             let available = availableMemoryBytes() ?? (4 << 30)
             budget = min(Int(Double(available) * config.kvCacheFraction), 4 << 30)
@@ -52,7 +57,13 @@ public final class EngineCore {
             maxNumSeqs: config.maxNumSeqs, maxModelLen: maxLen, enablePrefixCaching: config.enablePrefixCaching)
         try schedulerConfig.validate()
         scheduler = try Scheduler(config: schedulerConfig)
+        if !config.enforceEager && model.expertParallel == nil && model.backend.supportsGraphs {
+            graphs = DecodeGraphs(model: model, cache: cache, maxBatch: min(config.maxNumSeqs, 256), maxContext: maxModelLen)
+        }
     }
+
+    /// Decode steps from captured graphs (GPU backends); nil when eager.
+    public private(set) var graphs: DecodeGraphs?
 
     public var hasWork: Bool { scheduler.hasUnfinishedRequests }
 
@@ -116,10 +127,17 @@ public final class EngineCore {
             SequenceInput(tokens: s.tokenIds, cachedTokens: s.startPosition, blockTable: s.blockTable,
                           allLogits: s.isPrefill && (states[s.requestId]?.wantsPromptLogprobs ?? false))
         }
-        let batch = try model.makeBatch(inputs, cache: cache)
-        let logits = try model.forward(batch, cache: cache)
+        let logits: Tensor, logitRanges: [Range<Int>]
+        if let replayed = try graphs?.run(inputs) {
+            (logits, logitRanges) = replayed
+        } else {
+            let batch = try model.makeBatch(inputs, cache: cache)
+            logits = try model.forward(batch, cache: cache)
+            logitRanges = batch.logitRanges
+        }
         let vocab = model.config.vocabSize
         let host = model.backend.downloadFloats(logits)
+        try model.backend.checkErrors()
 
         var sampled = [String: [Int]]()
         var finished = [String: FinishReason]()
@@ -127,7 +145,7 @@ public final class EngineCore {
         try host.withUnsafeBufferPointer { all in
             for (i, s) in plan.scheduled.enumerated() {
                 guard var state = states[s.requestId] else { continue }
-                let rows = batch.logitRanges[i]
+                let rows = logitRanges[i]
                 if state.numCachedPromptTokens == nil { state.numCachedPromptTokens = s.numCachedTokens }
                 if state.wantsPromptLogprobs && s.isPrefill && s.startPosition < s.numPromptTokens {
                     collectPromptLogprobs(&state, scheduled: s, rows: rows, logits: all, vocab: vocab)

@@ -64,10 +64,19 @@ public struct EngineConfig: Sendable {
     public var maxModelLen: Int?
     public var enablePrefixCaching: Bool
     public var maxLogprobs: Int
+    /// On a GPU: the fraction of the device's memory this engine may hold in all (weights,
+    /// KV cache, activations), as vLLM's `--gpu-memory-utilization`. Used when
+    /// `kvCacheBytes` is nil; `kvCacheFraction` is the host's rule.
+    public var gpuMemoryUtilization: Double
+    /// Run every step eagerly; otherwise decode steps replay graphs where the backend has them.
+    public var enforceEager: Bool
 
     public init(blockSize: Int = 16, kvCacheBytes: Int? = nil, kvCacheFraction: Double = 0.05,
                 maxNumBatchedTokens: Int = 2048, maxNumSeqs: Int = 256, maxModelLen: Int? = nil,
-                enablePrefixCaching: Bool = true, maxLogprobs: Int = 20) {
+                enablePrefixCaching: Bool = true, maxLogprobs: Int = 20, gpuMemoryUtilization: Double = 0.9,
+                enforceEager: Bool = false) {
+        self.gpuMemoryUtilization = gpuMemoryUtilization
+        self.enforceEager = enforceEager
         self.blockSize = blockSize
         self.kvCacheBytes = kvCacheBytes
         self.kvCacheFraction = kvCacheFraction

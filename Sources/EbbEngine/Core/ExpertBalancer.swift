@@ -334,9 +334,3 @@ public struct TransferExecutor: @unchecked Sendable {
     }
 }
 
-extension Duration {
-    var seconds: Double {
-        let c = components
-        return Double(c.seconds) + Double(c.attoseconds) * 1e-18
-    }
-}

@@ -21,28 +21,28 @@ public struct SequenceInput: Sendable, Equatable {
     }
 }
 
-/// A forward step's inputs, uploaded to the device once.
-public struct ForwardBatch: Sendable {
-    public let tokenIds: Tensor
-    public let positions: Tensor
-    public let attention: AttentionMetadata
-    /// `[R]` rows of the step whose logits are computed.
-    public let logitRows: Tensor
-    public let numLogitRows: Int
-    /// For each sequence, the range of its rows in the logits.
-    public let logitRanges: [Range<Int>]
-    public var numTokens: Int { attention.numTokens }
+/// A forward step's inputs on the host, checked: what `ForwardBatch` uploads and what a
+/// replayed decode graph copies into its fixed input tensors.
+public struct HostBatch: Sendable, Equatable {
+    public var tokenIds: [Int32] = []
+    public var positions: [Int32] = []
+    public var slotMapping: [Int32] = []
+    /// `[S + 1]` first token row of each sequence.
+    public var queryStart: [Int32] = [0]
+    public var contextLengths: [Int32] = []
+    /// `[S, width]`, zero padded.
+    public var blockTables: [Int32] = []
+    public var tableWidth: Int = 1
+    public var logitRows: [Int32] = []
+    public var logitRanges: [Range<Int>] = []
+    public var maxContextLength = 0
+    public var numSequences: Int { contextLengths.count }
 
-    /// Builds the device tensors for `sequences`. Throws when a block table is too short
-    /// for the sequence, a token id is outside the vocabulary, or a position passes
-    /// `maxPositions`; nothing is changed then.
-    public init(sequences: [SequenceInput], blockSize: Int, numBlocks: Int, vocabSize: Int, maxPositions: Int? = nil,
-                backend: any Backend) throws {
-        var ids = [Int32](), positions = [Int32](), slots = [Int32](), starts: [Int32] = [0], lengths = [Int32]()
-        var logitRows = [Int32](), ranges = [Range<Int>]()
-        let width = max(1, sequences.map(\.blockTable.count).max() ?? 1)
-        var tables = [Int32](repeating: 0, count: max(1, sequences.count) * width)
-        var maxContext = 0
+    /// Throws when a block table is too short for the sequence, a token id is outside the
+    /// vocabulary, or a position passes `maxPositions`.
+    public init(sequences: [SequenceInput], blockSize: Int, numBlocks: Int, vocabSize: Int, maxPositions: Int? = nil) throws {
+        tableWidth = max(1, sequences.map(\.blockTable.count).max() ?? 1)
+        blockTables = [Int32](repeating: 0, count: max(1, sequences.count) * tableWidth)
         for (s, seq) in sequences.enumerated() {
             let context = seq.cachedTokens + seq.tokens.count
             guard !seq.tokens.isEmpty, seq.cachedTokens >= 0 else {
@@ -62,36 +62,70 @@ public struct ForwardBatch: Sendable {
             }
             for (i, id) in seq.tokens.enumerated() {
                 let p = seq.cachedTokens + i
-                ids.append(id)
+                tokenIds.append(id)
                 positions.append(Int32(p))
-                slots.append(seq.blockTable[p / blockSize] * Int32(blockSize) + Int32(p % blockSize))
+                slotMapping.append(seq.blockTable[p / blockSize] * Int32(blockSize) + Int32(p % blockSize))
             }
             let first = logitRows.count
-            let begin = Int(starts[s])
+            let begin = Int(queryStart[s])
             if seq.allLogits {
                 logitRows.append(contentsOf: (begin..<(begin + seq.tokens.count)).map { Int32($0) })
             } else {
                 logitRows.append(Int32(begin + seq.tokens.count - 1))
             }
-            ranges.append(first..<logitRows.count)
-            starts.append(Int32(ids.count))
-            lengths.append(Int32(context))
-            for (j, b) in seq.blockTable.enumerated() { tables[s * width + j] = b }
-            maxContext = max(maxContext, context)
+            logitRanges.append(first..<logitRows.count)
+            queryStart.append(Int32(tokenIds.count))
+            contextLengths.append(Int32(context))
+            for (j, b) in seq.blockTable.enumerated() { blockTables[s * tableWidth + j] = b }
+            maxContextLength = max(maxContextLength, context)
         }
+    }
+}
+
+/// A forward step's inputs, uploaded to the device once.
+public struct ForwardBatch: Sendable {
+    public let tokenIds: Tensor
+    public let positions: Tensor
+    public let attention: AttentionMetadata
+    /// `[R]` rows of the step whose logits are computed.
+    public let logitRows: Tensor
+    public let numLogitRows: Int
+    /// For each sequence, the range of its rows in the logits.
+    public let logitRanges: [Range<Int>]
+    public var numTokens: Int { attention.numTokens }
+
+    /// Builds the device tensors for `sequences`. Throws when a block table is too short
+    /// for the sequence, a token id is outside the vocabulary, or a position passes
+    /// `maxPositions`; nothing is changed then.
+    public init(sequences: [SequenceInput], blockSize: Int, numBlocks: Int, vocabSize: Int, maxPositions: Int? = nil,
+                backend: any Backend) throws {
+        let host = try HostBatch(sequences: sequences, blockSize: blockSize, numBlocks: numBlocks, vocabSize: vocabSize,
+                                 maxPositions: maxPositions)
         func upload(_ values: [Int32], _ shape: [Int]) throws -> Tensor {
             try values.withUnsafeBytes { try backend.upload($0, sourceDType: .i32, shape: shape, dtype: .i32) }
         }
-        tokenIds = try upload(ids, [ids.count])
-        self.positions = try upload(positions, [positions.count])
+        tokenIds = try upload(host.tokenIds, [host.tokenIds.count])
+        positions = try upload(host.positions, [host.positions.count])
         attention = AttentionMetadata(
-            slotMapping: try upload(slots, [slots.count]),
-            queryStart: try upload(starts, [starts.count]),
-            contextLengths: try upload(lengths, [lengths.count]),
-            blockTables: try upload(tables, [max(1, sequences.count), width]),
-            blockSize: blockSize, numSequences: sequences.count, numTokens: ids.count, maxContextLength: maxContext)
-        self.logitRows = try upload(logitRows, [logitRows.count])
+            slotMapping: try upload(host.slotMapping, [host.slotMapping.count]),
+            queryStart: try upload(host.queryStart, [host.queryStart.count]),
+            contextLengths: try upload(host.contextLengths, [host.contextLengths.count]),
+            blockTables: try upload(host.blockTables, [max(1, host.numSequences), host.tableWidth]),
+            blockSize: blockSize, numSequences: host.numSequences, numTokens: host.tokenIds.count,
+            maxContextLength: host.maxContextLength)
+        logitRows = try upload(host.logitRows, [host.logitRows.count])
+        numLogitRows = host.logitRows.count
+        logitRanges = host.logitRanges
+    }
+
+    /// A batch over tensors the caller owns (a decode graph's fixed inputs).
+    public init(tokenIds: Tensor, positions: Tensor, attention: AttentionMetadata, logitRows: Tensor,
+                logitRanges: [Range<Int>]) {
+        self.tokenIds = tokenIds
+        self.positions = positions
+        self.attention = attention
+        self.logitRows = logitRows
         numLogitRows = logitRows.count
-        logitRanges = ranges
+        self.logitRanges = logitRanges
     }
 }
