@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs on the GPU host from the repository root, after scripts/gpu-stage.sh (with
 # EBB_STAGE_PACK=1) staged gpu-stage/: unpacks, runs the parity self-test, then the
-# forward benchmarks. Logs go to $OUT (or ./gpu-logs). Usage: scripts/gpu-run.sh [all|selftest|bench|qwen|deepseek]...
+# forward and engine benchmarks and the served integration tests. Logs go to $OUT (or ./gpu-logs).
+# Usage: scripts/gpu-run.sh [all|selftest|bench|qwen|deepseek|engine|serve]
 set -uo pipefail
 what=${1:-all}
 for arg in "$@"; do :; done
@@ -32,4 +33,24 @@ fi
 if [ "$deepseek" = 1 ]; then
     timeout 200 $ebb bench forward --device cuda --load-format dummy --num-layers 5 --model gpu-stage/fixtures/configs/deepseek-ai__DeepSeek-V3 \
         --prompt-length 2048 --context 1024 --batch-sizes 1 8 32 128 256 --decode-steps 20 ${EBB_BENCH_ARGS:-} 2>&1 | tee "$out/bench-deepseek-v3-5l.log"
+fi
+if [ "$what" = all ] || [ "$what" = bench ] || [ "$what" = qwen ]; then
+    # The same decode rows through cuBLAS's classic entry point, to compare with cuBLASLt.
+    EBB_CUDA_GEMM=cublas timeout 200 $ebb bench forward --device cuda --load-format dummy --model gpu-stage/fixtures/configs/Qwen__Qwen3-30B-A3B \
+        --prompt-length 2048 --context 1024 --batch-sizes 1 128 --decode-steps 20 2>&1 | tee "$out/bench-qwen3-30b-cublas.log"
+fi
+if [ "$what" = all ] || [ "$what" = engine ]; then
+    # The engine core (scheduler + sampling + decode graphs) on the same shape, graphs vs eager.
+    timeout 300 $ebb bench engine --device cuda --load-format dummy --model gpu-stage/fixtures/configs/Qwen__Qwen3-30B-A3B \
+        --batch-sizes 1 8 32 128 --input-len 512 --output-len 64 --compare-eager 2>&1 | tee "$out/bench-engine-qwen3-30b.log"
+fi
+if [ "$what" = all ] || [ "$what" = serve ]; then
+    # The HTTP integration tests that serve one rank, against `ebb serve --device cuda --dtype f32`.
+    if python3 -c "import pytest, openai" 2>/dev/null; then
+        EBB_BIN=$PWD/$ebb EBB_FIXTURES=$PWD/gpu-stage/fixtures EBB_SERVE_EXTRA_ARGS="--device cuda --dtype f32" \
+            timeout 400 python3 -m pytest -q -x tests/integration/test_openai_basics.py tests/integration/test_batch_invariance.py 2>&1 | tail -30 | tee "$out/serve-tests.log"
+    else
+        echo "no pytest/openai here: serving one request with urllib instead" | tee "$out/serve-tests.log"
+        python3 scripts/gpu-serve-check.py $ebb gpu-stage/fixtures 2>&1 | tee -a "$out/serve-tests.log"
+    fi
 fi

@@ -90,7 +90,8 @@ struct Serve: AsyncParsableCommand {
                                   modelName: servedModelName ?? model, eosTokenIds: loaded.eosTokenIds)
             let stats = core.stats
             log("model \(model): \(loaded.model.config.architecture.rawValue), \(String(format: "%.1f", Double(loaded.model.weightBytes) / 1e6)) MB of weights on \(backend.summary)")
-            log("KV cache: \(stats.numBlocks) blocks of \(config.blockSize) tokens; max model length \(core.maxModelLen); prefix caching \(config.enablePrefixCaching ? "on" : "off")")
+            log("KV cache: \(stats.numBlocks) blocks of \(config.blockSize) tokens; max model length \(core.maxModelLen); prefix caching \(config.enablePrefixCaching ? "on" : "off")"
+                + "; decode graphs \(core.graphs.map { "on (batches up to \($0.maxBatch))" } ?? "off")")
         } catch {
             FileHandle.standardError.write(Data("error: \(describe(error))\n".utf8))
             throw ExitCode(1)

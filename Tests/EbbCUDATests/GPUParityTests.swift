@@ -82,18 +82,10 @@ struct GPUParityTests {
         }
         if let cuda = backend as? CUDABackend { try cuda.checkErrors() }
         #expect(ours.count == reference.count)
-        let maxRef = reference.map(abs).max() ?? 1
-        var maxDiff: Float = 0
-        for (a, b) in zip(ours, reference) { maxDiff = max(maxDiff, abs(a - b)) }
-        let ratio = maxDiff / maxRef
-        print("\(device) \(name): max |Δ| / max |ref| = \(ratio)")
-        if backend.computeDType == .f32 {
-            #expect(ratio <= 1e-4, "\(device) \(name): \(ratio)")
-        } else {
-            // Known gap (docs/gpu.md): with activations and the residual stream stored in
-            // bf16 the tiny fixtures land at 0.1–0.6, above the 2e-2 the issue asks for; this
-            // only guards against garbage until the residual stream is kept in f32.
-            #expect(ratio.isFinite && ratio <= 1, "\(device) \(name): \(ratio)")
-        }
+        let comparison = LogitComparison(ours, reference: reference, vocab: model.config.vocabSize)
+        print("\(device) \(name): \(comparison)")
+        // f32 compute: max error ≤ 1e-4; bf16: typical error and next-token choice (see
+        // LogitComparison for why the max cannot hold in bf16 on these fixtures).
+        #expect(comparison.passes(bf16: backend.computeDType == .bf16), "\(device) \(name): \(comparison)")
     }
 }

@@ -5,6 +5,7 @@ Environment:
   EBB_FIXTURES  the shared test fixtures (default: <repo>/../shared/fixtures). Missing →
                 tests skip, unless CI=true, where they fail.
   EBB_STARTUP_TIMEOUT  seconds to wait for /health (default 120).
+  EBB_SERVE_EXTRA_ARGS flags added to every `ebb serve`, e.g. "--device cuda --dtype f32".
 """
 
 from __future__ import annotations
@@ -33,6 +34,8 @@ HTTP_TIMEOUT = 60.0
 # A hard bound per test: if a test hangs past this, the tracebacks are dumped and the
 # run ends (servers die with it: they get SIGTERM when pytest exits, see _preexec).
 TEST_HARD_TIMEOUT = float(os.environ.get("EBB_TEST_HARD_TIMEOUT", "420"))
+# Flags added to every `ebb serve` (e.g. "--device cuda --dtype f32" to run the suite on a GPU).
+EXTRA_SERVE_ARGS = os.environ.get("EBB_SERVE_EXTRA_ARGS", "").split()
 F32_FIXTURES = ["qwen3-moe-tiny-f32", "mixtral-tiny-f32", "deepseek-v3-tiny-f32"]
 
 
@@ -111,7 +114,7 @@ class EbbServer:
         for attempt in range(3):
             self.port = free_port()
             cmd = [str(self.binary), "serve", "--model", self.model, "--host", HOST,
-                   "--port", str(self.port), *self.flags]
+                   "--port", str(self.port), *self.flags, *EXTRA_SERVE_ARGS]
             self._log = open(self.log_path, "ab")
             self._log.write(f"$ {' '.join(cmd)}\n".encode())
             self._log.flush()
