@@ -105,7 +105,15 @@ extension CUDABackend {
         precondition(weight.count == d && out.columns == d && out.rows == x.rows)
         perform {
             let threads = d >= 1024 ? 512 : (d >= 256 ? 256 : (d >= 64 ? 64 : 32))
-            try launch(typed("rms_norm", x.dtype), grid: (x.rows, 1, 1), block: threads,
+            let name: String
+            if x.dtype == out.dtype && weight.dtype == out.dtype {
+                name = try typed("rms_norm", x.dtype)
+            } else if x.dtype == .f32 && out.dtype == .bf16 && weight.dtype == .bf16 {
+                name = "rms_norm_f32_bf16"
+            } else {
+                throw EbbError(.unsupported, "CUDA rmsNorm of \(x.dtype) with \(weight.dtype) weights into \(out.dtype)")
+            }
+            try launch(name, grid: (x.rows, 1, 1), block: threads,
                        [.tensor(x), .int(x.rowStride), .tensor(weight), .tensor(out), .int(out.rowStride), .int(d), .float(eps)])
         }
     }
@@ -113,8 +121,19 @@ extension CUDABackend {
     public func add(_ a: Tensor, _ b: Tensor, out: Tensor) {
         precondition(a.count == b.count && a.count == out.count && a.columns == out.columns && b.columns == out.columns)
         perform {
-            try launch(typed("add", out.dtype), grid: (gridFor(out.count), 1, 1), block: 256,
-                       [.tensor(a), .int(a.rowStride), .tensor(b), .int(b.rowStride), .tensor(out), .int(out.rowStride),
+            if a.dtype == out.dtype && b.dtype == out.dtype {
+                try launch(typed("add", out.dtype), grid: (gridFor(out.count), 1, 1), block: 256,
+                           [.tensor(a), .int(a.rowStride), .tensor(b), .int(b.rowStride), .tensor(out), .int(out.rowStride),
+                            .int(out.rows), .int(out.columns)])
+                return
+            }
+            // An f32 residual plus a bf16 branch (either order).
+            guard out.dtype == .f32, Set([a.dtype, b.dtype]) == [.f32, .bf16] else {
+                throw EbbError(.unsupported, "CUDA add of \(a.dtype) and \(b.dtype) into \(out.dtype)")
+            }
+            let (wide, narrow) = a.dtype == .f32 ? (a, b) : (b, a)
+            try launch("add_f32_bf16", grid: (gridFor(out.count), 1, 1), block: 256,
+                       [.tensor(wide), .int(wide.rowStride), .tensor(narrow), .int(narrow.rowStride), .tensor(out), .int(out.rowStride),
                         .int(out.rows), .int(out.columns)])
         }
     }
@@ -143,7 +162,15 @@ extension CUDABackend {
         let d = table.columns
         precondition(out.columns == d && out.rows == ids.count)
         perform {
-            try launch(typed("embedding", out.dtype), grid: (gridFor(out.count), 1, 1), block: 256,
+            let name: String
+            if table.dtype == out.dtype {
+                name = try typed("embedding", out.dtype)
+            } else if table.dtype == .bf16 && out.dtype == .f32 {
+                name = "embedding_bf16_f32"
+            } else {
+                throw EbbError(.unsupported, "CUDA embedding of a \(table.dtype) table into \(out.dtype)")
+            }
+            try launch(name, grid: (gridFor(out.count), 1, 1), block: 256,
                        [.tensor(ids), .tensor(table), .int(table.rowStride), .int(table.rows), .tensor(out), .int(out.rowStride),
                         .int(ids.count), .int(d)])
         }

@@ -16,6 +16,9 @@ import Synchronization
 public final class CUDABackend: Backend, @unchecked Sendable {
     public let device: Device
     public let computeDType: DType
+    /// The residual stream stays in f32 in both modes: with bf16 activations, rounding it
+    /// after every layer would lose the small per-layer updates.
+    public var residualDType: DType { .f32 }
     public let deviceName: String
     public let computeCapability: (major: Int, minor: Int)
     public let multiprocessors: Int

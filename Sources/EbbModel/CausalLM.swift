@@ -93,7 +93,9 @@ public final class CausalLM: Sendable {
     /// Runs one forward step: writes the new tokens' keys and values into `cache` and
     /// returns logits `[batch.numLogitRows, vocab]` on the device.
     public func forward(_ batch: ForwardBatch, cache: KVCache) throws -> Tensor {
-        let hidden = try backend.empty([batch.numTokens, config.hiddenSize], dtype: backend.computeDType)
+        // The residual stream in the backend's residual dtype (f32 on a GPU); layers read
+        // normalized copies of it in the compute dtype. Logits come back in f32.
+        let hidden = try backend.empty([batch.numTokens, config.hiddenSize], dtype: backend.residualDType)
         backend.embedding(ids: batch.tokenIds, table: embedTokens, out: hidden)
         for (i, layer) in layers.enumerated() {
             try layer(hidden, layer: i, cache: cache, batch: batch, expertParallel: expertParallel, backend)
@@ -102,11 +104,13 @@ public final class CausalLM: Sendable {
         if batch.numLogitRows == batch.numTokens {
             selected = hidden
         } else {
-            selected = try backend.empty([batch.numLogitRows, config.hiddenSize], dtype: backend.computeDType)
+            selected = try backend.empty([batch.numLogitRows, config.hiddenSize], dtype: backend.residualDType)
             backend.gatherRows(hidden, indices: batch.logitRows, out: selected)
         }
         let normed = try norm(selected, backend)
-        return try backend.linear(normed, lmHead)
+        let logits = try backend.empty([batch.numLogitRows, config.vocabSize], dtype: .f32)
+        backend.linear(normed, lmHead, out: logits)
+        return logits
     }
 
     /// A step with no tokens of this rank's own: enters every MoE layer's exchange, in

@@ -10,6 +10,9 @@ public protocol Backend: AnyObject, Sendable {
     var device: Device { get }
     /// The dtype weights and activations are held in on this device.
     var computeDType: DType { get }
+    /// The dtype of the residual stream between layers (f32 on a GPU even when the
+    /// activations are bf16, so per-layer updates are not rounded away).
+    var residualDType: DType { get }
     /// A short description for logs and benchmarks ("cpu (2 threads, OpenBLAS)").
     var summary: String { get }
 
@@ -191,6 +194,7 @@ public protocol ReplayableGraph: AnyObject, Sendable {
 
 extension Backend {
     public func checkErrors() throws {}
+    public var residualDType: DType { computeDType }
     public var deviceMemory: (free: Int, total: Int)? { nil }
     public func captureReplayableGraph(_ body: @escaping () throws -> Void) throws -> (any ReplayableGraph)? { nil }
     public var supportsGraphs: Bool { false }

@@ -17,6 +17,7 @@ public final class ProfilingBackend: Backend, @unchecked Sendable {
 
     public var device: Device { base.device }
     public var computeDType: DType { base.computeDType }
+    public var residualDType: DType { base.residualDType }
     public var summary: String { base.summary + " (profiled)" }
 
     /// Seconds spent per category since the last reset.

@@ -1,3 +1,4 @@
+import CEbbCUDA
 import EbbCore
 @testable import EbbCUDA
 import Foundation
@@ -87,6 +88,21 @@ struct LibraryLoadingTests {
         #expect(!source.contains("$T") && !source.contains("$S"))
         if let path = ProcessInfo.processInfo.environment["EBB_DUMP_KERNELS"], !path.isEmpty {
             try source.write(toFile: path, atomically: true, encoding: .utf8)
+        }
+    }
+
+    /// The whole kernel source compiles for the H200's architecture wherever NVRTC loads,
+    /// GPU or not (e.g. `pip install nvidia-cuda-nvrtc-cu12` and EBB_CUDA_LIB_DIR at its lib).
+    @Test func kernelSourceCompilesWithNVRTC() throws {
+        guard let api = ebb_cuda_api(), api.pointee.loaded & Int32(EBB_LIB_NVRTC) != 0 else {
+            print("no libnvrtc: kernel compile check skipped")
+            return
+        }
+        let cubin = try KernelModule.compile(api: api, source: KernelSource.full, options: ["--gpu-architecture=sm_90", "--std=c++17"])
+        #expect(cubin.count > 100_000)
+        let text = String(decoding: cubin, as: UTF8.self)
+        for name in ["rms_norm_f32_bf16", "add_f32_bf16", "embedding_bf16_f32", "paged_attention_bf16_e4", "grouped_mma_bf16"] {
+            #expect(text.contains(name), "\(name) not in the CUBIN")
         }
     }
 

@@ -54,11 +54,11 @@ extern "C" __global__ void fill_uniform_f32(float *p, long n, unsigned long long
     }
 }
 
-template <typename T>
-__device__ void rms_norm_impl(const T *x, long xs, const T *w, T *out, long os, int d, float eps) {
+template <typename T, typename TO = T>
+__device__ void rms_norm_impl(const T *x, long xs, const TO *w, TO *out, long os, int d, float eps) {
     long r = blockIdx.x;
     const T *src = x + r * xs;
-    T *dst = out + r * os;
+    TO *dst = out + r * os;
     float s = 0.f;
     for (int i = threadIdx.x; i < d; i += blockDim.x) { float v = ldf(src, i); s += v * v; }
     s = block_sum(s);
@@ -66,8 +66,8 @@ __device__ void rms_norm_impl(const T *x, long xs, const T *w, T *out, long os, 
     for (int i = threadIdx.x; i < d; i += blockDim.x) stf(dst, i, ldf(w, i) * (ldf(src, i) * inv));
 }
 
-template <typename T>
-__device__ void add_impl(const T *a, long as, const T *b, long bs, T *out, long os, long rows, int cols) {
+template <typename T, typename TB = T>
+__device__ void add_impl(const T *a, long as, const TB *b, long bs, T *out, long os, long rows, int cols) {
     long n = rows * (long)cols;
     for (long i = blockIdx.x * (long)blockDim.x + threadIdx.x; i < n; i += (long)gridDim.x * blockDim.x) {
         long r = i / cols; int c = (int)(i - r * cols);
@@ -103,8 +103,8 @@ __device__ void rope_impl(T *x, long xs, int heads, long tokens, const int *posi
     }
 }
 
-template <typename T>
-__device__ void embedding_impl(const int *ids, const T *table, long ts, int vocab, T *out, long os, long n, int d) {
+template <typename T, typename TO = T>
+__device__ void embedding_impl(const int *ids, const T *table, long ts, int vocab, TO *out, long os, long n, int d) {
     long total = n * (long)d;
     for (long k = blockIdx.x * (long)blockDim.x + threadIdx.x; k < total; k += (long)gridDim.x * blockDim.x) {
         long t = k / d; int c = (int)(k - t * d);
@@ -145,6 +145,20 @@ __device__ void gather_rows_impl(const T *x, long xs, long xrows, const int *ind
         int src = indices[i];
         stf(out, i * os + c, (src >= 0 && src < xrows) ? ldf(x, (long)src * xs + c) : 0.f);
     }
+}
+"""#
+
+    /// Mixed storage for an f32 residual stream beside bf16 activations: the residual
+    /// (f32) plus a bf16 branch, its norm into bf16, the embedding into f32.
+    static let mixed = #"""
+extern "C" __global__ void rms_norm_f32_bf16(const float *x, long xs, const bf16_t *w, bf16_t *out, long os, int d, float eps) {
+    rms_norm_impl<float, bf16_t>(x, xs, w, out, os, d, eps);
+}
+extern "C" __global__ void add_f32_bf16(const float *a, long as, const bf16_t *b, long bs, float *out, long os, long rows, int cols) {
+    add_impl<float, bf16_t>(a, as, b, bs, out, os, rows, cols);
+}
+extern "C" __global__ void embedding_bf16_f32(const int *ids, const bf16_t *table, long ts, int vocab, float *out, long os, long n, int d) {
+    embedding_impl<bf16_t, float>(ids, table, ts, vocab, out, os, n, d);
 }
 """#
 

@@ -90,6 +90,23 @@ public enum BackendParity {
         h.cpu.siluAndMul(g.cpu, out: gs.cpu)
         h.dev.siluAndMul(g.dev, out: gs.dev)
         h.compare("siluAndMul", gs)
+        if h.dev.residualDType != h.dev.computeDType {
+            // The residual stream (f32) beside activations in the compute dtype.
+            let r = try h.floats(h.random(7 * 96), [7, 96], dtype: h.dev.residualDType)
+            let rn = try h.poisoned([7, 96])
+            h.cpu.rmsNorm(r.cpu, weight: w.cpu, eps: 1e-6, out: rn.cpu)
+            h.dev.rmsNorm(r.dev, weight: w.dev, eps: 1e-6, out: rn.dev)
+            h.compare("rmsNorm residual → compute dtype", rn)
+            let branch = try h.randomPair([7, 96])
+            h.cpu.add(r.cpu, branch.cpu, out: r.cpu)
+            h.dev.add(r.dev, branch.dev, out: r.dev)
+            h.compare("add residual += branch", r, tolerance: 1e-6)
+            let table = try h.randomPair([50, 24]), ids = try h.ints([3, 0, 49, 7], [4])
+            let e = try h.floats([Float](repeating: 7, count: 4 * 24), [4, 24], dtype: h.dev.residualDType)
+            h.cpu.embedding(ids: ids.cpu, table: table.cpu, out: e.cpu)
+            h.dev.embedding(ids: ids.dev, table: table.dev, out: e.dev)
+            h.compare("embedding into the residual dtype", e, tolerance: 0)
+        }
     }
 
     static func rope(_ h: ParityHarness) throws {
