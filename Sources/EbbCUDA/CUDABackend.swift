@@ -167,13 +167,14 @@ public final class CUDABackend: Backend, @unchecked Sendable {
         try checkErrors()
     }
 
-    /// Free and total device memory as the driver reports them (the allocator's cached
-    /// blocks count as used).
+    /// Free and total device memory: what the driver reports free plus the blocks this
+    /// backend's allocator holds cached but unused (they are handed out before the driver
+    /// is asked again).
     public var deviceMemory: (free: Int, total: Int)? {
         guard (try? bind()) != nil, let info = api.pointee.cuMemGetInfo else { return nil }
         var free = 0, total = 0
         guard info(&free, &total) == 0 else { return nil }
-        return (free, total)
+        return (free + allocator.statistics.cached, total)
     }
 
     /// Device memory held by the allocator: in use or cached.

@@ -112,6 +112,23 @@ public struct Sampler: Sendable {
         return SampleOutput(tokenId: token, logprobs: lp)
     }
 
+    /// Whether `sample` would return the row's arg-max (lowest id on ties) without
+    /// logprobs for this state: greedy, no penalties, no min-tokens mask in force. Then
+    /// the caller may take the arg-max where the logits are (on the GPU) and `accept` it.
+    public static func isPlainGreedy(_ state: SamplingState) -> Bool {
+        let p = state.params
+        return p.isGreedy && p.logprobs == nil && p.repetitionPenalty == 1 && p.frequencyPenalty == 0
+            && p.presencePenalty == 0 && (state.outputTokenIds.count >= p.minTokens || state.minTokensMaskedIds.isEmpty)
+    }
+
+    /// Records an arg-max taken elsewhere for a plain-greedy state, exactly as `sample`
+    /// would have: one draw from the generator, the token appended.
+    public func accept(argmax token: Int, state: inout SamplingState) -> SampleOutput {
+        _ = state.rng.nextUnitDouble()
+        state.append(token)
+        return SampleOutput(tokenId: token, logprobs: nil)
+    }
+
     public func sample(logits: [Float], state: inout SamplingState) throws -> SampleOutput {
         try logits.withUnsafeBufferPointer { try sample(logits: $0, state: &state) }
     }

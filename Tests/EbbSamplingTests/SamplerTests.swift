@@ -65,6 +65,34 @@ func process(_ logits: [Float], _ body: (UnsafeMutableBufferPointer<Float>) -> V
         #expect(st.rng == ref)
     }
 
+    /// The device arg-max shortcut applies exactly when `sample` would return the plain
+    /// arg-max without logprobs, and `accept` leaves the state as `sample` does.
+    @Test func plainGreedyShortcutMatchesSample() throws {
+        func state(_ p: SamplingParams, eos: [Int] = [2]) -> SamplingState {
+            SamplingState(params: p, promptTokenIds: [1, 3], eosTokenIds: eos)
+        }
+        #expect(Sampler.isPlainGreedy(state(SamplingParams(temperature: 0))))
+        #expect(!Sampler.isPlainGreedy(state(SamplingParams(temperature: 0.7))))
+        #expect(!Sampler.isPlainGreedy(state(SamplingParams(temperature: 0, logprobs: 0))))
+        #expect(!Sampler.isPlainGreedy(state(SamplingParams(temperature: 0, repetitionPenalty: 1.2))))
+        #expect(!Sampler.isPlainGreedy(state(SamplingParams(temperature: 0, frequencyPenalty: 0.5))))
+        #expect(!Sampler.isPlainGreedy(state(SamplingParams(temperature: 0, presencePenalty: 0.5))))
+        // min_tokens masks EOS until reached; with nothing to mask it is still plain.
+        var masked = state(SamplingParams(temperature: 0, minTokens: 1))
+        #expect(!Sampler.isPlainGreedy(masked))
+        masked.append(5)
+        #expect(Sampler.isPlainGreedy(masked))
+        #expect(Sampler.isPlainGreedy(state(SamplingParams(temperature: 0, minTokens: 3, ignoreEOS: true), eos: [2])))
+
+        let logits = randomLogits(1000, seed: 9)
+        var viaSample = state(SamplingParams(temperature: 0, seed: 4)), viaAccept = viaSample
+        let sampled = try sampler.sample(logits: logits, state: &viaSample)
+        let argmax = logits.indices.max { logits[$0] < logits[$1] } ?? -1
+        let accepted = sampler.accept(argmax: argmax, state: &viaAccept)
+        #expect(sampled.tokenId == accepted.tokenId)
+        #expect(viaSample.outputTokenIds == viaAccept.outputTokenIds && viaSample.rng == viaAccept.rng)
+    }
+
     // MARK: seeds
 
     @Test func seededRequestIsReproducibleAndSeedsDiffer() throws {

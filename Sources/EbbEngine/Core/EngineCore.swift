@@ -136,7 +136,20 @@ public final class EngineCore {
             logitRanges = batch.logitRanges
         }
         let vocab = model.config.vocabSize
-        let host = model.backend.downloadFloats(logits)
+        // Plain greedy rows need only their arg-max: taken on the device, B ints come back
+        // instead of B × vocab floats (and no host pass over the vocabulary).
+        let onlyArgmax = plan.scheduled.allSatisfy { s in
+            guard let state = states[s.requestId] else { return true }
+            return !(state.wantsPromptLogprobs && s.isPrefill) && Sampler.isPlainGreedy(state.sampling)
+        }
+        var host = [Float](), argmax = [Int32]()
+        if onlyArgmax {
+            let ids = try model.backend.empty([logits.rows], dtype: .i32)
+            model.backend.argmax(logits, out: ids)
+            argmax = model.backend.downloadInts(ids)
+        } else {
+            host = model.backend.downloadFloats(logits)
+        }
         try model.backend.checkErrors()
 
         var sampled = [String: [Int]]()
@@ -154,8 +167,13 @@ public final class EngineCore {
                     states[s.requestId] = state
                     continue
                 }
-                let row = UnsafeBufferPointer(rebasing: all[(last * vocab)..<((last + 1) * vocab)])
-                let sample = try sampler.sample(logits: row, state: &state.sampling)
+                let sample: SampleOutput
+                if onlyArgmax {
+                    sample = sampler.accept(argmax: Int(argmax[last]), state: &state.sampling)
+                } else {
+                    let row = UnsafeBufferPointer(rebasing: all[(last * vocab)..<((last + 1) * vocab)])
+                    sample = try sampler.sample(logits: row, state: &state.sampling)
+                }
                 var out = RequestOutput(requestId: s.requestId, newTokenIds: [sample.tokenId],
                                         logprobs: sample.logprobs.map { [$0] } ?? [],
                                         numCachedPromptTokens: state.numCachedPromptTokens)
