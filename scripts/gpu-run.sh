@@ -50,7 +50,7 @@ if [ "$what" = all ] || [ "$what" = serve ]; then
         EBB_BIN=$PWD/$ebb EBB_FIXTURES=$PWD/gpu-stage/fixtures EBB_SERVE_EXTRA_ARGS="--device cuda --dtype f32" \
             timeout 400 python3 -m pytest -q -x tests/integration/test_openai_basics.py tests/integration/test_batch_invariance.py 2>&1 | tail -30 | tee "$out/serve-tests.log"
     else
-        echo "no pytest/openai here: serving one request with urllib instead" | tee "$out/serve-tests.log"
+        echo "no pytest/openai here: checking over HTTP with urllib instead" | tee "$out/serve-tests.log"
         python3 scripts/gpu-serve-check.py $ebb gpu-stage/fixtures 2>&1 | tee -a "$out/serve-tests.log"
     fi
 fi
