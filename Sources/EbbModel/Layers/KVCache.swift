@@ -36,14 +36,22 @@ public final class KVCache: @unchecked Sendable {
         self.numBlocks = numBlocks
         self.blockSize = blockSize
         self.numLayers = numLayers
+        // One allocation for the whole cache (no fragmentation, one driver call on a GPU),
+        // carved into per-layer views.
+        let perLayer = numBlocks * blockSize * layout.elementsPerToken
+        let storage = try backend.empty([numLayers * perLayer], dtype: backend.computeDType)
+        func view(_ offset: Int, _ shape: [Int]) -> Tensor {
+            Tensor(buffer: storage.buffer, dtype: storage.dtype, shape: shape, offset: storage.offset + offset)
+        }
         var keys = [Tensor](), values = [Tensor?]()
-        for _ in 0..<numLayers {
+        for layer in 0..<numLayers {
+            let base = layer * perLayer
             switch layout {
             case let .perHead(h, d, v):
-                keys.append(try backend.empty([numBlocks, blockSize, h, d], dtype: backend.computeDType))
-                values.append(try backend.empty([numBlocks, blockSize, h, v], dtype: backend.computeDType))
+                keys.append(view(base, [numBlocks, blockSize, h, d]))
+                values.append(view(base + numBlocks * blockSize * h * d, [numBlocks, blockSize, h, v]))
             case let .latent(l, r):
-                keys.append(try backend.empty([numBlocks, blockSize, l + r], dtype: backend.computeDType))
+                keys.append(view(base, [numBlocks, blockSize, l + r]))
                 values.append(nil)
             }
         }
