@@ -2,11 +2,12 @@
 """Serves each f32 tiny fixture with `ebb serve --device cuda --dtype f32` and checks, over
 HTTP with only the standard library, that 16 concurrent greedy completions (each fixture
 prompt 4 times) return the transformers reference tokens. For GPU hosts without pytest or
-the openai client. Usage: gpu-serve-check.py EBB_BINARY FIXTURES_DIR"""
+the openai client. Usage: gpu-serve-check.py EBB_BINARY FIXTURES_DIR [extra serve flags...],
+e.g. `--data-parallel-size 2 --enable-expert-parallel` on a host with two GPUs."""
 import json, socket, subprocess, sys, time, urllib.request
 from concurrent.futures import ThreadPoolExecutor
 
-ebb, fixtures = sys.argv[1], sys.argv[2]
+ebb, fixtures, extra = sys.argv[1], sys.argv[2], sys.argv[3:]
 failures = 0
 
 
@@ -23,9 +24,9 @@ for name in ["qwen3-moe-tiny-f32", "mixtral-tiny-f32", "deepseek-v3-tiny-f32"]:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     proc = subprocess.Popen([ebb, "serve", "--model", f"{fixtures}/{name}", "--port", str(port), "--device", "cuda",
-                             "--dtype", "f32", "--kv-cache-memory", "256MiB"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+                             "--dtype", "f32", "--kv-cache-memory", "256MiB", *extra], stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     try:
-        for _ in range(240):
+        for _ in range(480):
             try:
                 urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2)
                 break
@@ -46,7 +47,8 @@ for name in ["qwen3-moe-tiny-f32", "mixtral-tiny-f32", "deepseek-v3-tiny-f32"]:
         with ThreadPoolExecutor(16) as pool:
             ok = list(pool.map(one, range(16)))
         metrics = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10).read().decode()
-        print(f"{'ok  ' if all(ok) else 'FAIL'} {name} served on cuda (f32): {sum(ok)}/16 concurrent greedy completions match transformers")
+        flags = " ".join(extra)
+        print(f"{'ok  ' if all(ok) else 'FAIL'} {name} served on cuda (f32{', ' + flags if flags else ''}): {sum(ok)}/16 concurrent greedy completions match transformers")
         failures += 0 if all(ok) else 1
     except Exception as e:
         print(f"FAIL {name}: {e}")
@@ -54,6 +56,6 @@ for name in ["qwen3-moe-tiny-f32", "mixtral-tiny-f32", "deepseek-v3-tiny-f32"]:
     finally:
         proc.terminate()
         out = proc.communicate(timeout=30)[0].decode(errors="replace")
-        print("  log: " + " | ".join(l for l in out.splitlines() if "KV cache" in l or "graph" in l or "error" in l.lower())[:600])
+        print("  log: " + " | ".join(l for l in out.splitlines() if "KV cache" in l or "graph" in l or "ready:" in l or "error" in l.lower())[:800])
 print("ALL PASSED" if failures == 0 else f"{failures} FAILED")
 sys.exit(1 if failures else 0)

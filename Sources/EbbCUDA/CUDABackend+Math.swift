@@ -90,10 +90,11 @@ extension CUDABackend {
                 let tilesY = (rows + 63) / 64 + experts
                 try launch("grouped_mma_bf16", grid: ((n + 63) / 64, tilesY, 1), block: 128,
                            args + [.int(experts), .int(n), .int(k)])
-            } else if aligned {
-                try launch("grouped_gemv_vec_bf16", grid: ((n + 7) / 8, experts, 1), block: 256, args + [.int(n), .int(k)])
             } else {
-                try launch(typed("grouped_gemv", x.dtype), grid: ((n + 7) / 8, experts, 1), block: 256, args + [.int(n), .int(k)])
+                // One block row per expert that can have rows: at most `rows` of them.
+                let groups = min(experts, rows)
+                let name = aligned ? "grouped_gemv_vec_bf16" : try typed("grouped_gemv", x.dtype)
+                try launch(name, grid: ((n + 7) / 8, groups, 1), block: 256, args + [.int(n), .int(k), .int(experts)])
             }
         }
     }

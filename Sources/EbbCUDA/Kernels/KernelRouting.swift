@@ -108,13 +108,41 @@ __device__ void scatter_gather_add_impl(const T *x, long xs, const int *perm, co
 /// Grouped x · Wᵀ for rows of few tokens per expert: one warp per output column, the
 /// weight row read once per group of GEMV_ROWS rows. Grid (ceil(N / 8), E), 256 threads.
 #define GEMV_ROWS 4
+/// The `k`-th group (in index order) with rows, from `offsets[E + 1]`; -1 when fewer
+/// groups have rows. Warp 0 scans 32 groups at a time with ballots; every thread of the
+/// block gets the answer. A grouped GEMV launches one block row per group that can have
+/// rows (at most the row count) instead of one per expert, so a decode step with a few
+/// tokens does not schedule thousands of empty blocks.
+__device__ int kth_nonempty_group(const int *offsets, int E, int k) {
+    __shared__ int found;
+    if (threadIdx.x < 32) {
+        int lane = threadIdx.x, base = 0, result = -1;
+        for (int e0 = 0; e0 < E; e0 += 32) {
+            int e = e0 + lane;
+            bool has = e < E && offsets[e] < offsets[e + 1];
+            unsigned mask = __ballot_sync(0xffffffffu, has);
+            int count = __popc(mask);
+            if (k < base + count) {
+                int before = __popc(mask & ((1u << lane) - 1u));
+                unsigned hit = __ballot_sync(0xffffffffu, has && before == k - base);
+                result = e0 + __ffs(hit) - 1;
+                break;
+            }
+            base += count;
+        }
+        if (lane == 0) found = result;
+    }
+    __syncthreads();
+    return found;
+}
+
 template <typename T>
-__device__ void grouped_gemv_impl(const T *x, long xs, const T *W, const int *offsets, T *out, long os, int N, int K) {
-    int e = blockIdx.y;
+__device__ void grouped_gemv_impl(const T *x, long xs, const T *W, const int *offsets, T *out, long os, int N, int K, int E) {
+    int e = kth_nonempty_group(offsets, E, blockIdx.y);
     int n = blockIdx.x * 8 + (threadIdx.x >> 5);
     int lane = threadIdx.x & 31;
+    if (e < 0 || n >= N) return;
     int start = offsets[e], end = offsets[e + 1];
-    if (start >= end || n >= N) return;
     const T *w = W + ((long)e * N + n) * K;
     for (int r0 = start; r0 < end; r0 += GEMV_ROWS) {
         float acc[GEMV_ROWS];
@@ -143,12 +171,12 @@ __device__ __forceinline__ float dot8(const U4 &a, const U4 &b) {
     return s;
 }
 extern "C" __global__ void __launch_bounds__(256) grouped_gemv_vec_bf16(const bf16_t *x, long xs, const bf16_t *W, const int *offsets,
-                                                                      bf16_t *out, long os, int N, int K) {
-    int e = blockIdx.y;
+                                                                      bf16_t *out, long os, int N, int K, int E) {
+    int e = kth_nonempty_group(offsets, E, blockIdx.y);
     int n = blockIdx.x * 8 + (threadIdx.x >> 5);
     int lane = threadIdx.x & 31;
+    if (e < 0 || n >= N) return;
     int start = offsets[e], end = offsets[e + 1];
-    if (start >= end || n >= N) return;
     const U4 *w = (const U4 *)(W + ((long)e * N + n) * K);
     int chunks = K >> 3;
     for (int r0 = start; r0 < end; r0 += GEMV_ROWS) {
@@ -361,8 +389,8 @@ extern "C" __global__ void scatter_gather_add_$S(const $T *x, long xs, const int
     scatter_gather_add_impl<$T>(x, xs, perm, offsets, weight, out, os, d);
 }
 extern "C" __global__ void __launch_bounds__(256) grouped_gemv_$S(const $T *x, long xs, const $T *W, const int *offsets, $T *out, long os,
-                                                                  int N, int K) {
-    grouped_gemv_impl<$T>(x, xs, W, offsets, out, os, N, K);
+                                                                  int N, int K, int E) {
+    grouped_gemv_impl<$T>(x, xs, W, offsets, out, os, N, K, E);
 }
 """#
 }

@@ -70,6 +70,16 @@ public enum BackendParity {
             h.dev.groupedLinear(x.dev, weights: w.dev, offsets: o.dev, out: out.dev)
             h.compare("groupedLinear E=\(e) rows=\(total) N=\(n) K=\(k)", out)
         }
+        // Decode-like: 40 experts, 4 rows in experts 3, 17 (two rows) and 39 (the last).
+        for k in [64, 30] {
+            let offsets: [Int32] = (0...40).map { e in Int32(e > 39 ? 4 : e > 17 ? 3 : e > 3 ? 1 : 0) }
+            let x = try h.randomPair([4, k]), w = try h.randomPair([40, 24, k], scale: 0.2)
+            let o = try h.ints(offsets, [41])
+            let out = try h.poisoned([4, 24])
+            h.cpu.groupedLinear(x.cpu, weights: w.cpu, offsets: o.cpu, out: out.cpu)
+            h.dev.groupedLinear(x.dev, weights: w.dev, offsets: o.dev, out: out.dev)
+            h.compare("groupedLinear E=40 rows=4 (few experts hit) K=\(k)", out)
+        }
     }
 
     static func elementwise(_ h: ParityHarness) throws {
