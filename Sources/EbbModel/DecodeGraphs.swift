@@ -20,6 +20,11 @@ public final class DecodeGraphs {
     /// Longest context a graph covers (the model length).
     public let maxContext: Int
     private var graphs: [Key: Entry] = [:]
+    /// Most graphs kept at once; past it the least recently used one is released (its
+    /// memory pool goes back), so varied batch sizes and contexts cannot pile up graphs.
+    public var maxGraphs: Int = 48
+    private var useCounter = 0
+    public private(set) var evictions = 0
     private var slotsVersion: Int
     /// Why graphs are off (capture failed once, or the backend has none).
     public private(set) var disabledReason: String?
@@ -36,6 +41,7 @@ public final class DecodeGraphs {
         let inputs: ForwardBatch
         let graph: any ReplayableGraph
         let logits: Tensor
+        var lastUse: Int
     }
 
     public init(model: CausalLM, cache: KVCache, maxBatch: Int, maxContext: Int) {
@@ -83,11 +89,17 @@ public final class DecodeGraphs {
         pad(&host, to: key.batch, width: width)
         let n = sequences.count
         let ranges = (0..<n).map { $0..<($0 + 1) }
+        useCounter += 1
         if let entry = graphs[key] {
+            graphs[key]?.lastUse = useCounter
             try write(host, into: entry.inputs)
             try entry.graph.launch()
             replays += 1
             return (rows(entry.logits, n), ranges)
+        }
+        while graphs.count >= max(1, maxGraphs), let oldest = graphs.min(by: { $0.value.lastUse < $1.value.lastUse })?.key {
+            graphs.removeValue(forKey: oldest)
+            evictions += 1
         }
         // First use: run the step eagerly on fresh fixed inputs (this is the real step),
         // then capture the same forward for the next steps of this shape.
@@ -100,7 +112,7 @@ public final class DecodeGraphs {
             let model = self.model, cache = self.cache
             if let graph = try model.backend.captureReplayableGraph({ captured = try model.forward(inputs, cache: cache) }),
                let out = captured {
-                graphs[key] = Entry(inputs: inputs, graph: graph, logits: out)
+                graphs[key] = Entry(inputs: inputs, graph: graph, logits: out, lastUse: useCounter)
                 captures += 1
             } else {
                 disabledReason = "the \(model.backend.device) backend has no graphs"

@@ -28,10 +28,12 @@ struct EngineCoreTests {
     /// Runs 16 requests (each prompt 4 times, interleaved) to completion; returns the
     /// tokens per request id and the engine's final stats.
     static func runBatch(_ name: String, config: EngineConfig, backend: any Backend = CPUBackend(),
+                         prepare: (EngineCore) -> Void = { _ in },
                          inspect: (EngineCore) -> Void = { _ in }) throws -> (outputs: [String: [Int]], reference: Reference, stats: EngineStats) {
         let reference = try reference(name)
         let model = try CausalLM.load(directory: Fixtures.url(name), backend: backend)
         let core = try EngineCore(model: model, config: config)
+        prepare(core)
         defer { inspect(core) }
         var params = SamplingParams(temperature: 0, maxTokens: 24, ignoreEOS: true)
         params.n = 1
@@ -77,9 +79,9 @@ struct EngineCoreTests {
         let backend = GraphReplayBackend()
         var graphs: (count: Int, replays: Int, disabled: String?)?
         let result = try Self.runBatch(name, config: EngineConfig(kvCacheBytes: 32 << 20, maxNumBatchedTokens: 64),
-                                       backend: backend) { core in
+                                       backend: backend, inspect: { core in
             graphs = core.graphs.map { ($0.count, $0.replays, $0.disabledReason) }
-        }
+        })
         Self.check(result)
         #expect(graphs?.disabled == nil, "\(graphs?.disabled ?? "")")
         #expect((graphs?.count ?? 0) >= 2, "several buckets captured")
@@ -87,8 +89,18 @@ struct EngineCoreTests {
         #expect(backend.launches == graphs?.replays)
 
         let eager = try Self.runBatch(name, config: EngineConfig(kvCacheBytes: 32 << 20, maxNumBatchedTokens: 64, enforceEager: true),
-                                      backend: GraphReplayBackend()) { core in #expect(core.graphs == nil) }
+                                      backend: GraphReplayBackend(), inspect: { core in #expect(core.graphs == nil) })
         #expect(eager.outputs == result.outputs)
+
+        // With room for one graph, every new bucket evicts the last: still exact.
+        var evictions = 0
+        let tight = try Self.runBatch(name, config: EngineConfig(kvCacheBytes: 32 << 20, maxNumBatchedTokens: 64),
+                                      backend: GraphReplayBackend(), prepare: { $0.graphs?.maxGraphs = 1 }, inspect: { core in
+            evictions = core.graphs?.evictions ?? 0
+            #expect(core.graphs?.count == 1)
+        })
+        #expect(evictions >= 1)
+        #expect(tight.outputs == result.outputs)
     }
 
     @Test(.enabled(if: Fixtures.enabled, "\(Fixtures.skipMessage)"))
