@@ -70,41 +70,26 @@ struct SelfTestCUDA: ParsableCommand {
                         "deepseek-v3-tiny-f32", "deepseek-v3-tiny-bf16"] {
             let dir = root.appendingPathComponent(fixture)
             do {
-                let file = try SafeTensorsFile(url: dir.appendingPathComponent("reference.safetensors"))
-                let ids = try file.ints("input_ids").map(Int32.init)
-                let lengths = try file.ints("prompt_lengths")
-                let reference = try file.floats("logits")
-                let greedyEntry = try file.entry("greedy_ids")
-                let greedy = try file.ints("greedy_ids").map(Int32.init)
-                var prompts = [[Int32]](), start = 0
-                for n in lengths { prompts.append(Array(ids[start..<(start + n)])); start += n }
-                let width = greedyEntry.shape[1]
+                let reference = try FixtureReference(directory: dir)
                 let cpuRunner = try SequenceRunner(model: try CausalLM.load(directory: dir, backend: cpu), maxTokens: 128)
                 for (mode, backend) in [("f32", f32), ("bf16", bf16)] {
                     let runner = try SequenceRunner(model: try CausalLM.load(directory: dir, backend: backend), maxTokens: 128)
-                    var ours = [Float]()
-                    for p in prompts { ours += try runner.logits(prompt: p) }
-                    if let c = backend as? CUDABackend { try c.checkErrors() }
-                    let comparison = LogitComparison(ours, reference: reference, vocab: runner.model.config.vocabSize)
+                    let comparison = try reference.compareLogits(runner)
                     report(comparison.passes(bf16: mode == "bf16"), "\(fixture) logits in \(mode): \(comparison)")
-                    var agree = 0, total = 0, cpuAgree = 0
-                    for (i, p) in prompts.enumerated() {
-                        let got = try runner.greedy(prompt: p, maxNewTokens: width)
-                        let expected = Array(greedy[(i * width)..<((i + 1) * width)])
-                        total += 1
-                        if got == expected { agree += 1 }
-                        if mode == "bf16" {
-                            let onCPU = try cpuRunner.greedy(prompt: p, maxNewTokens: 8)
-                            if Array(got.prefix(8)) == onCPU { cpuAgree += 1 }
-                        }
-                    }
+                    let greedy = try reference.greedyMatches(runner)
+                    let width = reference.greedy.first?.count ?? 0
                     if mode == "f32" {
-                        report(agree == total, "\(fixture) greedy tokens in f32: \(agree)/\(total) prompts match transformers (\(width) tokens)")
+                        report(greedy.matching == greedy.total,
+                               "\(fixture) greedy tokens in f32: \(greedy.matching)/\(greedy.total) prompts match transformers (\(width) tokens)")
                     } else {
                         // Information: greedy parity is checked in f32 (above); in bf16 a routing
                         // near-tie can flip a token (see LogitComparison).
-                        print("info \(fixture) greedy in bf16: first 8 tokens agree with the CPU backend for \(cpuAgree)/\(total) prompts; "
-                              + "all \(width) match transformers for \(agree)/\(total)")
+                        var cpuAgree = 0
+                        for (p, got) in zip(reference.prompts, greedy.outputs) {
+                            if Array(got.prefix(8)) == (try cpuRunner.greedy(prompt: p, maxNewTokens: 8)) { cpuAgree += 1 }
+                        }
+                        print("info \(fixture) greedy in bf16: first 8 tokens agree with the CPU backend for \(cpuAgree)/\(greedy.total) prompts; "
+                              + "all \(width) match transformers for \(greedy.matching)/\(greedy.total)")
                     }
                 }
             } catch {

@@ -41,25 +41,19 @@ struct GPUParityTests {
         }
     }
 
+    /// Greedy tokens (prefill + KV decode) equal transformers' on every fixture, on the
+    /// CPU and on CUDA in f32 (the bodies `ebb selftest-cuda` runs on a GPU host).
     @Test(.enabled(if: Fixtures.enabled, "\(Fixtures.skipMessage)"),
-          arguments: ["qwen3-moe-tiny-f32", "mixtral-tiny-f32", "deepseek-v3-tiny-f32"].flatMap { n in ["cpu", "cuda-f32"].map { (n, $0) } })
+          arguments: Fixtures.checkpointNames.flatMap { n in ["cpu", "cuda-f32"].map { (n, $0) } })
     func fixtureGreedyTokens(name: String, device: String) throws {
         guard let backend = TestDevices.backend(device) else {
             print("\(device): \(TestDevices.skipMessage)")
             return
         }
-        let file = try SafeTensorsFile(url: Fixtures.url("\(name)/reference.safetensors"))
-        let ids = try file.ints("input_ids").map(Int32.init)
-        let lengths = try file.ints("prompt_lengths")
-        let width = try file.entry("greedy_ids").shape[1]
-        let greedy = try file.ints("greedy_ids").map(Int32.init)
+        let reference = try FixtureReference(directory: Fixtures.url(name))
         let runner = try SequenceRunner(model: try CausalLM.load(directory: Fixtures.url(name), backend: backend), maxTokens: 128)
-        var start = 0
-        for (i, n) in lengths.enumerated() {
-            let got = try runner.greedy(prompt: Array(ids[start..<(start + n)]), maxNewTokens: width)
-            #expect(got == Array(greedy[(i * width)..<((i + 1) * width)]), "\(device) \(name) prompt \(i)")
-            start += n
-        }
+        let result = try reference.greedyMatches(runner)
+        #expect(result.matching == result.total, "\(device) \(name): \(result.matching)/\(result.total) prompts match")
     }
 
     @Test(.enabled(if: Fixtures.enabled, "\(Fixtures.skipMessage)"),
@@ -69,20 +63,9 @@ struct GPUParityTests {
             print("\(device): \(TestDevices.skipMessage)")
             return
         }
-        let file = try SafeTensorsFile(url: Fixtures.url("\(name)/reference.safetensors"))
-        let ids = try file.ints("input_ids").map(Int32.init)
-        let lengths = try file.ints("prompt_lengths")
-        let reference = try file.floats("logits")
+        let reference = try FixtureReference(directory: Fixtures.url(name))
         let model = try CausalLM.load(directory: Fixtures.url(name), backend: backend)
-        let runner = try SequenceRunner(model: model, maxTokens: 128)
-        var ours = [Float](), start = 0
-        for n in lengths {
-            ours += try runner.logits(prompt: Array(ids[start..<(start + n)]))
-            start += n
-        }
-        if let cuda = backend as? CUDABackend { try cuda.checkErrors() }
-        #expect(ours.count == reference.count)
-        let comparison = LogitComparison(ours, reference: reference, vocab: model.config.vocabSize)
+        let comparison = try reference.compareLogits(try SequenceRunner(model: model, maxTokens: 128))
         print("\(device) \(name): \(comparison)")
         // f32 compute: max error ≤ 1e-4; bf16: typical error and next-token choice (see
         // LogitComparison for why the max cannot hold in bf16 on these fixtures).
