@@ -9,12 +9,10 @@ import Foundation
 /// rest uniform in ±0.02·√3 (as `RandomWeights`). On a CUDA device the values come from a
 /// kernel (no host work, no transfer); elsewhere `RandomWeights` fills them on the host.
 struct DummyWeights: WeightSource {
-    let seed: UInt64
     let name = "dummy weights"
     private let host: RandomWeights
 
     init(seed: UInt64 = 0) {
-        self.seed = seed
         host = RandomWeights(seed: seed, name: "dummy weights")
     }
 
@@ -23,29 +21,17 @@ struct DummyWeights: WeightSource {
             try host.load(tensor, shape: shape, into: destination, backend: backend)
             return
         }
-        if tensor.hasSuffix("norm.weight") || tensor.hasSuffix("layernorm.weight") {
-            cuda.fill(destination, value: 1)
-        } else if tensor.hasSuffix("e_score_correction_bias") {
-            cuda.fill(destination, value: 0)
-        } else {
-            try cuda.fillUniform(destination, seed: seed ^ Self.fnv1a(tensor), bound: 0.02 * Float(3).squareRoot())
+        switch host.fill(for: tensor) {
+        case .constant(let v): cuda.fill(destination, value: v)
+        case .uniform(let seed, let bound): try cuda.fillUniform(destination, seed: seed, bound: bound)
         }
         try cuda.checkErrors()
     }
 
     func checkAllUsed(ignoring: @Sendable (String) -> Bool) throws {}
-
-    static func fnv1a(_ s: String) -> UInt64 {
-        var h: UInt64 = 0xCBF2_9CE4_8422_2325
-        for b in s.utf8 {
-            h ^= UInt64(b)
-            h = h &* 0x100_0000_01B3
-        }
-        return h
-    }
 }
 
-/// The model options shared by `generate`, `logits` and `bench forward`.
+/// `--load-format`: the checkpoint's safetensors, or random weights for its config.json.
 enum WeightFormat: String, CaseIterable, Sendable {
     case auto, dummy
 }

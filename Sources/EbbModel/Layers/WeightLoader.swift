@@ -69,17 +69,29 @@ public struct RandomWeights: WeightSource {
         self.name = name
     }
 
+    /// What a tensor holds: a constant (norm weights 1, correction biases 0), or uniform
+    /// values in ±`bound` from a generator seeded by (seed, tensor name), so every tensor
+    /// is reproducible alone (and a device kernel can fill it with the same rule).
+    public enum Fill: Equatable, Sendable {
+        case constant(Float)
+        case uniform(seed: UInt64, bound: Float)
+    }
+
+    public func fill(for tensor: String) -> Fill {
+        if tensor.hasSuffix("norm.weight") || tensor.hasSuffix("layernorm.weight") { return .constant(1) }
+        if tensor.hasSuffix("e_score_correction_bias") { return .constant(0) }
+        return .uniform(seed: seed ^ Self.fnv1a(tensor), bound: scale * Float(3).squareRoot())
+    }
+
     public func load(_ tensor: String, shape: [Int], into destination: Tensor, backend: any Backend) throws {
         let count = shape.reduce(1, *)
-        var values = [Float](repeating: 0, count: count)
-        if tensor.hasSuffix("norm.weight") || tensor.hasSuffix("layernorm.weight") {
-            values = [Float](repeating: 1, count: count)
-        } else if tensor.hasSuffix("e_score_correction_bias") {
+        var values: [Float]
+        switch fill(for: tensor) {
+        case .constant(let v):
+            values = [Float](repeating: v, count: count)
+        case .uniform(var state, let bound):
+            // SplitMix64.
             values = [Float](repeating: 0, count: count)
-        } else {
-            // SplitMix64 over (seed, tensor name) so every tensor is reproducible alone.
-            var state = seed ^ Self.fnv1a(tensor)
-            let bound = scale * Float(3).squareRoot()
             for i in 0..<count {
                 state &+= 0x9E37_79B9_7F4A_7C15
                 var z = state
