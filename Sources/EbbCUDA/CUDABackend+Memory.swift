@@ -28,16 +28,6 @@ extension CUDABackend {
         return Tensor(buffer: buffer, dtype: dtype, shape: shape)
     }
 
-    public func upload(_ source: UnsafeRawBufferPointer, sourceDType: DType, shape: [Int], dtype: DType) throws -> Tensor {
-        let tensor = try empty(shape, dtype: dtype)
-        guard source.count >= tensor.count * sourceDType.byteSize else {
-            throw TensorError.sizeMismatch(expected: tensor.count * sourceDType.byteSize, found: source.count)
-        }
-        copy(from: source, sourceDType: sourceDType, into: tensor)
-        try checkErrors()
-        return tensor
-    }
-
     /// Host → device, converting on the host first when the dtypes differ. The copy is
     /// queued on the stream; the driver stages pageable memory before returning, so the
     /// source may be reused at once.

@@ -193,6 +193,17 @@ public protocol ReplayableGraph: AnyObject, Sendable {
 }
 
 extension Backend {
+    /// Every backend's upload: a new tensor, filled by `copy(from:)`, errors checked.
+    public func upload(_ source: UnsafeRawBufferPointer, sourceDType: DType, shape: [Int], dtype: DType) throws -> Tensor {
+        let tensor = try empty(shape, dtype: dtype)
+        guard source.count >= tensor.count * sourceDType.byteSize else {
+            throw TensorError.sizeMismatch(expected: tensor.count * sourceDType.byteSize, found: source.count)
+        }
+        copy(from: source, sourceDType: sourceDType, into: tensor)
+        try checkErrors()
+        return tensor
+    }
+
     public func checkErrors() throws {}
     public var residualDType: DType { computeDType }
     public var deviceMemory: (free: Int, total: Int)? { nil }

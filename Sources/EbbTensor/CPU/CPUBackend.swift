@@ -34,15 +34,6 @@ public final class CPUBackend: Backend, @unchecked Sendable {
         return Tensor(buffer: buffer, dtype: dtype, shape: shape)
     }
 
-    public func upload(_ source: UnsafeRawBufferPointer, sourceDType: DType, shape: [Int], dtype: DType) throws -> Tensor {
-        let tensor = try empty(shape, dtype: dtype)
-        guard source.count >= tensor.count * sourceDType.byteSize else {
-            throw TensorError.sizeMismatch(expected: tensor.count * sourceDType.byteSize, found: source.count)
-        }
-        copy(from: source, sourceDType: sourceDType, into: tensor)
-        return tensor
-    }
-
     public func copy(from source: UnsafeRawBufferPointer, sourceDType: DType, into tensor: Tensor) {
         precondition(tensor.isContiguous)
         let count = tensor.count
