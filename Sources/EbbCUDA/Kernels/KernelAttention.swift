@@ -38,6 +38,68 @@ __device__ void write_latent_kv_impl(const T *latent, long ls, const T *rope, lo
 #define ATTN_WARPS 8
 #define ATTN_HEADS 8
 
+/// The end of a paged or latent attention block: merges its warps' online-softmax states
+/// (max `m`, sum `l`, unnormalized output `acc` per head, W·32 output lanes) through shared
+/// memory, then writes either this key range's partials (split attention: output at the
+/// block's max, that max and the sum) or the normalized output of its `nh` heads.
+template <typename T, int HEADS, int W>
+__device__ __forceinline__ void attention_block_finish(const float (&m)[HEADS], const float (&l)[HEADS], const float (&acc)[HEADS][W],
+                                                       float (*sm)[HEADS], float (*sl)[HEADS], float (*so)[W * 32],
+                                                       int nh, int width, int t, int heads, int h0, int split, int splits,
+                                                       float *pm, float *pl, float *po, T *out, long os) {
+    int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, warps = blockDim.x >> 5;
+    if (lane == 0) {
+#pragma unroll
+        for (int g = 0; g < HEADS; g++) { sm[warp][g] = m[g]; sl[warp][g] = l[g]; }
+    }
+    for (int i = threadIdx.x; i < HEADS * W * 32; i += blockDim.x) so[i / (W * 32)][i % (W * 32)] = 0.f;
+    __syncthreads();
+    float total[HEADS], mine[HEADS], blockMax[HEADS];
+#pragma unroll
+    for (int g = 0; g < HEADS; g++) {
+        float M = neg_inf();
+        for (int w = 0; w < warps; w++) M = fmaxf(M, sm[w][g]);
+        float L = 0.f;
+        if (M != neg_inf()) for (int w = 0; w < warps; w++) if (sm[w][g] != neg_inf()) L += sl[w][g] * expf(sm[w][g] - M);
+        total[g] = L;
+        blockMax[g] = M;
+        mine[g] = (m[g] == neg_inf() || M == neg_inf()) ? 0.f : expf(m[g] - M);
+    }
+    for (int w = 0; w < warps; w++) {
+        if (warp == w) {
+#pragma unroll
+            for (int g = 0; g < HEADS; g++)
+#pragma unroll
+                for (int e = 0; e < W; e++) so[g][lane + 32 * e] += acc[g][e] * mine[g];
+        }
+        __syncthreads();
+    }
+    if (splits > 1) {
+        // Partial results of this key range: unnormalized output at the block's max.
+        for (int i = threadIdx.x; i < nh * width; i += blockDim.x) {
+            int g = i / width, c = i % width;
+            po[(((long)t * heads + h0 + g) * splits + split) * width + c] = so[g][c];
+        }
+        if (threadIdx.x == 0) {
+#pragma unroll
+            for (int g = 0; g < HEADS; g++) {
+                if (g < nh) {
+                    pm[((long)t * heads + h0 + g) * splits + split] = blockMax[g];
+                    pl[((long)t * heads + h0 + g) * splits + split] = total[g];
+                }
+            }
+        }
+        return;
+    }
+    for (int i = threadIdx.x; i < nh * width; i += blockDim.x) {
+        int g = i / width, c = i % width;
+        float L = 0.f;
+#pragma unroll
+        for (int gg = 0; gg < HEADS; gg++) if (gg == g) L = total[gg];
+        stf(out, ((long)t * heads + h0 + g) * os + c, L > 0.f ? so[g][c] / L : 0.f);
+    }
+}
+
 /// Standard paged attention. EPL = elements of D (and Dv) per lane: D, Dv <= 32 * EPL.
 template <typename T, int EPL>
 __device__ void paged_attention_impl(const T *q, long qs, const T *kc, const T *vc, T *out, long os,
@@ -98,56 +160,7 @@ __device__ void paged_attention_impl(const T *q, long qs, const T *kc, const T *
             m[g] = mn;
         }
     }
-    if (lane == 0) {
-#pragma unroll
-        for (int g = 0; g < ATTN_HEADS; g++) { sm[warp][g] = m[g]; sl[warp][g] = l[g]; }
-    }
-    for (int i = threadIdx.x; i < ATTN_HEADS * EPL * 32; i += blockDim.x) so[i / (EPL * 32)][i % (EPL * 32)] = 0.f;
-    __syncthreads();
-    float total[ATTN_HEADS], mine[ATTN_HEADS], blockMax[ATTN_HEADS];
-#pragma unroll
-    for (int g = 0; g < ATTN_HEADS; g++) {
-        float M = neg_inf();
-        for (int w = 0; w < warps; w++) M = fmaxf(M, sm[w][g]);
-        float L = 0.f;
-        if (M != neg_inf()) for (int w = 0; w < warps; w++) if (sm[w][g] != neg_inf()) L += sl[w][g] * expf(sm[w][g] - M);
-        total[g] = L;
-        blockMax[g] = M;
-        mine[g] = (m[g] == neg_inf() || M == neg_inf()) ? 0.f : expf(m[g] - M);
-    }
-    for (int w = 0; w < warps; w++) {
-        if (warp == w) {
-#pragma unroll
-            for (int g = 0; g < ATTN_HEADS; g++)
-#pragma unroll
-                for (int e = 0; e < EPL; e++) so[g][lane + 32 * e] += acc[g][e] * mine[g];
-        }
-        __syncthreads();
-    }
-    if (splits > 1) {
-        // Partial results of this key range: unnormalized output at the block's max.
-        for (int i = threadIdx.x; i < nh * Dv; i += blockDim.x) {
-            int g = i / Dv, c = i % Dv;
-            po[(((long)t * heads + h0 + g) * splits + split) * Dv + c] = so[g][c];
-        }
-        if (threadIdx.x == 0) {
-#pragma unroll
-            for (int g = 0; g < ATTN_HEADS; g++) {
-                if (g < nh) {
-                    pm[((long)t * heads + h0 + g) * splits + split] = blockMax[g];
-                    pl[((long)t * heads + h0 + g) * splits + split] = total[g];
-                }
-            }
-        }
-        return;
-    }
-    for (int i = threadIdx.x; i < nh * Dv; i += blockDim.x) {
-        int g = i / Dv, c = i % Dv;
-        float L = 0.f;
-#pragma unroll
-        for (int gg = 0; gg < ATTN_HEADS; gg++) if (gg == g) L = total[gg];
-        stf(out, ((long)t * heads + h0 + g) * os + c, L > 0.f ? so[g][c] / L : 0.f);
-    }
+    attention_block_finish<T, ATTN_HEADS, EPL>(m, l, acc, sm, sl, so, nh, Dv, t, heads, h0, split, splits, pm, pl, po, out, os);
 }
 
 /// Merges the key-range partials of split attention: rows (t, h) of `out`.
@@ -233,55 +246,7 @@ __device__ void latent_attention_impl(const T *ql, long qls, const T *qr, long q
             m[g] = mn;
         }
     }
-    if (lane == 0) {
-#pragma unroll
-        for (int g = 0; g < MLA_HEADS; g++) { sm[warp][g] = m[g]; sl[warp][g] = l[g]; }
-    }
-    for (int i = threadIdx.x; i < MLA_HEADS * EL * 32; i += blockDim.x) so[i / (EL * 32)][i % (EL * 32)] = 0.f;
-    __syncthreads();
-    float total[MLA_HEADS], mine[MLA_HEADS], blockMax[MLA_HEADS];
-#pragma unroll
-    for (int g = 0; g < MLA_HEADS; g++) {
-        float M = neg_inf();
-        for (int w = 0; w < warps; w++) M = fmaxf(M, sm[w][g]);
-        float Lsum = 0.f;
-        if (M != neg_inf()) for (int w = 0; w < warps; w++) if (sm[w][g] != neg_inf()) Lsum += sl[w][g] * expf(sm[w][g] - M);
-        total[g] = Lsum;
-        blockMax[g] = M;
-        mine[g] = (m[g] == neg_inf() || M == neg_inf()) ? 0.f : expf(m[g] - M);
-    }
-    for (int w = 0; w < warps; w++) {
-        if (warp == w) {
-#pragma unroll
-            for (int g = 0; g < MLA_HEADS; g++)
-#pragma unroll
-                for (int e = 0; e < EL; e++) so[g][lane + 32 * e] += acc[g][e] * mine[g];
-        }
-        __syncthreads();
-    }
-    if (splits > 1) {
-        for (int i = threadIdx.x; i < nh * L; i += blockDim.x) {
-            int g = i / L, c = i % L;
-            po[(((long)t * heads + h0 + g) * splits + split) * L + c] = so[g][c];
-        }
-        if (threadIdx.x == 0) {
-#pragma unroll
-            for (int g = 0; g < MLA_HEADS; g++) {
-                if (g < nh) {
-                    pm[((long)t * heads + h0 + g) * splits + split] = blockMax[g];
-                    pl[((long)t * heads + h0 + g) * splits + split] = total[g];
-                }
-            }
-        }
-        return;
-    }
-    for (int i = threadIdx.x; i < nh * L; i += blockDim.x) {
-        int g = i / L, c = i % L;
-        float Ls = 0.f;
-#pragma unroll
-        for (int gg = 0; gg < MLA_HEADS; gg++) if (gg == g) Ls = total[gg];
-        stf(out, ((long)t * heads + h0 + g) * os + c, Ls > 0.f ? so[g][c] / Ls : 0.f);
-    }
+    attention_block_finish<T, MLA_HEADS, EL>(m, l, acc, sm, sl, so, nh, L, t, heads, h0, split, splits, pm, pl, po, out, os);
 }
 """#
 

@@ -32,26 +32,23 @@ extern "C" __global__ void copy_u16(const unsigned short *src, long srcStride, u
     }
 }
 
-/// Uniform values in [-bound, bound] from a hash of (seed, index): dummy weights.
+/// Uniform values in [-bound, bound] from a hash of (seed, index): dummy weights. The
+/// SplitMix64 sequence `RandomWeights` draws on the host, element i being its (i+1)-th draw.
+__device__ __forceinline__ float uniform_at(unsigned long long seed, long i, float bound) {
+    unsigned long long z = seed + (unsigned long long)(i + 1) * 0x9E3779B97F4A7C15ull;
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    z ^= z >> 31;
+    float unit = (float)(z >> 40) * (1.0f / 16777216.0f);
+    return (unit * 2.f - 1.f) * bound;
+}
 extern "C" __global__ void fill_uniform_bf16(bf16_t *p, long n, unsigned long long seed, float bound) {
-    for (long i = blockIdx.x * (long)blockDim.x + threadIdx.x; i < n; i += (long)gridDim.x * blockDim.x) {
-        unsigned long long z = seed + (unsigned long long)(i + 1) * 0x9E3779B97F4A7C15ull;
-        z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-        z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-        z ^= z >> 31;
-        float unit = (float)(z >> 40) * (1.0f / 16777216.0f);
-        p[i] = f2bf((unit * 2.f - 1.f) * bound);
-    }
+    for (long i = blockIdx.x * (long)blockDim.x + threadIdx.x; i < n; i += (long)gridDim.x * blockDim.x)
+        p[i] = f2bf(uniform_at(seed, i, bound));
 }
 extern "C" __global__ void fill_uniform_f32(float *p, long n, unsigned long long seed, float bound) {
-    for (long i = blockIdx.x * (long)blockDim.x + threadIdx.x; i < n; i += (long)gridDim.x * blockDim.x) {
-        unsigned long long z = seed + (unsigned long long)(i + 1) * 0x9E3779B97F4A7C15ull;
-        z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-        z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-        z ^= z >> 31;
-        float unit = (float)(z >> 40) * (1.0f / 16777216.0f);
-        p[i] = (unit * 2.f - 1.f) * bound;
-    }
+    for (long i = blockIdx.x * (long)blockDim.x + threadIdx.x; i < n; i += (long)gridDim.x * blockDim.x)
+        p[i] = uniform_at(seed, i, bound);
 }
 
 template <typename T, typename TO = T>
