@@ -61,9 +61,4 @@ final class LtPlans: @unchecked Sendable {
             return p
         }
     }
-
-    /// Shapes planned so far and how many of them run on cuBLASLt.
-    var counts: (planned: Int, onLt: Int) {
-        plans.withLock { all in (all.count, all.values.filter { $0 != nil }.count) }
-    }
 }

@@ -36,6 +36,8 @@ extension CUDABackend {
             let pb = pointer(b.tensor) + UInt64(b.offset * b.tensor.dtype.byteSize)
             let pc = pointer(c.tensor) + UInt64(c.offset * c.tensor.dtype.byteSize)
             var status: EbbCublasStatus = 0
+            let rowsClass = m <= 16 ? "m≤16" : m <= 256 ? "m≤256" : "m>256"
+            let what = "(m \(m), n \(n), k \(k), batch \(batch), \(a.tensor.dtype)·\(b.tensor.dtype)→\(c.tensor.dtype))"
             if let lt {
                 // Same mapping as below: column-major Cᵀ = Bᵀ·Aᵀ.
                 let key = LtPlans.Key(transA: b.transposed, transB: a.transposed, m: n, n: m, k: k,
@@ -44,19 +46,18 @@ extension CUDABackend {
                                       lda: b.leadingDimension, ldb: a.leadingDimension, ldc: c.leadingDimension,
                                       strideA: b.batchStride, strideB: a.batchStride, strideC: c.batchStride, batch: batch)
                 if let plan = lt.plan(key, maxWorkspace: Self.workspaceBytes) {
-                    try profiled("cublasLt gemm \(a.tensor.dtype) m\(m <= 16 ? "≤16" : m <= 256 ? "≤256" : ">256")") {
+                    try profiled("cublasLt gemm \(a.tensor.dtype) \(rowsClass)") {
                         status = ebb_lt_run(api, lt.handle, plan, &alphaValue, UnsafeRawPointer(bitPattern: UInt(pb)),
                                             UnsafeRawPointer(bitPattern: UInt(pa)), &betaValue,
                                             UnsafeMutableRawPointer(bitPattern: UInt(pc)),
                                             UnsafeMutableRawPointer(bitPattern: UInt(workspace.address)), stream)
                     }
-                    try CUDAStatus.checkBLAS(api, status, "cublasLtMatmul(m \(m), n \(n), k \(k), batch \(batch), "
-                                             + "\(a.tensor.dtype)·\(b.tensor.dtype)→\(c.tensor.dtype))")
+                    try CUDAStatus.checkBLAS(api, status, "cublasLtMatmul" + what)
                     return
                 }
             }
             let call = try CUDAStatus.fn(api.pointee.cublasGemmStridedBatchedEx, "cublasGemmStridedBatchedEx")
-            try profiled("cublas gemm \(a.tensor.dtype) m\(m <= 16 ? "≤16" : m <= 256 ? "≤256" : ">256")") { status = call(blas,
+            try profiled("cublas gemm \(a.tensor.dtype) \(rowsClass)") { status = call(blas,
                               Int32(b.transposed ? EBB_CUBLAS_OP_T : EBB_CUBLAS_OP_N),
                               Int32(a.transposed ? EBB_CUBLAS_OP_T : EBB_CUBLAS_OP_N),
                               Int32(n), Int32(m), Int32(k), &alphaValue,
@@ -68,8 +69,7 @@ extension CUDABackend {
                               UnsafeMutableRawPointer(bitPattern: UInt(pc)), try Self.cudaDataType(c.tensor.dtype),
                               Int32(c.leadingDimension), Int64(c.batchStride),
                               Int32(batch), Int32(EBB_CUBLAS_COMPUTE_32F), Int32(EBB_CUBLAS_GEMM_DEFAULT)) }
-            try CUDAStatus.checkBLAS(api, status, "cublasGemmStridedBatchedEx(m \(m), n \(n), k \(k), batch \(batch), "
-                                     + "\(a.tensor.dtype)·\(b.tensor.dtype)→\(c.tensor.dtype))")
+            try CUDAStatus.checkBLAS(api, status, "cublasGemmStridedBatchedEx" + what)
         }
     }
 

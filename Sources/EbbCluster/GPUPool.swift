@@ -31,7 +31,4 @@ public final class GPUPool: Sendable {
     public func release(_ engine: String) {
         _ = held.withLock { $0.removeValue(forKey: engine) }
     }
-
-    /// Engines and their devices now.
-    public var assignments: [String: Int] { held.withLock { $0 } }
 }

@@ -28,9 +28,8 @@ public final class DecodeGraphs {
     private var slotsVersion: Int
     /// Why graphs are off (capture failed once, or the backend has none).
     public private(set) var disabledReason: String?
-    /// Replays and captures so far, for logs and metrics.
+    /// Replays so far, for logs and benchmarks.
     public private(set) var replays = 0
-    public private(set) var captures = 0
 
     struct Key: Hashable {
         let batch: Int
@@ -113,7 +112,6 @@ public final class DecodeGraphs {
             if let graph = try model.backend.captureReplayableGraph({ captured = try model.forward(inputs, cache: cache) }),
                let out = captured {
                 graphs[key] = Entry(inputs: inputs, graph: graph, logits: out, lastUse: useCounter)
-                captures += 1
             } else {
                 disabledReason = "the \(model.backend.device) backend has no graphs"
             }

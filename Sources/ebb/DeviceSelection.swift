@@ -7,18 +7,7 @@ import EbbTensor
 /// computes in `dtype` (`bf16`, the default, or `f32` to compare against f32 references).
 /// Throws a clear error when CUDA or the device is missing.
 func makeBackend(device: String, threads: Int? = nil, dtype: String = "bf16") throws -> any Backend {
-    let spec = device.lowercased()
-    if spec == "cpu" { return CPUBackend(threads: threads) }
-    guard spec == "cuda" || spec.hasPrefix("cuda:") else {
-        throw EbbError(.invalidArgument, "--device must be cpu, cuda or cuda:N (got '\(device)')")
-    }
-    var index = 0
-    if spec.hasPrefix("cuda:") {
-        guard let i = Int(spec.dropFirst(5)), i >= 0 else {
-            throw EbbError(.invalidArgument, "--device \(device): the device index must be a non-negative integer")
-        }
-        index = i
-    }
+    guard let index = try cudaDeviceIndex(device) else { return CPUBackend(threads: threads) }
     let computeDType: DType
     switch dtype.lowercased() {
     case "bf16", "bfloat16": computeDType = .bf16
@@ -26,6 +15,20 @@ func makeBackend(device: String, threads: Int? = nil, dtype: String = "bf16") th
     default: throw EbbError(.invalidArgument, "--dtype must be bf16 or f32 (got '\(dtype)')")
     }
     return try CUDABackend(device: index, computeDType: computeDType)
+}
+
+/// The CUDA device index a `--device` string names (`cuda` = 0), or nil for `cpu`.
+func cudaDeviceIndex(_ device: String) throws -> Int? {
+    let spec = device.lowercased()
+    if spec == "cpu" { return nil }
+    guard spec == "cuda" || spec.hasPrefix("cuda:") else {
+        throw EbbError(.invalidArgument, "--device must be cpu, cuda or cuda:N (got '\(device)')")
+    }
+    guard spec.hasPrefix("cuda:") else { return 0 }
+    guard let i = Int(spec.dropFirst(5)), i >= 0 else {
+        throw EbbError(.invalidArgument, "--device \(device): the device index must be a non-negative integer")
+    }
+    return i
 }
 
 /// `--device`, `--dtype`, `--load-format` and `--num-layers`, shared by `generate`,

@@ -52,17 +52,6 @@ struct EngineOptions: ParsableArguments {
                             gpuMemoryUtilization: gpuMemoryUtilization, enforceEager: enforceEager)
     }
 
-    /// The CUDA device index `--device` names for one engine (`cuda` = 0), or nil for the CPU.
-    func cudaIndex() throws -> Int? {
-        let spec = device.lowercased()
-        if spec == "cpu" { return nil }
-        if spec == "cuda" { return 0 }
-        guard spec.hasPrefix("cuda:"), let i = Int(spec.dropFirst(5)), i >= 0 else {
-            throw EbbError(.invalidArgument, "--device must be cpu, cuda or cuda:N (got '\(device)')")
-        }
-        return i
-    }
-
     /// The same options as command-line arguments (all but `--device`, which a deployment
     /// chooses per rank).
     var arguments: [String] {

@@ -125,7 +125,7 @@ struct Serve: AsyncParsableCommand {
                                           faultSpec: ProcessInfo.processInfo.environment["EBB_FAULT"])
             }
             var gpus: GPUPool?
-            if let first = try engine.cudaIndex() {
+            if let first = try cudaDeviceIndex(engine.device) {
                 let count = CUDABackend.deviceCount()
                 guard first + ranks <= count else {
                     throw EbbError(.invalidArgument, "--device \(engine.device) with \(ranks) ranks needs GPUs \(first)..<\(first + ranks); this host has \(count)")
