@@ -42,8 +42,8 @@ let package = Package(
         .target(name: "EbbModel", dependencies: ["EbbCore", "EbbTensor", "EbbCheckpoint"], swiftSettings: strict),
         .target(name: "EbbSampling", dependencies: ["EbbCore"], swiftSettings: strict),
         .target(name: "EbbEPLB", dependencies: ["EbbCore"], swiftSettings: strict),
-        .target(name: "EbbComm", dependencies: ["EbbCore", "CEbbGloo"], swiftSettings: strict),
-        .target(name: "EbbEngine", dependencies: ["EbbCore", "EbbTensor", "EbbModel", "EbbSampling", "EbbComm", "EbbEPLB"], swiftSettings: strict),
+        .target(name: "EbbComm", dependencies: ["EbbCore", "CEbbGloo", "CEbbCUDA", "EbbTensor", "EbbCUDA"], swiftSettings: strict),
+        .target(name: "EbbEngine", dependencies: ["EbbCore", "EbbTensor", "EbbCUDA", "EbbModel", "EbbSampling", "EbbComm", "EbbEPLB"], swiftSettings: strict),
         .target(
             name: "EbbControl",
             dependencies: [

@@ -232,6 +232,24 @@ int ebb_cuda_load(EbbCUDAApi *api, const char *directories, int searchDefaults) 
     if ((h = openOrReport(api, "libnccl", ncclNames, directories, searchDefaults))) {
         missing[0] = NULL;
         SYM(h, ncclGetVersion, "ncclGetVersion");
+        SYM(h, ncclGetErrorString, "ncclGetErrorString");
+        SYM(h, ncclGetLastError, "ncclGetLastError");
+        SYM(h, ncclGetUniqueId, "ncclGetUniqueId");
+        SYM(h, ncclCommGetAsyncError, "ncclCommGetAsyncError");
+        SYM(h, ncclCommAbort, "ncclCommAbort");
+        SYM(h, ncclCommDestroy, "ncclCommDestroy");
+        SYM(h, ncclCommFinalize, "ncclCommFinalize");
+        SYM(h, ncclGroupStart, "ncclGroupStart");
+        SYM(h, ncclGroupEnd, "ncclGroupEnd");
+        SYM(h, ncclAllReduce, "ncclAllReduce");
+        SYM(h, ncclAllGather, "ncclAllGather");
+        SYM(h, ncclBroadcast, "ncclBroadcast");
+        SYM(h, ncclSend, "ncclSend");
+        SYM(h, ncclRecv, "ncclRecv");
+        SYM(h, ncclCommInitRankConfig, "ncclCommInitRankConfig");
+        // Optional: a NULL entry means "not in this NCCL" (fresh init instead).
+        *(void **)(&api->ncclCommSplit) = dlsym(h, "ncclCommSplit");
+        *(void **)(&api->ncclCommShrink) = dlsym(h, "ncclCommShrink");
         finish(api, EBB_LIB_NCCL, missing[0]);
     }
     return api->loaded;
@@ -315,4 +333,48 @@ EbbCublasStatus ebb_lt_run(const EbbCUDAApi *api, void *lt, const EbbLtPlan *pla
                            const void *A, const void *B, const float *beta, void *C, void *workspace, EbbCUstream stream) {
     return api->cublasLtMatmul(lt, plan->desc, alpha, A, plan->a, B, plan->b, beta, C, plan->c, C, plan->c,
                                plan->heuristic, workspace, plan->workspace, stream);
+}
+
+// MARK: NCCL
+
+/// The first fields of ncclConfig_t (its 2.14 layout). NCCL reads `size` and copies only
+/// that much of a caller's config, keeping its defaults for later fields, so this prefix
+/// works with every later NCCL.
+typedef struct {
+    size_t size;
+    unsigned int magic;
+    unsigned int version;
+    int blocking;
+    int cgaClusterSize;
+    int minCTAs;
+    int maxCTAs;
+    const char *netName;
+} EbbNcclConfig;
+
+static EbbNcclConfig ncclConfig(const EbbCUDAApi *api, int blocking) {
+    int version = 0;
+    if (api->ncclGetVersion) api->ncclGetVersion(&version);
+    const int undef = (int)0x80000000;
+    EbbNcclConfig c = {sizeof(EbbNcclConfig), 0xcafebeef, (unsigned int)version, blocking, undef, undef, undef, NULL};
+    return c;
+}
+
+int ebb_nccl_init_rank(const EbbCUDAApi *api, EbbNcclComm *comm, int nranks, const uint8_t *id, int rank, int blocking) {
+    if (!(api->loaded & EBB_LIB_NCCL)) return EBB_NCCL_INVALID_USAGE;
+    EbbNcclUniqueId uid;
+    memcpy(uid.internal, id, sizeof(uid.internal));
+    EbbNcclConfig config = ncclConfig(api, blocking);
+    return api->ncclCommInitRankConfig(comm, nranks, uid, rank, &config);
+}
+
+int ebb_nccl_split(const EbbCUDAApi *api, EbbNcclComm comm, int color, int key, EbbNcclComm *newcomm, int blocking) {
+    if (!api->ncclCommSplit) return EBB_NCCL_INVALID_USAGE;
+    EbbNcclConfig config = ncclConfig(api, blocking);
+    return api->ncclCommSplit(comm, color, key, newcomm, &config);
+}
+
+int ebb_nccl_shrink(const EbbCUDAApi *api, EbbNcclComm comm, int *exclude, int count, EbbNcclComm *newcomm, int blocking, int flags) {
+    if (!api->ncclCommShrink) return EBB_NCCL_INVALID_USAGE;
+    EbbNcclConfig config = ncclConfig(api, blocking);
+    return api->ncclCommShrink(comm, exclude, count, newcomm, &config, flags);
 }

@@ -76,4 +76,48 @@ extension CUDABackend {
                         .int(out.rowStride), .int(d)])
         }
     }
+
+    // MARK: Expert-parallel exchange with fixed sizes
+
+    public func maskPairs(_ slots: Tensor, rowMask: Tensor) {
+        perform {
+            try launch("mask_pairs", grid: (gridFor(slots.count), 1, 1), block: 256,
+                       [.tensor(slots), .tensor(rowMask), .int(min(slots.rows, rowMask.count)), .int(slots.columns)])
+        }
+    }
+
+    public func rebaseSlots(_ slots: Tensor, base: Int, count: Int, out: Tensor) {
+        perform {
+            try launch("rebase_slots", grid: (gridFor(slots.count), 1, 1), block: 256,
+                       [.tensor(slots), .int(base), .int(count), .tensor(out), .int(min(slots.count, out.count))])
+        }
+    }
+
+    public func scatterRows(_ x: Tensor, rowIndex: Tensor, out: Tensor) {
+        let d = x.columns
+        precondition(out.columns == d && rowIndex.count <= x.rows)
+        perform {
+            try launch(typed("scatter_rows", out.dtype), grid: (rowIndex.count, 1, 1), block: min(1024, max(32, (d + 31) / 32 * 32)),
+                       [.tensor(x), .int(x.rowStride), .tensor(rowIndex), .tensor(out), .int(out.rowStride), .int(out.rows), .int(d)])
+        }
+    }
+
+    public func countSlots(_ slots: Tensor, counts: Tensor) {
+        perform {
+            try launch("count_slots", grid: (gridFor(slots.count), 1, 1), block: 256,
+                       [.tensor(slots), .int(slots.count), .tensor(counts), .int(counts.count)])
+        }
+    }
+
+    public func combinePairs(_ received: Tensor, slots: Tensor, logical: Tensor, weights: Tensor, slotsPerRank: Int,
+                             pairsPerRank: Int, out: Tensor) {
+        let d = out.columns, k = slots.columns
+        precondition(received.columns == d && slots.count == logical.count && slots.count == weights.count && slotsPerRank > 0)
+        perform {
+            guard k <= 32 else { throw EbbError(.unsupported, "the CUDA expert combine handles top-k up to 32, not \(k)") }
+            try launch(typed("combine_pairs", out.dtype), grid: (out.rows, 1, 1), block: min(1024, max(32, (d + 31) / 32 * 32)),
+                       [.tensor(received), .int(received.rowStride), .int(received.rows), .tensor(slots), .tensor(logical),
+                        .tensor(weights), .int(k), .int(slotsPerRank), .int(pairsPerRank), .tensor(out), .int(out.rowStride), .int(d)])
+        }
+    }
 }

@@ -237,3 +237,21 @@ public final class CUDABackend: Backend, @unchecked Sendable {
         max(1, min((n + threads - 1) / threads, multiprocessors * 16))
     }
 }
+
+// MARK: For device communicators (NCCL)
+
+extension CUDABackend {
+    /// The stream every op of this backend runs on (a `CUstream`, usable as `cudaStream_t`).
+    public var streamHandle: EbbCUstream { stream }
+
+    /// The loaded CUDA/NCCL function table.
+    public var libraries: UnsafePointer<EbbCUDAApi> { api }
+
+    /// Makes this backend's context current on the calling thread.
+    public func makeCurrent() throws { try bind() }
+
+    /// The device address of a tensor's first element.
+    public func deviceAddress(_ t: Tensor) -> UnsafeMutableRawPointer? {
+        UnsafeMutableRawPointer(bitPattern: UInt(pointer(t)))
+    }
+}

@@ -202,7 +202,11 @@ public final class EngineCoreShell: @unchecked Sendable {
         }
         publish(loop)
         sendReady(loop)
-        defer { loop.communicator?.close() }
+        defer {
+            loop.core.graphs?.releaseAll()
+            loop.nccl?.close()
+            loop.communicator?.close()
+        }
         do {
             // A joiner's first collective meets the old members' first one after their switch.
             if identity.joining { try loop.adoptWave() }
@@ -294,6 +298,16 @@ public final class EngineCoreShell: @unchecked Sendable {
         var loop = EngineLoopState(core: core, communicator: communicator, balancer: balancer, identity: identity,
                                    out: out, log: log, store: store, recorded: recorder.withLock { $0 },
                                    dataPlaneTimeout: dataPlaneTimeout)
+        if let communicator, let group = core.model.expertParallel {
+            let formed = try DataPlane.expertExchange(host: communicator, backend: core.model.backend, store: store,
+                                                      timeout: dataPlaneTimeout)
+            group.exchange = formed.exchange
+            loop.nccl = formed.nccl
+            core.stepAgreement = { try $0.agreed(over: communicator) }
+            if let nccl = formed.nccl {
+                log("rank \(identity.rank): expert exchange over NCCL \(NCCLCommunicator.version ?? 0) formed in \(String(format: "%.2f", nccl.initSeconds)) s")
+            }
+        }
         if let communicator, identity.eplb != nil {
             // The checkpoint's expert checksums, from every rank, for checks after resizes.
             loop.checksums = try ExpertChecksums.gather(core.model, communicator: communicator)
@@ -339,6 +353,10 @@ public final class EngineCoreShell: @unchecked Sendable {
         let (staged, _) = try TransferExecutor(model: core.model, communicator: comms.transfer, plan: plan, target: target,
                                                newRank: newRank).run()
         try core.model.install(staged)
+        let formed = try DataPlane.expertExchange(host: serving, backend: core.model.backend, store: store,
+                                                  timeout: dataPlaneTimeout)
+        core.model.expertParallel?.exchange = formed.exchange
+        core.stepAgreement = { try $0.agreed(over: serving) }
         try serving.barrier()
         var balancer: ExpertBalancer?
         if let eplb = identity.eplb, let eplbTransfer = comms.eplbTransfer {
@@ -351,6 +369,7 @@ public final class EngineCoreShell: @unchecked Sendable {
         log("rank \(newRank): joined generation \(spec.generation); \(peer.bytesReceived) bytes of dense weights from rank \(spec.denseServer(forJoiner: u))")
         var loop = EngineLoopState(core: core, communicator: serving, balancer: balancer, identity: id, out: out, log: log,
                                    store: store, recorded: recorded, dataPlaneTimeout: dataPlaneTimeout)
+        loop.nccl = formed.nccl
         loop.oldestAcceptedGeneration = spec.generation - 1
         loop.checksums = checksums
         let check = checksums.verify(core.model)

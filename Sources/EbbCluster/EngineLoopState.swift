@@ -13,6 +13,8 @@ struct EngineLoopState {
     let core: EngineCore
     var communicator: (any Communicator)?
     var balancer: ExpertBalancer? = nil
+    /// The serving generation's NCCL group under the expert exchange (GPU ranks).
+    var nccl: NCCLCommunicator? = nil
     var identity: EngineCoreIdentity
     let out: AsyncStream<ControlEngineMessage>.Continuation
     let log: @Sendable (String) -> Void
@@ -238,6 +240,11 @@ struct EngineLoopState {
                     return plan
                 }
                 _ = plan
+                if let serving = comms.serving {
+                    job.exchange = try job.timed("exchange") {
+                        try DataPlane.expertExchange(host: serving, backend: model.backend, store: store, timeout: servingTimeout)
+                    }
+                }
                 try spec.inject("warmup")
                 if let serving = comms.serving {
                     try job.timed("warmup") { try serving.barrier() }
@@ -280,12 +287,20 @@ struct EngineLoopState {
                 }
             })
             log("rank \(identity.rank): left at generation \(spec.generation), handing back \(exported.count) requests")
+            core.graphs?.releaseAll()
+            nccl?.close()
+            nccl = nil
             old.close()
             communicator = nil
             return .left
         }
         try core.model.install(job.staged)
-        core.model.expertParallel?.exchange = CommunicatorExchange(serving)
+        // Graphs captured the old generation's collectives: release them before its group closes.
+        core.graphs?.releaseAll()
+        core.model.expertParallel?.exchange = job.exchange?.exchange ?? CommunicatorExchange(serving)
+        core.stepAgreement = { try $0.agreed(over: serving) }
+        nccl?.close()
+        nccl = job.exchange?.nccl
         if let balancer, let eplbTransfer = job.eplbTransfer {
             self.balancer = try balancer.moved(communicator: serving, transfer: eplbTransfer, placement: target)
         }

@@ -87,7 +87,11 @@ public final class LocalDeployment: Sendable {
             args += ["--coordinator", "127.0.0.1:\(port)", "--rank", "\(rank)", "--world-size", "\(size)",
                      "--generation", "\(gen)", "--engine-id", id, "--threads", "\(threadsPerRank)"] + extra
             if expertParallel { args.append("--enable-expert-parallel") }
-            if let gpus { args += ["--device", "cuda:\(try gpus.acquire(id))"] }
+            var env = env
+            if let gpus {
+                args += ["--device", "cuda:\(try gpus.acquire(id))"]
+                if gpus.needsDistinctHostID { env["NCCL_HOSTID"] = "ebb-\(id)" }
+            }
             do {
                 try launcher.launch(id: id, arguments: args, environment: env) { id, pid, status in
                     gpus?.release(id)

@@ -82,6 +82,8 @@ final class PreparedGeneration: @unchecked Sendable {
     var error: (any Error)?
     var serving: (any Communicator)?
     var eplbTransfer: (any Communicator)?
+    /// The new generation's expert exchange (NCCL on GPU ranks), formed after the weights.
+    var exchange: DataPlane.Exchange?
     var staged: [Int: ExpertSlots] = [:]
     var target: EPLBPlacement?
     var phases: [(String, Double)] = []
@@ -100,6 +102,8 @@ final class PreparedGeneration: @unchecked Sendable {
 
     /// Releases what a rolled-back preparation built.
     func discard() {
+        exchange?.nccl?.close()
+        exchange = nil
         serving?.close()
         eplbTransfer?.close()
         serving = nil

@@ -9,9 +9,11 @@ import EbbTensor
 /// they read only valid data and change nothing. Inputs are copied into the graph's fixed
 /// tensors before each replay; the logits come back in the graph's own output tensor.
 ///
-/// Only for models that hold every expert (no expert-parallel exchange, whose host-side
-/// collectives cannot be captured) on backends with graphs; `run` returns nil otherwise,
-/// and the caller runs the step eagerly.
+/// For models that hold every expert, or whose expert-parallel exchange has fixed sizes
+/// (`DeviceExpertExchange`, e.g. NCCL: its collectives are captured with the step; every
+/// rank then runs the same batch bucket, `minimumBatch`, agreed before the step), on
+/// backends with graphs; `run` returns nil otherwise (the host-memory exchange cannot be
+/// captured), and the caller runs the step eagerly.
 public final class DecodeGraphs {
     public let model: CausalLM
     public let cache: KVCache
@@ -26,6 +28,7 @@ public final class DecodeGraphs {
     private var useCounter = 0
     public private(set) var evictions = 0
     private var slotsVersion: Int
+    private var exchangeVersion: Int
     /// Why graphs are off (capture failed once, or the backend has none).
     public private(set) var disabledReason: String?
     /// Replays so far, for logs and benchmarks.
@@ -49,14 +52,26 @@ public final class DecodeGraphs {
         self.maxBatch = max(1, maxBatch)
         self.maxContext = max(1, maxContext)
         slotsVersion = model.expertSlotsVersion
-        if model.expertParallel != nil { disabledReason = "expert parallelism exchanges tokens on the host" }
+        exchangeVersion = model.expertParallel?.exchangeVersion ?? 0
+    }
+
+    /// Why a step cannot run from a graph now (nil: it can).
+    private var unavailableReason: String? {
+        if let disabledReason { return disabledReason }
+        if let group = model.expertParallel, !group.isFixedSize { return "expert parallelism exchanges tokens on the host" }
+        return nil
+    }
+
+    /// Releases every graph (before the communicator they captured is closed).
+    public func releaseAll() {
+        graphs.removeAll()
     }
 
     /// Graphs captured so far.
     public var count: Int { graphs.count }
 
     /// Batch buckets: 1, 2, 4, 8, then multiples of 8 up to 32, of 16 up to 256, of 32 beyond.
-    static func batchBucket(_ n: Int) -> Int {
+    public static func batchBucket(_ n: Int) -> Int {
         if n <= 8 { return n <= 1 ? 1 : n <= 2 ? 2 : n <= 4 ? 4 : 8 }
         let step = n <= 32 ? 8 : n <= 256 ? 16 : 32
         return (n + step - 1) / step * step
@@ -72,16 +87,20 @@ public final class DecodeGraphs {
     /// Runs a decode step (one new token per sequence, last-position logits only) from a
     /// graph; returns the logits `[n, vocab]` (the first n rows of the graph's output) and
     /// each sequence's logit rows, or nil when this step cannot use a graph.
-    public func run(_ sequences: [SequenceInput]) throws -> (logits: Tensor, ranges: [Range<Int>])? {
-        guard disabledReason == nil, !sequences.isEmpty, sequences.count <= maxBatch,
+    /// `minimumBatch`: the batch bucket to use at least (expert parallelism: the bucket every
+    /// rank agreed on for this step).
+    public func run(_ sequences: [SequenceInput], minimumBatch: Int = 1) throws -> (logits: Tensor, ranges: [Range<Int>])? {
+        guard unavailableReason == nil, !sequences.isEmpty, sequences.count <= maxBatch, minimumBatch <= maxBatch,
               sequences.allSatisfy({ $0.tokens.count == 1 && !$0.allLogits }) else { return nil }
-        if model.expertSlotsVersion != slotsVersion {
+        let currentExchange = model.expertParallel?.exchangeVersion ?? 0
+        if model.expertSlotsVersion != slotsVersion || currentExchange != exchangeVersion {
             graphs.removeAll()
             slotsVersion = model.expertSlotsVersion
+            exchangeVersion = currentExchange
         }
         var host = try HostBatch(sequences: sequences, blockSize: cache.blockSize, numBlocks: cache.numBlocks,
                                  vocabSize: model.config.vocabSize)
-        let key = Key(batch: Self.batchBucket(sequences.count),
+        let key = Key(batch: Self.batchBucket(max(sequences.count, minimumBatch)),
                       context: Self.contextBucket(host.maxContextLength, max: maxContext))
         let width = (key.context + cache.blockSize - 1) / cache.blockSize
         guard host.tableWidth <= width else { return nil }
@@ -89,6 +108,7 @@ public final class DecodeGraphs {
         let n = sequences.count
         let ranges = (0..<n).map { $0..<($0 + 1) }
         useCounter += 1
+        model.expertParallel?.stepTokens = key.batch
         if let entry = graphs[key] {
             graphs[key]?.lastUse = useCounter
             try write(host, into: entry.inputs)

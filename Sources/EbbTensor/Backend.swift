@@ -107,6 +107,26 @@ public protocol Backend: AnyObject, Sendable {
                      tokenIndex: Tensor, sortedWeights: Tensor, offsets: Tensor)
     /// `out[rowIndex[i]] += weight[i] * x[i]` for each i with `rowIndex[i] >= 0`.
     func scatterAddWeighted(_ x: Tensor, rowIndex: Tensor, weight: Tensor, out: Tensor)
+
+    // Expert-parallel exchange with sizes fixed before the step (device buffers only).
+
+    /// In place on `slots: [T, k]` (i32): rows t with `rowMask[t] < 0` become −1 (padding
+    /// rows of a graph step, whose KV slot is −1).
+    func maskPairs(_ slots: Tensor, rowMask: Tensor)
+    /// `out[i] = slots[i] − base` when that falls in `0..<count`, else −1 (i32, same count).
+    func rebaseSlots(_ slots: Tensor, base: Int, count: Int, out: Tensor)
+    /// `out[rowIndex[i]] = x[i]` for each i with `0 ≤ rowIndex[i] < out.rows`.
+    func scatterRows(_ x: Tensor, rowIndex: Tensor, out: Tensor)
+    /// `counts[s] += 1` (i32) for each `s` of `slots` in `0..<counts.count`.
+    func countSlots(_ slots: Tensor, counts: Tensor)
+    /// The expert-parallel combine. `slots`, `logical`, `weights`: `[T, k]` (global physical
+    /// slot, logical expert, weight); `received: [ranks · pairsPerRank, H]`, where rank r's
+    /// block holds the outputs r computed for this rank's pairs, pair p at row
+    /// `r · pairsPerRank + p`. Writes `out[t] = Σ weight · row` over the pairs of token t with
+    /// a slot ≥ 0, summed in ascending logical expert order (pair order on ties) starting
+    /// from 0, as `scatterAddWeighted` sums one rank's grouped rows.
+    func combinePairs(_ received: Tensor, slots: Tensor, logical: Tensor, weights: Tensor, slotsPerRank: Int,
+                      pairsPerRank: Int, out: Tensor)
 }
 
 /// A matrix inside a tensor: element offset from the tensor's start, leading dimension,

@@ -98,4 +98,23 @@ public final class ProfilingBackend: Backend, @unchecked Sendable {
     public func scatterAddWeighted(_ x: Tensor, rowIndex: Tensor, weight: Tensor, out: Tensor) {
         timed(.routing) { base.scatterAddWeighted(x, rowIndex: rowIndex, weight: weight, out: out) }
     }
+    public func maskPairs(_ slots: Tensor, rowMask: Tensor) {
+        timed(.routing) { base.maskPairs(slots, rowMask: rowMask) }
+    }
+    public func rebaseSlots(_ slots: Tensor, base offset: Int, count: Int, out: Tensor) {
+        timed(.routing) { base.rebaseSlots(slots, base: offset, count: count, out: out) }
+    }
+    public func scatterRows(_ x: Tensor, rowIndex: Tensor, out: Tensor) {
+        timed(.routing) { base.scatterRows(x, rowIndex: rowIndex, out: out) }
+    }
+    public func countSlots(_ slots: Tensor, counts: Tensor) {
+        timed(.routing) { base.countSlots(slots, counts: counts) }
+    }
+    public func combinePairs(_ received: Tensor, slots: Tensor, logical: Tensor, weights: Tensor, slotsPerRank: Int,
+                             pairsPerRank: Int, out: Tensor) {
+        timed(.routing) {
+            base.combinePairs(received, slots: slots, logical: logical, weights: weights, slotsPerRank: slotsPerRank,
+                              pairsPerRank: pairsPerRank, out: out)
+        }
+    }
 }

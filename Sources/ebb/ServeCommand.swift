@@ -47,6 +47,10 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "Seconds each resize phase may take before the resize rolls back")
     var scaleTimeout: Double = 60
 
+    @Option(help: ArgumentHelp("GPUs of the ranks, one entry per rank (cuda:0,cuda:1,... ; an entry may repeat so ranks share a GPU). A resize takes the next free entries, then reuses the list cyclically",
+                               valueName: "cuda:N,..."))
+    var devices: String?
+
     func run() async throws {
         guard (1...65535).contains(port), dataParallelSize >= 1, dataParallelSize <= 256, engineStartTimeout > 0 else {
             FileHandle.standardError.write(Data("error: --port must be in 1...65535 and --data-parallel-size in 1...256\n".utf8))
@@ -58,6 +62,9 @@ struct Serve: AsyncParsableCommand {
             }
             if let m = maxDataParallelSize, m < dataParallelSize || m > 256 {
                 throw EbbError(.invalidArgument, "--max-data-parallel-size must be in --data-parallel-size...256")
+            }
+            if devices != nil && dataParallelSize == 1 && !enableElasticEp {
+                throw EbbError(.invalidArgument, "--devices places the ranks of a multi-rank deployment; use --device for one engine")
             }
             guard scaleTimeout > 0 else { throw EbbError(.invalidArgument, "--scale-timeout must be positive") }
             if try eplb.config() != nil && !enableElasticEp && (dataParallelSize < 2 || !enableExpertParallel) {
@@ -125,7 +132,22 @@ struct Serve: AsyncParsableCommand {
                                           faultSpec: ProcessInfo.processInfo.environment["EBB_FAULT"])
             }
             var gpus: GPUPool?
-            if let first = try cudaDeviceIndex(engine.device) {
+            if let list = devices {
+                let indices = try list.split(separator: ",").map { entry -> Int in
+                    guard let i = try cudaDeviceIndex(String(entry).trimmingCharacters(in: .whitespaces)) else {
+                        throw EbbError(.invalidArgument, "--devices lists CUDA devices (cuda:N), not '\(entry)'")
+                    }
+                    return i
+                }
+                let count = CUDABackend.deviceCount()
+                if let bad = indices.first(where: { $0 >= count }) {
+                    throw EbbError(.invalidArgument, "--devices names cuda:\(bad); this host has \(count) CUDA device(s)")
+                }
+                guard indices.count >= ranks else {
+                    throw EbbError(.invalidArgument, "--devices lists \(indices.count) device(s) for \(ranks) ranks (one entry per rank; repeat an entry to share a GPU)")
+                }
+                gpus = try GPUPool(devices: indices)
+            } else if let first = try cudaDeviceIndex(engine.device) {
                 let count = CUDABackend.deviceCount()
                 guard first + ranks <= count else {
                     throw EbbError(.invalidArgument, "--device \(engine.device) with \(ranks) ranks needs GPUs \(first)..<\(first + ranks); this host has \(count)")

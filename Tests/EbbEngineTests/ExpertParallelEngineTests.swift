@@ -40,13 +40,17 @@ struct ExpertParallelEngineTests {
 
     /// Runs `jobs` on `ranks` lockstep ranks; returns tokens per request id and the ranks'
     /// exchange statistics.
-    static func runExpertParallel(ranks: Int, jobs: [Job], load: @escaping Load, eplb: EPLBConfig? = nil)
+    static func runExpertParallel(ranks: Int, jobs: [Job], load: @escaping Load, eplb: EPLBConfig? = nil,
+                                  fixedSize: Bool = false)
         throws -> ([String: [Int]], [ExpertExchangeStats]) {
-        try runExpertParallelWithEPLB(ranks: ranks, jobs: jobs, load: load, eplb: eplb).map { ($0.0, $0.1) } ?? ([:], [])
+        try runExpertParallelWithEPLB(ranks: ranks, jobs: jobs, load: load, eplb: eplb, fixedSize: fixedSize)
+            .map { ($0.0, $0.1) } ?? ([:], [])
     }
 
     /// As `runExpertParallel`, also returning each rank's EPLB statistics.
-    static func runExpertParallelWithEPLB(ranks: Int, jobs: [Job], load: @escaping Load, eplb: EPLBConfig?)
+    /// `fixedSize` uses the fixed-size exchange (the NCCL algorithm, over host memory).
+    static func runExpertParallelWithEPLB(ranks: Int, jobs: [Job], load: @escaping Load, eplb: EPLBConfig?,
+                                          fixedSize: Bool = false)
         throws -> ([String: [Int]], [ExpertExchangeStats], [EPLBStats])? {
         let hub = try InProcessHub(size: ranks, timeout: .seconds(60))
         let comms = try (0..<ranks).map { try hub.communicator(rank: $0) }
@@ -64,7 +68,7 @@ struct ExpertParallelEngineTests {
             Thread {
                 do {
                     let comm = comms[rank]
-                    let group = ExpertParallelGroup(CommunicatorExchange(comm))
+                    let group = ExpertParallelGroup(fixedSize ? HostMemoryDeviceExchange(comm) : CommunicatorExchange(comm))
                     let initial = try eplb?.initialPlacement(numLayers: numMoELayers, numExperts: numExperts, ranks: ranks)
                     let contiguous = try ExpertPlacement.contiguous(numExperts: numExperts, numRanks: ranks, rank: rank)
                     let perLayer = try initial.map { p in try ExpertBalancer.rankPlacement(p, layerOrdinal: 0, rank: rank) }
@@ -173,6 +177,50 @@ struct ExpertParallelEngineTests {
                 #expect(parallel[job.id] == expected, "\(name) with \(ranks) ranks: \(job.id)")
             }
         }
+    }
+
+    /// The fixed-size exchange (all-gather, local experts, all-to-all of pair outputs,
+    /// combine in logical order), the one NCCL runs on GPUs, gives the same tokens.
+    @Test(arguments: [2, 3])
+    func fixedSizeExchangeMatchesSingleRank(ranks: Int) throws {
+        let prompts = [[1, 2, 3, 4, 5], [100, 7, 42], Array(10..<40), [255]]
+        let jobs = Self.jobs(prompts: prompts, ranks: ranks)
+        let single = try Self.runSingle(jobs: jobs, load: Self.builtinLoader)
+        let (parallel, stats) = try Self.runExpertParallel(ranks: ranks, jobs: jobs, load: Self.builtinLoader, fixedSize: true)
+        for job in jobs {
+            #expect(parallel[job.id] == single[job.id], "\(job.id) on rank \(job.rank)")
+            #expect(parallel[job.id]?.count == 12)
+        }
+        #expect(Set(stats.map(\.layerCalls)).count == 1, "all ranks entered the same number of exchanges")
+    }
+
+    @Test(.enabled(if: Fixtures.enabled, "\(Fixtures.skipMessage)"),
+          arguments: ["qwen3-moe-tiny-f32", "mixtral-tiny-f32", "deepseek-v3-tiny-f32"])
+    func fixtureWithFixedSizeExchangeMatchesReference(name: String) throws {
+        let reference = try EngineCoreTests.reference(name)
+        for ranks in [2, 4] {
+            let jobs = Self.jobs(prompts: reference.prompts, ranks: ranks)
+            let (parallel, _) = try Self.runExpertParallel(ranks: ranks, jobs: jobs, load: Self.fixtureLoader(name), fixedSize: true)
+            for (i, job) in jobs.enumerated() {
+                let expected = Array(reference.greedy[i % reference.prompts.count].prefix(12))
+                #expect(parallel[job.id] == expected, "\(name) with \(ranks) ranks: \(job.id)")
+            }
+        }
+    }
+
+    /// EPLB load statistics and rearrangements work with the fixed-size exchange too
+    /// (its loads are counted on the device).
+    @Test func fixedSizeExchangeRebalances() throws {
+        let ranks = 2
+        let prompts = [[1, 2, 3, 4, 5], [100, 7, 42], Array(10..<40), [255], [9, 9, 9, 9], Array(200..<230)]
+        let jobs = Self.jobs(prompts: prompts, ranks: ranks)
+        let single = try Self.runSingle(jobs: jobs, load: Self.builtinLoader)
+        let eplb = EPLBConfig(numRedundantExperts: ranks, windowSize: 8, stepInterval: 3, minGain: -1)
+        let result = try Self.runExpertParallelWithEPLB(ranks: ranks, jobs: jobs, load: Self.builtinLoader, eplb: eplb, fixedSize: true)
+        for job in jobs {
+            #expect(result?.0[job.id] == single[job.id], "\(job.id) on rank \(job.rank)")
+        }
+        #expect(result?.2.allSatisfy { $0.rearrangements > 0 } == true)
     }
 
     /// Forced rebalances every 3 steps with redundant experts: weights move between ranks

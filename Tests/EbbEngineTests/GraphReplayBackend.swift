@@ -107,4 +107,15 @@ final class GraphReplayBackend: Backend, @unchecked Sendable {
     func scatterAddWeighted(_ x: Tensor, rowIndex: Tensor, weight: Tensor, out: Tensor) {
         base.scatterAddWeighted(x, rowIndex: rowIndex, weight: weight, out: out)
     }
+    func maskPairs(_ slots: Tensor, rowMask: Tensor) { base.maskPairs(slots, rowMask: rowMask) }
+    func rebaseSlots(_ slots: Tensor, base offset: Int, count: Int, out: Tensor) {
+        base.rebaseSlots(slots, base: offset, count: count, out: out)
+    }
+    func scatterRows(_ x: Tensor, rowIndex: Tensor, out: Tensor) { base.scatterRows(x, rowIndex: rowIndex, out: out) }
+    func countSlots(_ slots: Tensor, counts: Tensor) { base.countSlots(slots, counts: counts) }
+    func combinePairs(_ received: Tensor, slots: Tensor, logical: Tensor, weights: Tensor, slotsPerRank: Int,
+                      pairsPerRank: Int, out: Tensor) {
+        base.combinePairs(received, slots: slots, logical: logical, weights: weights, slotsPerRank: slotsPerRank,
+                          pairsPerRank: pairsPerRank, out: out)
+    }
 }

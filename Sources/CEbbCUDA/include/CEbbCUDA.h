@@ -27,6 +27,26 @@ typedef int EbbNvrtcResult;
 typedef void *EbbNvrtcProgram;
 typedef int EbbCublasStatus;
 typedef void *EbbCublasHandle;
+typedef void *EbbNcclComm;
+typedef struct { char internal[128]; } EbbNcclUniqueId;
+
+// NCCL values (nccl.h; stable since 2.14).
+enum {
+    EBB_NCCL_SUCCESS = 0,
+    EBB_NCCL_INVALID_USAGE = 5,
+    EBB_NCCL_IN_PROGRESS = 7,
+    EBB_NCCL_INT8 = 0,
+    EBB_NCCL_UINT8 = 1,
+    EBB_NCCL_INT32 = 2,
+    EBB_NCCL_INT64 = 4,
+    EBB_NCCL_FLOAT16 = 6,
+    EBB_NCCL_FLOAT32 = 7,
+    EBB_NCCL_FLOAT64 = 8,
+    EBB_NCCL_BFLOAT16 = 9,
+    EBB_NCCL_SUM = 0,
+    EBB_NCCL_MAX = 2,
+    EBB_NCCL_MIN = 3,
+};
 
 // Driver API values.
 enum {
@@ -163,9 +183,40 @@ typedef struct EbbCUDAApi {
                                       const void *B, void *b, const void *beta, const void *C, void *c, void *D, void *d,
                                       const void *algo, void *workspace, size_t workspaceBytes, EbbCUstream stream);
 
-    // NCCL: loaded and versioned only (used by later work).
+    // NCCL (device data plane). Results are ncclResult_t values (EBB_NCCL_*).
     int (*ncclGetVersion)(int *version);
+    const char *(*ncclGetErrorString)(int result);
+    const char *(*ncclGetLastError)(EbbNcclComm comm);
+    int (*ncclGetUniqueId)(EbbNcclUniqueId *id);
+    int (*ncclCommGetAsyncError)(EbbNcclComm comm, int *result);
+    int (*ncclCommAbort)(EbbNcclComm comm);
+    int (*ncclCommDestroy)(EbbNcclComm comm);
+    int (*ncclCommFinalize)(EbbNcclComm comm);
+    int (*ncclGroupStart)(void);
+    int (*ncclGroupEnd)(void);
+    int (*ncclAllReduce)(const void *send, void *recv, size_t count, int dtype, int op, EbbNcclComm comm, EbbCUstream stream);
+    int (*ncclAllGather)(const void *send, void *recv, size_t sendCount, int dtype, EbbNcclComm comm, EbbCUstream stream);
+    int (*ncclBroadcast)(const void *send, void *recv, size_t count, int dtype, int root, EbbNcclComm comm, EbbCUstream stream);
+    int (*ncclSend)(const void *send, size_t count, int dtype, int peer, EbbNcclComm comm, EbbCUstream stream);
+    int (*ncclRecv)(void *recv, size_t count, int dtype, int peer, EbbNcclComm comm, EbbCUstream stream);
+    /// Optional (NULL when the loaded NCCL lacks them): split and shrink build a new
+    /// communicator from a running one without a new unique id.
+    int (*ncclCommSplit)(EbbNcclComm comm, int color, int key, EbbNcclComm *newcomm, void *config);
+    int (*ncclCommShrink)(EbbNcclComm comm, int *excludeRanks, int excludeCount, EbbNcclComm *newcomm, void *config, int flags);
+    /// Not optional for us: initialization with a config (non-blocking, so it can time out).
+    int (*ncclCommInitRankConfig)(EbbNcclComm *comm, int nranks, EbbNcclUniqueId id, int rank, void *config);
 } EbbCUDAApi;
+
+/// Starts a communicator of `nranks`, this process being `rank`, from the 128-byte unique
+/// id `id`; `blocking` = 0 returns at once (EBB_NCCL_IN_PROGRESS) and the caller polls
+/// ncclCommGetAsyncError (abort on timeout). Returns an ncclResult_t.
+int ebb_nccl_init_rank(const EbbCUDAApi *api, EbbNcclComm *comm, int nranks, const uint8_t *id, int rank, int blocking);
+/// Splits `comm` (color −1 = not in the new one) with a non-blocking config; NULL api
+/// function → EBB_NCCL_INVALID_USAGE.
+int ebb_nccl_split(const EbbCUDAApi *api, EbbNcclComm comm, int color, int key, EbbNcclComm *newcomm, int blocking);
+/// Shrinks `comm` by the ranks listed, non-blocking config; flags 0 (default) or 1 (abort
+/// outstanding work first).
+int ebb_nccl_shrink(const EbbCUDAApi *api, EbbNcclComm comm, int *exclude, int count, EbbNcclComm *newcomm, int blocking, int flags);
 
 /// One cuBLASLt GEMM shape, planned once (descriptors and the heuristic's algorithm) and
 /// run many times: column-major `D = op(A)·op(B)` (`m×n`, inner `k`), `batch` matrices.

@@ -377,6 +377,70 @@ extern "C" __global__ void __launch_bounds__(1024) group_stable(const int *keys,
         }
     }
 }
+
+// Expert-parallel exchange with fixed sizes (see Backend.combinePairs and friends).
+extern "C" __global__ void mask_pairs(int *slots, const int *mask, long tokens, int k) {
+    for (long p = blockIdx.x * (long)blockDim.x + threadIdx.x; p < tokens * k; p += (long)gridDim.x * blockDim.x) {
+        if (mask[p / k] < 0) slots[p] = -1;
+    }
+}
+extern "C" __global__ void rebase_slots(const int *slots, int base, int count, int *out, long n) {
+    for (long i = blockIdx.x * (long)blockDim.x + threadIdx.x; i < n; i += (long)gridDim.x * blockDim.x) {
+        int s = slots[i];
+        int r = s - base;
+        out[i] = (s >= 0 && r >= 0 && r < count) ? r : -1;
+    }
+}
+extern "C" __global__ void count_slots(const int *slots, long n, int *counts, int numSlots) {
+    for (long i = blockIdx.x * (long)blockDim.x + threadIdx.x; i < n; i += (long)gridDim.x * blockDim.x) {
+        int s = slots[i];
+        if (s >= 0 && s < numSlots) atomicAdd(&counts[s], 1);
+    }
+}
+template <typename T>
+__device__ void scatter_rows_impl(const T *x, long xs, const int *rowIndex, T *out, long os, long outRows, int d) {
+    long i = blockIdx.x;
+    int r = rowIndex[i];
+    if (r < 0 || r >= outRows) return;
+    for (int c = threadIdx.x; c < d; c += blockDim.x) out[(long)r * os + c] = x[i * xs + c];
+}
+/// One block per token; the token's pairs sorted by logical expert (k ≤ 32) by thread 0.
+template <typename T>
+__device__ void combine_pairs_impl(const T *x, long xs, long xRows, const int *slots, const int *logical, const float *weights,
+                                   int k, int slotsPerRank, long pairsPerRank, T *out, long os, int d) {
+    __shared__ long rows[32];
+    __shared__ float w[32];
+    __shared__ int n;
+    long t = blockIdx.x;
+    if (threadIdx.x == 0) {
+        int order[32];
+        int count = 0;
+        for (int j = 0; j < k && j < 32; j++) {
+            long p = t * k + j;
+            if (slots[p] < 0) continue;
+            int at = count;
+            while (at > 0 && logical[t * k + order[at - 1]] > logical[p]) { order[at] = order[at - 1]; at--; }
+            order[at] = j;
+            count++;
+        }
+        int used = 0;
+        for (int i = 0; i < count; i++) {
+            long p = t * k + order[i];
+            long row = (long)(slots[p] / slotsPerRank) * pairsPerRank + p;
+            if (row >= xRows) continue;
+            rows[used] = row;
+            w[used] = weights[p];
+            used++;
+        }
+        n = used;
+    }
+    __syncthreads();
+    for (int c = threadIdx.x; c < d; c += blockDim.x) {
+        float acc = 0.f;
+        for (int i = 0; i < n; i++) acc += w[i] * ldf(x, rows[i] * xs + c);
+        stf(out, t * os + c, acc);
+    }
+}
 """#
 
     static let wrappers = #"""
@@ -391,6 +455,13 @@ extern "C" __global__ void scatter_gather_add_$S(const $T *x, long xs, const int
 extern "C" __global__ void __launch_bounds__(256) grouped_gemv_$S(const $T *x, long xs, const $T *W, const int *offsets, $T *out, long os,
                                                                   int N, int K, int E) {
     grouped_gemv_impl<$T>(x, xs, W, offsets, out, os, N, K, E);
+}
+extern "C" __global__ void scatter_rows_$S(const $T *x, long xs, const int *rowIndex, $T *out, long os, long outRows, int d) {
+    scatter_rows_impl<$T>(x, xs, rowIndex, out, os, outRows, d);
+}
+extern "C" __global__ void combine_pairs_$S(const $T *x, long xs, long xRows, const int *slots, const int *logical, const float *weights,
+                                          int k, int slotsPerRank, long pairsPerRank, $T *out, long os, int d) {
+    combine_pairs_impl<$T>(x, xs, xRows, slots, logical, weights, k, slotsPerRank, pairsPerRank, out, os, d);
 }
 """#
 }

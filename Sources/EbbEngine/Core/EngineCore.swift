@@ -57,13 +57,18 @@ public final class EngineCore {
             maxNumSeqs: config.maxNumSeqs, maxModelLen: maxLen, enablePrefixCaching: config.enablePrefixCaching)
         try schedulerConfig.validate()
         scheduler = try Scheduler(config: schedulerConfig)
-        if !config.enforceEager && model.expertParallel == nil && model.backend.supportsGraphs {
+        if !config.enforceEager && model.backend.supportsGraphs {
             graphs = DecodeGraphs(model: model, cache: cache, maxBatch: min(config.maxNumSeqs, 256), maxContext: maxModelLen)
         }
     }
 
     /// Decode steps from captured graphs (GPU backends); nil when eager.
     public private(set) var graphs: DecodeGraphs?
+
+    /// With a fixed-size expert exchange (`ExpertParallelGroup.isFixedSize`), how the ranks
+    /// agree on each step's shape before they run it: takes this rank's shape, returns the
+    /// element-wise maximum over the ranks (an all-reduce). Set by whoever runs the lockstep.
+    public var stepAgreement: ((StepShape) throws -> StepShape)?
 
     public var hasWork: Bool { scheduler.hasUnfinishedRequests }
 
@@ -119,16 +124,31 @@ public final class EngineCore {
     /// every MoE exchange the other ranks enter.
     public func step(lockstep: Bool = false) throws -> [RequestOutput] {
         let plan = scheduler.schedule()
-        guard !plan.isEmpty else {
-            if lockstep { try model.dummyForward() }
-            return []
-        }
         let inputs = plan.scheduled.map { s in
             SequenceInput(tokens: s.tokenIds, cachedTokens: s.startPosition, blockTable: s.blockTable,
                           allLogits: s.isPrefill && (states[s.requestId]?.wantsPromptLogprobs ?? false))
         }
+        // A fixed-size exchange: agree on the rows every rank exchanges (a decode step's
+        // batch bucket, so that graphs match across ranks, else the most tokens of any rank).
+        var minimumBatch = 1
+        if lockstep, let group = model.expertParallel, group.isFixedSize {
+            guard let agree = stepAgreement else {
+                throw EbbError(.internal, "a fixed-size expert exchange needs a step agreement")
+            }
+            let global = try agree(StepShape(inputs))
+            if global.nonDecode == 0 {
+                minimumBatch = DecodeGraphs.batchBucket(global.decodeBatch)
+                group.stepTokens = minimumBatch
+            } else {
+                group.stepTokens = global.tokens
+            }
+        }
+        guard !plan.isEmpty else {
+            if lockstep { try model.dummyForward() }
+            return []
+        }
         let logits: Tensor, logitRanges: [Range<Int>]
-        if let replayed = try graphs?.run(inputs) {
+        if let replayed = try graphs?.run(inputs, minimumBatch: minimumBatch) {
             (logits, logitRanges) = replayed
         } else {
             let batch = try model.makeBatch(inputs, cache: cache)
@@ -151,6 +171,7 @@ public final class EngineCore {
             host = model.backend.downloadFloats(logits)
         }
         try model.backend.checkErrors()
+        try model.expertParallel?.checkHealth()
 
         var sampled = [String: [Int]]()
         var finished = [String: FinishReason]()

@@ -19,12 +19,13 @@ enum FeedForward: Sendable {
     case dense(DenseMLP)
     case moe(MoEBlock)
 
-    func callAsFunction(_ x: Tensor, layer: Int, expertParallel: ExpertParallelGroup?, _ backend: any Backend) throws -> Tensor {
+    func callAsFunction(_ x: Tensor, layer: Int, expertParallel: ExpertParallelGroup?, rowMask: Tensor? = nil,
+                        _ backend: any Backend) throws -> Tensor {
         switch self {
         case .dense(let m): return try m(x, backend)
         case .moe(let m):
             guard let expertParallel else { return try m(x, backend) }
-            guard let out = try m.expertParallel(x, layer: layer, group: expertParallel, backend) else {
+            guard let out = try m.expertParallel(x, layer: layer, group: expertParallel, rowMask: rowMask, backend) else {
                 throw EbbError(.internal, "expert-parallel MoE returned no output for \(x.rows) tokens")
             }
             return out
@@ -48,7 +49,8 @@ struct DecoderLayer: Sendable {
                         expertParallel: ExpertParallelGroup?, _ backend: any Backend) throws {
         let attended = try attention(try inputNorm(x, backend), layer: layer, cache: cache, batch: batch, backend)
         backend.add(x, attended, out: x)
-        let mlp = try feedForward(try postAttentionNorm(x, backend), layer: layer, expertParallel: expertParallel, backend)
+        let mlp = try feedForward(try postAttentionNorm(x, backend), layer: layer, expertParallel: expertParallel,
+                                  rowMask: batch.attention.slotMapping, backend)
         backend.add(x, mlp, out: x)
     }
 }

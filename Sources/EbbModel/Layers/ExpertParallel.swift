@@ -39,7 +39,49 @@ public final class ExpertParallelGroup: @unchecked Sendable {
 
     public var exchange: any ExpertExchange {
         get { lock.withLock { current } }
-        set { lock.withLock { current = newValue } }
+        set {
+            lock.withLock {
+                current = newValue
+                exchangeVersion += 1
+            }
+        }
+    }
+
+    /// Counts exchange replacements: captured graphs hold the old exchange's communicator.
+    public private(set) var exchangeVersion = 0
+
+    /// Throws when a device exchange broke during the last step.
+    public func checkHealth() throws {
+        try (exchange as? any DeviceExpertExchange)?.checkHealth()
+    }
+
+    /// Whether the exchange has fixed sizes (a `DeviceExpertExchange`): then every rank
+    /// must exchange `stepTokens` rows in every MoE layer of a step.
+    public var isFixedSize: Bool { exchange is any DeviceExpertExchange }
+
+    /// Rows each rank exchanges per MoE layer in the coming step (fixed-size exchanges):
+    /// the largest token count of any rank this step (or the graph's batch bucket). The
+    /// engine sets it before each forward; every rank must set the same value.
+    public var stepTokens: Int {
+        get { lock.withLock { tokensThisStep } }
+        set { lock.withLock { tokensThisStep = newValue } }
+    }
+    private var tokensThisStep = 0
+
+    /// Per-layer token counts per physical slot kept on the device (fixed-size exchanges,
+    /// so that no MoE layer copies routing to the host); read by `takeLoads`.
+    private var deviceLoads: [Int: Tensor] = [:]
+    private var deviceLoadBackend: (any Backend)?
+
+    func loadCounter(layer: Int, numSlots: Int, _ backend: any Backend) throws -> Tensor {
+        try lock.withLock {
+            if let t = deviceLoads[layer], t.count == numSlots { return t }
+            let t = try backend.empty([numSlots], dtype: .i32)
+            backend.fill(t, value: 0)
+            deviceLoads[layer] = t
+            deviceLoadBackend = backend
+            return t
+        }
     }
 
     public var stats: ExpertExchangeStats { lock.withLock { counters } }
@@ -57,10 +99,21 @@ public final class ExpertParallelGroup: @unchecked Sendable {
     }
 
     /// The tokens per physical slot recorded since the last call, by layer index; resets.
+    /// Device counters are downloaded here (once per step, outside the MoE layers).
     public func takeLoads() -> [Int: [Int]] {
         lock.withLock {
-            let taken = loads
+            var taken = loads
             loads = [:]
+            if let backend = deviceLoadBackend {
+                for (layer, counter) in deviceLoads {
+                    let counts = backend.downloadInts(counter)
+                    backend.fill(counter, value: 0)
+                    var row = taken[layer] ?? [Int](repeating: 0, count: counts.count)
+                    if row.count != counts.count { row = [Int](repeating: 0, count: counts.count) }
+                    for (i, c) in counts.enumerated() { row[i] += Int(c) }
+                    taken[layer] = row
+                }
+            }
             return taken
         }
     }
@@ -83,8 +136,13 @@ extension MoEBlock {
     /// both all-to-alls and computes the rows other ranks send it. The per-token sum runs
     /// in ascending logical expert order, as the single-rank path does, so results are
     /// bit-identical to one rank holding every expert, replicas or not.
-    func expertParallel(_ x: Tensor?, layer: Int, group: ExpertParallelGroup, _ backend: any Backend) throws -> Tensor? {
+    func expertParallel(_ x: Tensor?, layer: Int, group: ExpertParallelGroup, rowMask: Tensor? = nil,
+                        _ backend: any Backend) throws -> Tensor? {
         let exchange = group.exchange
+        if let fixed = exchange as? any DeviceExpertExchange {
+            return try expertParallelFixed(x, padded: group.stepTokens, rowMask: rowMask, layer: layer, group: group,
+                                           exchange: fixed, backend)
+        }
         let slotsNow = experts.current
         let placement = slotsNow.placement
         let ranks = exchange.size, me = exchange.rank

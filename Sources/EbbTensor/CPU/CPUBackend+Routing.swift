@@ -142,4 +142,64 @@ extension CPUBackend {
             }
         }
     }
+
+    public func maskPairs(_ slots: Tensor, rowMask: Tensor) {
+        let k = slots.columns, ps = slots.int32Pointer, pm = rowMask.int32Pointer
+        for t in 0..<min(slots.rows, rowMask.count) where pm[t] < 0 {
+            for j in 0..<k { ps[t * k + j] = -1 }
+        }
+    }
+
+    public func rebaseSlots(_ slots: Tensor, base: Int, count: Int, out: Tensor) {
+        let ps = slots.int32Pointer, po = out.int32Pointer
+        for i in 0..<min(slots.count, out.count) {
+            let s = Int(ps[i]) - base
+            po[i] = ps[i] >= 0 && s >= 0 && s < count ? Int32(s) : -1
+        }
+    }
+
+    public func scatterRows(_ x: Tensor, rowIndex: Tensor, out: Tensor) {
+        let d = x.columns
+        precondition(out.columns == d && rowIndex.count <= x.rows)
+        let px = x.floatPointer, pr = rowIndex.int32Pointer, po = out.floatPointer
+        for i in 0..<rowIndex.count {
+            let r = Int(pr[i])
+            guard r >= 0 && r < out.rows else { continue }
+            (po + r * out.rowStride).update(from: px + i * x.rowStride, count: d)
+        }
+    }
+
+    public func countSlots(_ slots: Tensor, counts: Tensor) {
+        let ps = slots.int32Pointer, pc = counts.int32Pointer
+        for i in 0..<slots.count {
+            let s = Int(ps[i])
+            if s >= 0 && s < counts.count { pc[s] &+= 1 }
+        }
+    }
+
+    public func combinePairs(_ received: Tensor, slots: Tensor, logical: Tensor, weights: Tensor, slotsPerRank: Int,
+                             pairsPerRank: Int, out: Tensor) {
+        let k = slots.columns, d = out.columns, tokens = out.rows
+        precondition(received.columns == d && slots.count == logical.count && slots.count == weights.count && slotsPerRank > 0)
+        let ps = slots.int32Pointer, pl = logical.int32Pointer, pw = weights.floatPointer
+        let px = received.floatPointer, po = out.floatPointer
+        for t in 0..<tokens {
+            // Pairs of token t in ascending logical expert order (insertion sort: k is small).
+            var order = [Int]()
+            for j in 0..<k where ps[t * k + j] >= 0 {
+                var at = order.count
+                while at > 0 && pl[t * k + order[at - 1]] > pl[t * k + j] { at -= 1 }
+                order.insert(j, at: at)
+            }
+            let dst = po + t * out.rowStride
+            for c in 0..<d { dst[c] = 0 }
+            for j in order {
+                let p = t * k + j
+                let row = (Int(ps[p]) / slotsPerRank) * pairsPerRank + p
+                guard row < received.rows else { continue }
+                let w = pw[p], src = px + row * received.rowStride
+                for c in 0..<d { dst[c] += w * src[c] }
+            }
+        }
+    }
 }
