@@ -56,6 +56,6 @@ for name in ["qwen3-moe-tiny-f32", "mixtral-tiny-f32", "deepseek-v3-tiny-f32"]:
     finally:
         proc.terminate()
         out = proc.communicate(timeout=30)[0].decode(errors="replace")
-        print("  log: " + " | ".join(l for l in out.splitlines() if "KV cache" in l or "graph" in l or "ready:" in l or "error" in l.lower())[:800])
+        print("  log: " + " | ".join(l for l in out.splitlines() if "KV cache" in l or "graph" in l or "ready:" in l or "NCCL" in l or "error" in l.lower())[:1600])
 print("ALL PASSED" if failures == 0 else f"{failures} FAILED")
 sys.exit(1 if failures else 0)

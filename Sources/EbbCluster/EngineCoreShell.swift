@@ -203,6 +203,9 @@ public final class EngineCoreShell: @unchecked Sendable {
         publish(loop)
         sendReady(loop)
         defer {
+            if let g = loop.core.graphs {
+                log("rank \(loop.identity.rank): decode graphs: \(g.count) held, \(g.replays) replays\(g.disabledReason.map { " (off: \($0))" } ?? ""); expert exchange: \(loop.nccl != nil ? "nccl" : "host")")
+            }
             loop.core.graphs?.releaseAll()
             loop.nccl?.close()
             loop.communicator?.close()

@@ -9,7 +9,7 @@ public enum BackendParity {
         let checks: [(String, (ParityHarness) throws -> Void)] = [
             ("memory", memory), ("gemm", gemm), ("groupedLinear", grouped), ("elementwise", elementwise),
             ("rope", rope), ("indexing", indexing), ("pagedAttention", attention), ("latentAttention", latent),
-            ("routing", routing), ("moe", moe),
+            ("routing", routing), ("moe", moe), ("expertExchange", expertExchange),
         ]
         for (name, check) in checks {
             do { try check(h) } catch { h.fail(name, error) }
@@ -281,5 +281,38 @@ public enum BackendParity {
         h.cpu.scatterAddWeighted(y.cpu, rowIndex: ti.cpu, weight: sw.cpu, out: out.cpu)
         h.dev.scatterAddWeighted(y.dev, rowIndex: ti.dev, weight: sw.dev, out: out.dev)
         h.compare("scatterAddWeighted", out)
+    }
+
+    /// The fixed-size expert exchange's ops (see `MoEBlock.expertParallelFixed`).
+    static func expertExchange(_ h: ParityHarness) throws {
+        let tokens = 23, k = 4, perRank = 5, ranks = 3, d = 48
+        let slots = try h.ints((0..<(tokens * k)).map { _ in Int32(h.int(ranks * perRank + 2)) - 2 }, [tokens, k])
+        let mask = try h.ints((0..<tokens).map { $0 % 7 == 3 ? -1 : Int32($0) }, [tokens])
+        h.cpu.maskPairs(slots.cpu, rowMask: mask.cpu)
+        h.dev.maskPairs(slots.dev, rowMask: mask.dev)
+        h.compareInts("maskPairs", slots)
+        let local = try h.empty([tokens * k], dtype: .i32)
+        h.cpu.rebaseSlots(slots.cpu, base: perRank, count: perRank, out: local.cpu)
+        h.dev.rebaseSlots(slots.dev, base: perRank, count: perRank, out: local.dev)
+        h.compareInts("rebaseSlots", local)
+        let counts = try h.ints([Int32](repeating: 2, count: ranks * perRank), [ranks * perRank])
+        h.cpu.countSlots(slots.cpu, counts: counts.cpu)
+        h.dev.countSlots(slots.dev, counts: counts.dev)
+        h.compareInts("countSlots", counts)
+        let x = try h.randomPair([tokens * k, d])
+        let rows = try h.ints((0..<(tokens * k)).map { i in i % 5 == 0 ? -1 : Int32((i * 7) % (tokens * k)) }, [tokens * k])
+        let scattered = try h.randomPair([tokens * k, d])
+        h.cpu.scatterRows(x.cpu, rowIndex: rows.cpu, out: scattered.cpu)
+        h.dev.scatterRows(x.dev, rowIndex: rows.dev, out: scattered.dev)
+        h.compare("scatterRows", scattered, tolerance: 0)
+        let logical = try h.ints((0..<(tokens * k)).map { _ in Int32(h.int(9)) }, [tokens, k])
+        let weights = try h.floats(h.random(tokens * k), [tokens, k], dtype: .f32)
+        let received = try h.randomPair([ranks * tokens * k, d])
+        let out = try h.randomPair([tokens, d])
+        h.cpu.combinePairs(received.cpu, slots: slots.cpu, logical: logical.cpu, weights: weights.cpu, slotsPerRank: perRank,
+                           pairsPerRank: tokens * k, out: out.cpu)
+        h.dev.combinePairs(received.dev, slots: slots.dev, logical: logical.dev, weights: weights.dev, slotsPerRank: perRank,
+                           pairsPerRank: tokens * k, out: out.dev)
+        h.compare("combinePairs", out)
     }
 }
