@@ -2,7 +2,7 @@
 # Runs on the GPU host from the repository root, after scripts/gpu-stage.sh (with
 # EBB_STAGE_PACK=1) staged gpu-stage/: unpacks, runs the parity self-test, then the
 # forward and engine benchmarks and the served integration tests. Logs go to $OUT (or ./gpu-logs).
-# Usage: scripts/gpu-run.sh [all|selftest|bench|qwen|deepseek|engine|serve]
+# Usage: scripts/gpu-run.sh [all|selftest|bench|qwen|deepseek|engine|serve|nccl]
 set -uo pipefail
 what=${1:-all}
 for arg in "$@"; do :; done
@@ -53,4 +53,21 @@ if [ "$what" = all ] || [ "$what" = serve ]; then
         echo "no pytest/openai here: checking over HTTP with urllib instead" | tee "$out/serve-tests.log"
         python3 scripts/gpu-serve-check.py $ebb gpu-stage/fixtures 2>&1 | tee -a "$out/serve-tests.log"
     fi
+fi
+if [ "$what" = nccl ]; then
+    # Expert parallelism over NCCL with every rank on GPU 0 (distinct NCCL_HOSTIDs: socket
+    # transport): greedy parity of the f32 fixtures at DP 2 and 4, then resizes under load.
+    timeout 150 $ebb selftest-cuda --fixtures gpu-stage/fixtures 2>&1 | grep -E "expertExchange|combinePairs|scatterRows|rebaseSlots|maskPairs|countSlots|passed|failed|FAIL" | tee "$out/selftest-nccl.log"
+    for n in 2 4; do
+        devs=$(printf 'cuda:0,%.0s' $(seq $n)); devs=${devs%,}
+        timeout 200 python3 scripts/gpu-serve-check.py $ebb gpu-stage/fixtures --data-parallel-size $n --enable-expert-parallel \
+            --devices "$devs" 2>&1 | tee "$out/serve-nccl-dp$n.log"
+    done
+    if [ -d .whl ]; then
+        python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl && export PYTHONPATH=/tmp/site
+    fi
+    EBB_BIN=$PWD/$ebb EBB_FIXTURES=$PWD/gpu-stage/fixtures \
+        EBB_SERVE_EXTRA_ARGS="--dtype f32 --devices cuda:0,cuda:0,cuda:0,cuda:0,cuda:0 --gpu-memory-utilization 0.12" \
+        timeout 240 python3 -m pytest -q -x "tests/integration/test_elastic.py::test_schedule_under_load_keeps_outputs" \
+        "tests/integration/test_elastic.py::test_injected_failure_rolls_back" 2>&1 | tail -30 | tee "$out/elastic-nccl.log"
 fi
