@@ -38,6 +38,10 @@ public final class CUDABackend: Backend, @unchecked Sendable {
     let lt: LtPlans?
     private let pendingError = Mutex<EbbError?>(nil)
     let profiler = Mutex<KernelProfiler?>(nil)
+    /// This backend's side stream for weight moves (made on first use).
+    private let lane = Mutex<CUDABackend?>(nil)
+    /// Whether this backend is itself a transfer lane.
+    private let isLane: Bool
 
     /// Number of CUDA devices, or 0 when the libraries or the driver are missing.
     public static func deviceCount() -> Int {
@@ -113,6 +117,54 @@ public final class CUDABackend: Backend, @unchecked Sendable {
         lt = LtPlans(api: api)
         let arch = "sm_\(computeCapability.major)\(computeCapability.minor)"
         kernels = try KernelModule(api: api, arch: arch, maxSharedOptIn: Int32(sharedOptIn))
+        isLane = false
+    }
+
+    /// A lane: the same device, context and kernels with its own stream, cuBLAS handle and
+    /// a non-caching allocator, so a background thread can stage weights while the serving
+    /// thread's stream runs (and captures graphs) undisturbed.
+    private init(laneOf parent: CUDABackend) throws {
+        api = parent.api
+        computeDType = parent.computeDType
+        deviceName = parent.deviceName
+        computeCapability = parent.computeCapability
+        multiprocessors = parent.multiprocessors
+        totalMemory = parent.totalMemory
+        device = parent.device
+        context = parent.context
+        kernels = parent.kernels
+        lt = nil
+        isLane = true
+        let a = api.pointee
+        try CUDAStatus.check(api, try CUDAStatus.fn(a.cuCtxSetCurrent, "cuCtxSetCurrent")(context), "cuCtxSetCurrent")
+        var s: EbbCUstream?
+        try CUDAStatus.check(api, try CUDAStatus.fn(a.cuStreamCreate, "cuStreamCreate")(&s, UInt32(EBB_CU_STREAM_NON_BLOCKING)),
+                             "cuStreamCreate")
+        guard let s else { throw EbbError(.internal, "cuStreamCreate returned no stream") }
+        stream = s
+        var handle: EbbCublasHandle?
+        try CUDAStatus.checkBLAS(api, try CUDAStatus.fn(a.cublasCreate, "cublasCreate")(&handle), "cublasCreate")
+        guard let handle else { throw EbbError(.internal, "cublasCreate returned no handle") }
+        blas = handle
+        try CUDAStatus.checkBLAS(api, try CUDAStatus.fn(a.cublasSetStream, "cublasSetStream")(handle, s), "cublasSetStream")
+        allocator = DeviceAllocator(api: api, deviceName: "\(device) (\(deviceName), transfer lane)",
+                                    uncachedContext: context)
+        workspace = try allocator.allocate(Self.workspaceBytes) {}
+        try CUDAStatus.checkBLAS(api, try CUDAStatus.fn(a.cublasSetWorkspace, "cublasSetWorkspace")(
+            handle, UnsafeMutableRawPointer(bitPattern: UInt(workspace.address)), Self.workspaceBytes), "cublasSetWorkspace")
+    }
+
+    /// The side stream weight moves run on (resizes, EPLB), made once; a lane is its own lane.
+    /// Work queued there is ordered only with itself: synchronize it before the serving
+    /// stream reads what it wrote.
+    public func transferLane() throws -> any Backend {
+        if isLane { return self }
+        return try lane.withLock { l in
+            if let l { return l }
+            let made = try CUDABackend(laneOf: self)
+            l = made
+            return made
+        }
     }
 
     deinit {

@@ -29,10 +29,15 @@ final class DeviceAllocator: @unchecked Sendable {
     private let api: UnsafePointer<EbbCUDAApi>
     private let state = Mutex(State())
     private let deviceName: String
+    /// nil: a caching allocator. Otherwise released blocks go straight back to the driver
+    /// (bound to this context first): the allocator of a side stream, whose blocks may end
+    /// up in the model and be released while another stream's queued kernels read them.
+    private let uncachedContext: EbbCUcontext?
 
-    init(api: UnsafePointer<EbbCUDAApi>, deviceName: String) {
+    init(api: UnsafePointer<EbbCUDAApi>, deviceName: String, uncachedContext: EbbCUcontext? = nil) {
         self.api = api
         self.deviceName = deviceName
+        self.uncachedContext = uncachedContext
     }
 
     /// Sizes round up to 512 bytes, and above 1 MiB to 2 MiB, so repeated shapes hit.
@@ -77,8 +82,15 @@ final class DeviceAllocator: @unchecked Sendable {
         return Block(address: pointer, size: size, pool: pool)
     }
 
-    /// Returns a block to its pool's free list (no driver call; any thread).
+    /// Returns a block to its pool's free list (no driver call; any thread), or to the
+    /// driver when this allocator does not cache (`cuMemFree` waits for the device).
     func release(_ block: Block) {
+        if let context = uncachedContext {
+            _ = api.pointee.cuCtxSetCurrent?(context)
+            _ = api.pointee.cuMemFree?(block.address)
+            state.withLock { $0.allocatedBytes -= block.size }
+            return
+        }
         state.withLock { s in
             let pool = s.livePools.contains(block.pool) ? block.pool : 0
             s.free[pool, default: [:]][block.size, default: []].append(block.address)

@@ -3,6 +3,7 @@ import EbbControl
 import EbbCore
 import EbbEPLB
 import EbbEngine
+import EbbTensor
 import EbbModel
 import Foundation
 import GRPCCore
@@ -96,15 +97,19 @@ public final class EngineCoreShell: @unchecked Sendable {
     public let identity: EngineCoreIdentity
     public let coordinator: ControlAddress
     public let dataPlaneTimeout: Duration
+    /// The device the engine is built on (`makeEngine` uses it too).
+    public let backend: any Backend
     private let makeEngine: EngineFactory
     private let log: @Sendable (String) -> Void
     private let inbox = Inbox()
     private let latestStats = Mutex(EngineStats())
     private let heartbeatIdentity: Mutex<(rank: Int, generation: UInt64)>
 
-    public init(identity: EngineCoreIdentity, coordinator: ControlAddress, dataPlaneTimeout: Duration = .seconds(120),
+    public init(identity: EngineCoreIdentity, coordinator: ControlAddress, backend: any Backend,
+                dataPlaneTimeout: Duration = .seconds(120),
                 log: @escaping @Sendable (String) -> Void, makeEngine: @escaping EngineFactory) {
         self.identity = identity
+        self.backend = backend
         self.coordinator = coordinator
         self.dataPlaneTimeout = dataPlaneTimeout
         self.log = log
@@ -204,7 +209,7 @@ public final class EngineCoreShell: @unchecked Sendable {
         sendReady(loop)
         defer {
             if let g = loop.core.graphs {
-                log("rank \(loop.identity.rank): decode graphs: \(g.count) held, \(g.replays) replays\(g.disabledReason.map { " (off: \($0))" } ?? ""); expert exchange: \(loop.nccl != nil ? "nccl" : "host")")
+                log("rank \(loop.identity.rank): decode graphs: \(g.count) held, \(g.replays) replays\(g.disabledReason.map { " (off: \($0))" } ?? ""); expert exchange: \(loop.nccl != nil ? "nccl" : "host"); EPLB weights: \(loop.balancer?.transfer.transport ?? "none")")
             }
             loop.core.graphs?.releaseAll()
             loop.nccl?.close()
@@ -295,7 +300,9 @@ public final class EngineCoreShell: @unchecked Sendable {
             return r
         }
         if let setup, let eplb = identity.eplb, let communicator, let transfer {
-            balancer = try ExpertBalancer(model: core.model, communicator: communicator, transfer: transfer,
+            let channel = try DataPlane.weightChannel("eplb", host: transfer, owning: true, backend: core.model.backend,
+                                                      store: store, timeout: dataPlaneTimeout)
+            balancer = try ExpertBalancer(model: core.model, communicator: communicator, transfer: channel,
                                           placement: try setup.initialPlacement(config: core.model.config), config: eplb)
         }
         var loop = EngineLoopState(core: core, communicator: communicator, balancer: balancer, identity: identity,
@@ -340,12 +347,13 @@ public final class EngineCoreShell: @unchecked Sendable {
         }
         let store = ControlPlaneStore(client: service)
         let comms = try GenerationCommunicators.form(spec: spec, engine: identity.engineId, store: store,
-                                                     eplb: identity.eplb != nil, servingTimeout: dataPlaneTimeout)
-        defer { comms.transfer.close() }
+                                                     eplb: identity.eplb != nil, backend: backend,
+                                                     servingTimeout: dataPlaneTimeout)
+        defer { comms.closeTransfer() }
         guard let serving = comms.serving else { throw EbbError(.internal, "a joining engine without a serving group") }
         let (old, target) = try sharePlacements(comms.transfer, old: nil, target: nil, spec: spec)
         let checksums = try ExpertChecksums.share(nil, over: comms.transfer, layers: old.numLayers, experts: old.numLogicalExperts)
-        let peer = PeerWeights(communicator: comms.transfer, server: spec.denseServer(forJoiner: u))
+        let peer = PeerWeights(communicator: comms.transfer, channel: comms.weights, server: spec.denseServer(forJoiner: u))
         let recorded = RecordingWeights(peer)
         let setup = ExpertParallelSetup(rank: newRank, worldSize: spec.members.count,
                                         group: ExpertParallelGroup(CommunicatorExchange(serving)), eplb: identity.eplb,
@@ -353,7 +361,7 @@ public final class EngineCoreShell: @unchecked Sendable {
         let core = try makeEngine(setup) { _ in recorded }
         try peer.finish()
         let plan = try spec.unionPlan(old: old, target: target)
-        let (staged, _) = try TransferExecutor(model: core.model, communicator: comms.transfer, plan: plan, target: target,
+        let (staged, _) = try TransferExecutor(model: core.model, channel: comms.weights, plan: plan, target: target,
                                                newRank: newRank).run()
         try core.model.install(staged)
         let formed = try DataPlane.expertExchange(host: serving, backend: core.model.backend, store: store,

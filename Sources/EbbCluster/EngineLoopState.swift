@@ -215,11 +215,11 @@ struct EngineLoopState {
                 try spec.inject("communicator")
                 let comms = try job.timed("communicator") {
                     try GenerationCommunicators.form(spec: spec, engine: engine, store: store, eplb: eplb,
-                                                     servingTimeout: servingTimeout)
+                                                     backend: model.backend, servingTimeout: servingTimeout)
                 }
                 job.serving = comms.serving
                 job.eplbTransfer = comms.eplbTransfer
-                defer { comms.transfer.close() }
+                defer { comms.closeTransfer() }
                 try spec.inject("transfer")
                 let plan = try job.timed("weights") { () throws -> TransferPlan in
                     _ = try sharePlacements(comms.transfer, old: old, target: target, spec: spec)
@@ -227,13 +227,13 @@ struct EngineLoopState {
                                                   experts: old.numLogicalExperts)
                     // Dense weights to the joiners this rank serves.
                     if let recorded {
-                        let server = DenseWeightServer(communicator: comms.transfer, weights: recorded, backend: model.backend)
+                        let server = DenseWeightServer(communicator: comms.transfer, channel: comms.weights, weights: recorded)
                         for u in spec.oldWorldSize..<spec.union.count where spec.denseServer(forJoiner: u) == myOldRank {
                             job.bytesSent += try server.serve(peer: u)
                         }
                     }
                     let plan = try spec.unionPlan(old: old, target: target)
-                    let (staged, bytes) = try TransferExecutor(model: model, communicator: comms.transfer, plan: plan,
+                    let (staged, bytes) = try TransferExecutor(model: model, channel: comms.weights, plan: plan,
                                                                target: target, newRank: spec.newRank(of: engine)).run()
                     job.staged = staged
                     job.bytesSent += bytes
@@ -303,6 +303,7 @@ struct EngineLoopState {
         nccl = job.exchange?.nccl
         if let balancer, let eplbTransfer = job.eplbTransfer {
             self.balancer = try balancer.moved(communicator: serving, transfer: eplbTransfer, placement: target)
+            balancer.transfer.close()
         }
         old.close()
         communicator = serving

@@ -1,5 +1,6 @@
 import EbbComm
 import EbbCore
+import EbbEngine
 import EbbModel
 import EbbTensor
 import Foundation
@@ -35,18 +36,23 @@ func isRoutedExpertTensor(_ name: String) -> Bool { name.contains(".experts.") }
 enum DenseWeightTags {
     static let request: UInt32 = 11
     static let reply: UInt32 = 12
+    /// How a reply names the tensor's dtype (its index here).
+    static let dtypes: [DType] = [.f32, .bf16, .f16, .i32]
 }
 
-/// A joining rank's weights: dense tensors asked for by name from a running rank over the
-/// data plane (not read from disk); routed experts left zero, to be filled by the expert
+/// A joining rank's weights: dense tensors asked for by name from a running rank (the name
+/// and the answer's size over the host group, the values over the weight channel: NCCL
+/// between GPUs), not read from disk; routed experts left zero, to be filled by the expert
 /// transfer before the switch. Records what it loaded, so this rank can serve later joiners.
 public final class PeerWeights: WeightSource, @unchecked Sendable {
     let communicator: any Communicator
+    let channel: any WeightChannel
     let server: Int
     public private(set) var bytesReceived = 0
 
-    public init(communicator: any Communicator, server: Int) {
+    public init(communicator: any Communicator, channel: any WeightChannel, server: Int) {
         self.communicator = communicator
+        self.channel = channel
         self.server = server
     }
 
@@ -58,16 +64,21 @@ public final class PeerWeights: WeightSource, @unchecked Sendable {
             return
         }
         try communicator.send(Array(name.utf8), to: server, tag: DenseWeightTags.request)
-        let values: [Float] = try communicator.recv(from: server, tag: DenseWeightTags.reply)
-        guard values.count == destination.count, values.count == shape.reduce(1, *) else {
-            throw EbbError(.io, "weights from rank \(server): '\(name)' came with \(values.count) values, expected \(destination.count)")
+        let header: [Int64] = try communicator.recv(from: server, tag: DenseWeightTags.reply)
+        guard header.count == 2, header[0] == Int64(destination.count), destination.count == shape.reduce(1, *) else {
+            throw EbbError(.io, "weights from rank \(server): '\(name)' has \(header.first.map(String.init) ?? "no") values there, expected \(destination.count)")
         }
-        values.withUnsafeBytes { backend.copy(from: $0, sourceDType: .f32, into: destination) }
-        bytesReceived += values.count * 4
+        let dtype = DenseWeightTags.dtypes.indices.contains(Int(header[1])) ? DenseWeightTags.dtypes[Int(header[1])] : nil
+        guard channel.transport == "host" || dtype == destination.dtype else {
+            throw EbbError(.io, "weights from rank \(server): '\(name)' is \(dtype?.rawValue ?? "of an unknown type") there, \(destination.dtype) here")
+        }
+        try channel.recv(into: destination, from: server, what: "'\(name)'")
+        bytesReceived += destination.count * destination.dtype.byteSize
     }
 
-    /// Tells the server this rank has everything.
+    /// Waits for every tensor asked for, then tells the server this rank has everything.
     public func finish() throws {
+        try channel.finish()
         try communicator.send([UInt8](), to: server, tag: DenseWeightTags.request)
     }
 
@@ -75,22 +86,31 @@ public final class PeerWeights: WeightSource, @unchecked Sendable {
 }
 
 /// A running rank's side: answers one joining rank's requests for dense tensors by name
-/// until it says it is done. Unknown names get an empty reply (the joiner then fails clearly).
+/// until it says it is done. Unknown names get a zero-size answer (the joiner then fails
+/// clearly).
 struct DenseWeightServer {
     let communicator: any Communicator
+    let channel: any WeightChannel
     let weights: RecordingWeights
-    let backend: any Backend
 
     /// Returns the bytes sent.
     func serve(peer: Int) throws -> Int {
         var bytes = 0
         while true {
             let request: [UInt8] = try communicator.recv(from: peer, tag: DenseWeightTags.request)
-            if request.isEmpty { return bytes }
+            if request.isEmpty {
+                try channel.finish()
+                return bytes
+            }
             let name = String(decoding: request, as: UTF8.self)
-            let values = weights.tensor(name).map { backend.downloadFloats($0) } ?? []
-            try communicator.send(values, to: peer, tag: DenseWeightTags.reply)
-            bytes += values.count * 4
+            guard let tensor = weights.tensor(name) else {
+                try communicator.send([Int64(-1), -1], to: peer, tag: DenseWeightTags.reply)
+                continue
+            }
+            let code = DenseWeightTags.dtypes.firstIndex(of: tensor.dtype) ?? -1
+            try communicator.send([Int64(tensor.count), Int64(code)], to: peer, tag: DenseWeightTags.reply)
+            try channel.send(tensor, to: peer)
+            bytes += tensor.count * tensor.dtype.byteSize
         }
     }
 }

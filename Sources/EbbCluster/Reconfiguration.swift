@@ -3,6 +3,7 @@ import EbbControl
 import EbbCore
 import EbbEPLB
 import EbbEngine
+import EbbTensor
 import EbbModel
 import Foundation
 import Synchronization
@@ -81,7 +82,7 @@ final class PreparedGeneration: @unchecked Sendable {
     let abandoned = Atomic<Bool>(false)
     var error: (any Error)?
     var serving: (any Communicator)?
-    var eplbTransfer: (any Communicator)?
+    var eplbTransfer: (any WeightChannel)?
     /// The new generation's expert exchange (NCCL on GPU ranks), formed after the weights.
     var exchange: DataPlane.Exchange?
     var staged: [Int: ExpertSlots] = [:]
@@ -115,29 +116,41 @@ final class PreparedGeneration: @unchecked Sendable {
 /// Builds a generation's communicators on one rank: the serving group over the members (if
 /// this rank is one), its EPLB transfer group, and the transfer group over the union.
 struct GenerationCommunicators {
+    /// The union's host group (placements, checksums, weight requests).
     let transfer: any Communicator
+    /// The union's weight channel (the tensors themselves: NCCL between GPUs).
+    let weights: any WeightChannel
     let serving: (any Communicator)?
-    let eplbTransfer: (any Communicator)?
+    /// The new members' channel for EPLB rearrangements.
+    let eplbTransfer: (any WeightChannel)?
+
+    /// Closes the union's groups (the serving and EPLB ones live on with the generation).
+    func closeTransfer() {
+        weights.close()
+        transfer.close()
+    }
 
     static func form(spec: ReconfigurationSpec, engine: String, store: any KeyValueStore, eplb: Bool,
-                     servingTimeout: Duration) throws -> GenerationCommunicators {
+                     backend: any Backend, servingTimeout: Duration) throws -> GenerationCommunicators {
         guard let u = spec.unionIndex(of: engine) else {
             throw EbbError(.invalidArgument, "engine \(engine) is not part of generation \(spec.generation)")
         }
         let g = spec.generation
         let transfer = try GlooCommunicator(rank: u, size: spec.union.count, generation: g, members: spec.union,
                                             store: store, storePrefix: "ebb/gen\(g)/transfer", timeout: spec.timeout)
+        let weights = try DataPlane.weightChannel("weights", host: transfer, backend: backend, store: store, timeout: spec.timeout)
         var serving: (any Communicator)?
-        var eplbTransfer: (any Communicator)?
+        var eplbTransfer: (any WeightChannel)?
         if let r = spec.newRank(of: engine) {
             serving = try GlooCommunicator(rank: r, size: spec.members.count, generation: g, members: spec.members,
                                            store: store, storePrefix: "ebb/gen\(g)", timeout: servingTimeout)
             if eplb {
-                eplbTransfer = try GlooCommunicator(rank: r, size: spec.members.count, generation: g, members: spec.members,
-                                                    store: store, storePrefix: "ebb/gen\(g)/eplb", timeout: servingTimeout)
+                let host = try GlooCommunicator(rank: r, size: spec.members.count, generation: g, members: spec.members,
+                                                store: store, storePrefix: "ebb/gen\(g)/eplb", timeout: servingTimeout)
+                eplbTransfer = try DataPlane.weightChannel("eplb", host: host, owning: true, backend: backend, store: store, timeout: servingTimeout)
             }
         }
-        return GenerationCommunicators(transfer: transfer, serving: serving, eplbTransfer: eplbTransfer)
+        return GenerationCommunicators(transfer: transfer, weights: weights, serving: serving, eplbTransfer: eplbTransfer)
     }
 }
 

@@ -32,6 +32,8 @@ public final class NCCLCommunicator: @unchecked Sendable {
     private var failure: EbbError?
     private var closed = false
     private var watchdog: Thread?
+    /// When the watched work began (`expectProgress`), until `checkHealth` sees it finish.
+    private var busySince: ContinuousClock.Instant?
     /// Seconds NCCL initialization took (rendezvous included).
     public private(set) var initSeconds: Double = 0
 
@@ -147,9 +149,17 @@ public final class NCCLCommunicator: @unchecked Sendable {
         }
     }
 
-    /// Throws when the group broke (an asynchronous error, or an abort): a step whose
-    /// collectives ran on a broken group has meaningless results.
+    /// Starts watching the work enqueued from now on (a step's collectives): if `checkHealth`
+    /// does not follow within `timeout`, a peer died or hung inside a collective, and the
+    /// watchdog aborts the group so the kernels waiting for it, and this rank, are released.
+    public func expectProgress() {
+        lock.withLock { busySince = .now }
+    }
+
+    /// Ends the watch and throws when the group broke (an asynchronous error, a hung peer,
+    /// an abort): a step whose collectives ran on a broken group has meaningless results.
     public func checkHealth() throws {
+        lock.withLock { busySince = nil }
         _ = try live("NCCL group")
     }
 
@@ -173,9 +183,13 @@ public final class NCCLCommunicator: @unchecked Sendable {
             let bad = code != Int32(EBB_NCCL_SUCCESS) ? code : state
             if bad != Int32(EBB_NCCL_SUCCESS) && bad != Int32(EBB_NCCL_IN_PROGRESS) {
                 failure = EbbError(.io, "NCCL reported an asynchronous error: \(Self.text(api, bad, comm)); the group was aborted")
-                _ = api.pointee.ncclCommAbort(comm)
-                self.comm = nil
+            } else if let busySince, ContinuousClock.now - busySince > timeout {
+                failure = EbbError(.io, "the NCCL group of generation \(generation) made no progress for \(timeout) (a peer died or hung in a collective); the group was aborted")
+            } else {
+                return
             }
+            _ = api.pointee.ncclCommAbort(comm)
+            self.comm = nil
         }
     }
 

@@ -43,6 +43,10 @@ public protocol Backend: AnyObject, Sendable {
     func captureReplayableGraph(_ body: @escaping () throws -> Void) throws -> (any ReplayableGraph)?
     /// Whether `captureReplayableGraph` can return a graph.
     var supportsGraphs: Bool { get }
+    /// The backend a background thread stages weights with while this one serves: on a GPU
+    /// the same device on its own stream (synchronize it before the serving stream reads
+    /// the results); on the CPU, this backend.
+    func transferLane() throws -> any Backend
 
     // MARK: Linear algebra
 
@@ -229,4 +233,5 @@ extension Backend {
     public var deviceMemory: (free: Int, total: Int)? { nil }
     public func captureReplayableGraph(_ body: @escaping () throws -> Void) throws -> (any ReplayableGraph)? { nil }
     public var supportsGraphs: Bool { false }
+    public func transferLane() throws -> any Backend { self }
 }

@@ -19,6 +19,8 @@ public final class ProfilingBackend: Backend, @unchecked Sendable {
     public var computeDType: DType { base.computeDType }
     public var residualDType: DType { base.residualDType }
     public var summary: String { base.summary + " (profiled)" }
+    /// Weight moves are not profiled.
+    public func transferLane() throws -> any Backend { try base.transferLane() }
 
     /// Seconds spent per category since the last reset.
     public func seconds() -> [Category: Double] {

@@ -77,7 +77,7 @@ struct EngineCoreCommand: AsyncParsableCommand {
                                           expertParallel: enableExpertParallel, device: backend.summary, eplb: eplbConfig,
                                           joining: join)
         let spec = engine.model
-        let shell = EngineCoreShell(identity: identity, coordinator: address,
+        let shell = EngineCoreShell(identity: identity, coordinator: address, backend: backend,
                                     dataPlaneTimeout: .milliseconds(Int64(dataPlaneTimeout * 1000)), log: log) { setup, wrap in
             let loaded = try LoadedModel.load(spec, backend: backend, needTokenizer: false, expertParallel: setup,
                                               wrapWeights: wrap)

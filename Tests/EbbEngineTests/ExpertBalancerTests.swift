@@ -27,7 +27,7 @@ struct ExpertBalancerTests {
             let model = try CausalLM(config: config, weights: weights, backend: CPUBackend(threads: 1), placement: { _ in p },
                                      expertParallel: ExpertParallelGroup(CommunicatorExchange(comm)))
             return Rank(model: model, balancer: try ExpertBalancer(model: model, communicator: comm,
-                                                                   transfer: try transfers.communicator(rank: r),
+                                                                   transfer: HostWeightChannel(try transfers.communicator(rank: r), backend: model.backend),
                                                                    placement: initial, config: eplb))
         }
         return (out, initial)

@@ -77,7 +77,8 @@ struct ExpertParallelEngineTests {
                     let core = try EngineCore(model: model, config: EngineConfig(kvCacheBytes: 16 << 20, maxNumBatchedTokens: 48))
                     var balancer: ExpertBalancer?
                     if let eplb, let initial {
-                        balancer = try ExpertBalancer(model: model, communicator: comm, transfer: transfers[rank],
+                        balancer = try ExpertBalancer(model: model, communicator: comm,
+                                                      transfer: HostWeightChannel(transfers[rank], backend: model.backend),
                                                       placement: initial, config: eplb)
                     }
                     let stepper = LockstepStepper(communicator: comm, balancer: balancer)

@@ -108,14 +108,15 @@ def test_schedule_under_load_keeps_outputs(start_server, fixture):
             for ranks in (2, 4, 3, 1):
                 time.sleep(0.5)
                 r = scale(server, {"new_data_parallel_size": ranks})
-                assert r.status == 200, r.text
+                assert r.status == 200, f"{r.text}\nserver log tail:\n{server.log_tail(60)}"
                 assert r.json()["message"] == f"Scaled to {ranks} data parallel engines"
                 assert_resized(server, ranks)
             time.sleep(0.5)
-            assert scale(server, {"new_data_parallel_size": 3}).status == 200
+            r = scale(server, {"new_data_parallel_size": 3})
+            assert r.status == 200, f"{r.text}\nserver log tail:\n{server.log_tail(60)}"
             time.sleep(0.5)
             r = scale(server, {"remove_ranks": [1]})
-            assert r.status == 200, r.text
+            assert r.status == 200, f"{r.text}\nserver log tail:\n{server.log_tail(60)}"
             assert_resized(server, 2)
             time.sleep(0.5)
         load.check()
@@ -147,7 +148,7 @@ def test_injected_failure_rolls_back(start_server, phase):
             assert len([x for x in s["ranks"] if x["state"] == "serving"]) == 2
             time.sleep(0.5)
             r = scale(server, {"new_data_parallel_size": 3})
-            assert r.status == 200, r.text
+            assert r.status == 200, f"{r.text}\nserver log tail:\n{server.log_tail(60)}"
             assert_resized(server, 3)
             time.sleep(0.5)
         load.check()

@@ -44,5 +44,6 @@ public final class NCCLExpertExchange: DeviceExpertExchange {
     }
     public func allGather(_ input: Tensor, into output: Tensor) throws { try nccl.allGather(input, into: output) }
     public func allToAll(_ input: Tensor, into output: Tensor) throws { try nccl.allToAll(input, into: output) }
+    public func expectProgress() { nccl.expectProgress() }
     public func checkHealth() throws { try nccl.checkHealth() }
 }

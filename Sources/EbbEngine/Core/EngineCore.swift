@@ -143,8 +143,14 @@ public final class EngineCore {
                 group.stepTokens = global.tokens
             }
         }
+        model.expertParallel?.expectProgress()
         guard !plan.isEmpty else {
-            if lockstep { try model.dummyForward() }
+            if lockstep {
+                try model.dummyForward()
+                model.backend.synchronize()
+                try model.backend.checkErrors()
+            }
+            try model.expertParallel?.checkHealth()
             return []
         }
         let logits: Tensor, logitRanges: [Range<Int>]

@@ -71,7 +71,8 @@ public final class ExpertBalancer: @unchecked Sendable {
     public let config: EPLBConfig
     let model: CausalLM
     let communicator: any Communicator
-    let transfer: any Communicator
+    /// The channel rearrangements move experts over (closed by whoever replaces this balancer).
+    public let transfer: any WeightChannel
     private let moeLayers: [Int]
     public private(set) var placement: EPLBPlacement
     private var window: ExpertLoadWindow
@@ -95,7 +96,7 @@ public final class ExpertBalancer: @unchecked Sendable {
 
     /// The balancer for the next generation: new communicators and placement, the same
     /// load window and statistics.
-    public func moved(communicator: any Communicator, transfer: any Communicator, placement: EPLBPlacement) throws -> ExpertBalancer {
+    public func moved(communicator: any Communicator, transfer: any WeightChannel, placement: EPLBPlacement) throws -> ExpertBalancer {
         let next = try ExpertBalancer(model: model, communicator: communicator, transfer: transfer, placement: placement, config: config)
         next.window = window
         let s = stats
@@ -106,7 +107,7 @@ public final class ExpertBalancer: @unchecked Sendable {
     /// Whether a rearrangement is staging (a resize waits for it).
     public var isTransferring: Bool { pending != nil }
 
-    public init(model: CausalLM, communicator: any Communicator, transfer: any Communicator,
+    public init(model: CausalLM, communicator: any Communicator, transfer: any WeightChannel,
                 placement: EPLBPlacement, config: EPLBConfig) throws {
         guard communicator.size == placement.numRanks, transfer.size == communicator.size,
               transfer.rank == communicator.rank else {
@@ -213,8 +214,7 @@ public final class ExpertBalancer: @unchecked Sendable {
         let plan = try TransferPlan(old: placement, new: target)
         let job = PendingTransfer(target: target)
         pending = job
-        let executor = TransferExecutor(model: model, communicator: transfer, moeLayers: moeLayers, plan: plan,
-                                        target: target)
+        let executor = TransferExecutor(model: model, channel: transfer, plan: plan, target: target, newRank: transfer.rank)
         let thread = Thread {
             do {
                 let (staged, bytes) = try executor.run()
@@ -245,34 +245,31 @@ public final class ExpertBalancer: @unchecked Sendable {
 /// its receive without deadlock.
 public struct TransferExecutor: @unchecked Sendable {
     let model: CausalLM
-    let communicator: any Communicator
+    let channel: any WeightChannel
     let moeLayers: [Int]
     let plan: TransferPlan
     let target: EPLBPlacement
     /// This rank's rank in `target` (nil: it leaves and only sends). The plan's ranks are
-    /// the communicator's ranks.
+    /// the channel's ranks.
     let newRank: Int?
 
     /// - Parameters:
-    ///   - plan: over the communicator's ranks (old and new placements written in its rank space).
+    ///   - plan: over the channel's ranks (old and new placements written in its rank space).
     ///   - target: the new placement in the new rank numbering.
-    public init(model: CausalLM, communicator: any Communicator, plan: TransferPlan, target: EPLBPlacement, newRank: Int?) {
+    public init(model: CausalLM, channel: any WeightChannel, plan: TransferPlan, target: EPLBPlacement, newRank: Int?) {
         self.model = model
-        self.communicator = communicator
+        self.channel = channel
         self.moeLayers = model.moeLayerIndices
         self.plan = plan
         self.target = target
         self.newRank = newRank
     }
 
-    init(model: CausalLM, communicator: any Communicator, moeLayers: [Int], plan: TransferPlan, target: EPLBPlacement) {
-        self.init(model: model, communicator: communicator, plan: plan, target: target, newRank: communicator.rank)
-    }
-
-    /// Runs the plan; returns the staged slots per layer (empty when leaving) and bytes sent.
+    /// Runs the plan on the channel's backend (the transfer lane: serving goes on meanwhile);
+    /// returns the staged slots per layer (empty when leaving), all moved, and bytes sent.
     public func run() throws -> ([Int: ExpertSlots], Int) {
-        let backend = model.backend
-        let me = communicator.rank
+        let backend = channel.backend
+        let me = channel.rank
         let shapes = model.expertSlotShapes
         let perRank = plan.slotsPerRank
         var staged: [Int: ExpertSlots] = [:]
@@ -308,19 +305,15 @@ public struct TransferExecutor: @unchecked Sendable {
                 if send.fromRank == me {
                     let from = send.fromSlot % perRank
                     for (t, shape) in [(old.gateUp, shapes.gateUp), (old.down, shapes.down)] {
-                        let host = backend.downloadFloats(slot(t, from, shape))
-                        try communicator.send(host, to: send.toRank, tag: 7)
-                        bytes += host.count * 4
+                        let source = slot(t, from, shape)
+                        try channel.send(source, to: send.toRank)
+                        bytes += source.count * source.dtype.byteSize
                     }
                 } else if send.toRank == me {
                     let to = send.toSlot % perRank
                     for (t, shape) in [(gateUp, shapes.gateUp), (down, shapes.down)] {
-                        let host: [Float] = try communicator.recv(from: send.fromRank, tag: 7)
-                        let dst = slot(t, to, shape)
-                        guard host.count == dst.count else {
-                            throw EbbError(.io, "EPLB: received \(host.count) values for expert \(send.expert), expected \(dst.count)")
-                        }
-                        host.withUnsafeBytes { backend.copy(from: $0, sourceDType: .f32, into: dst) }
+                        try channel.recv(into: slot(t, to, shape), from: send.fromRank,
+                                         what: "expert \(send.expert) of layer \(layer)")
                     }
                 }
             }
@@ -330,6 +323,7 @@ public struct TransferExecutor: @unchecked Sendable {
                     gateUp: gateUp, down: down, backend: backend)
             }
         }
+        try channel.finish()
         return (staged, bytes)
     }
 }

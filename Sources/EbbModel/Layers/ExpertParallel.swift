@@ -50,6 +50,11 @@ public final class ExpertParallelGroup: @unchecked Sendable {
     /// Counts exchange replacements: captured graphs hold the old exchange's communicator.
     public private(set) var exchangeVersion = 0
 
+    /// Starts a device exchange's watch for peers that never join a step's collectives.
+    public func expectProgress() {
+        (exchange as? any DeviceExpertExchange)?.expectProgress()
+    }
+
     /// Throws when a device exchange broke during the last step.
     public func checkHealth() throws {
         try (exchange as? any DeviceExpertExchange)?.checkHealth()

@@ -16,12 +16,16 @@ public protocol DeviceExpertExchange: ExpertExchange {
     /// `input` and `output` hold `size` equal chunks of rows: input chunk r goes to rank r,
     /// output chunk r came from rank r.
     func allToAll(_ input: Tensor, into output: Tensor) throws
+    /// Called before a step enqueues its collectives: from here the exchange watches for a
+    /// peer that never joins them (a dead or hung rank) and breaks the group if one does.
+    func expectProgress()
     /// Throws when the group broke while the last step's collectives ran (their results
-    /// are then meaningless). Called after each step's results are read.
+    /// are then meaningless). Called after each step's results are read; ends the watch.
     func checkHealth() throws
 }
 
 extension DeviceExpertExchange {
+    public func expectProgress() {}
     public func checkHealth() throws {}
 }
 
