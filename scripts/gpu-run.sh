@@ -2,7 +2,7 @@
 # Runs on the GPU host from the repository root, after scripts/gpu-stage.sh (with
 # EBB_STAGE_PACK=1) staged gpu-stage/: unpacks, runs the parity self-test, then the
 # forward and engine benchmarks and the served integration tests. Logs go to $OUT (or ./gpu-logs).
-# Usage: scripts/gpu-run.sh [all|selftest|bench|qwen|deepseek|engine|serve|nccl]
+# Usage: scripts/gpu-run.sh [all|selftest|bench|qwen|deepseek|engine|serve|nccl|epbench]
 set -uo pipefail
 what=${1:-all}
 for arg in "$@"; do :; done
@@ -57,7 +57,7 @@ fi
 if [ "$what" = nccl ]; then
     # Expert parallelism over NCCL with every rank on GPU 0 (distinct NCCL_HOSTIDs: socket
     # transport): greedy parity of the f32 fixtures at DP 2 and 4, then resizes under load.
-    timeout 150 $ebb selftest-cuda --fixtures gpu-stage/fixtures 2>&1 | grep -E "expertExchange|combinePairs|scatterRows|rebaseSlots|maskPairs|countSlots|passed|failed|FAIL" | tee "$out/selftest-nccl.log"
+    timeout 150 $ebb selftest-cuda --fixtures gpu-stage/fixtures 2>&1 | grep -E "expertExchange|combinePairs|scatterRows|rebaseSlots|maskPairs|countSlots|transfer lane|NCCL|passed|failed|FAIL" | tee "$out/selftest-nccl.log"
     for n in 2 4; do
         devs=$(printf 'cuda:0,%.0s' $(seq $n)); devs=${devs%,}
         timeout 200 python3 scripts/gpu-serve-check.py $ebb gpu-stage/fixtures --data-parallel-size $n --enable-expert-parallel \
@@ -70,4 +70,10 @@ if [ "$what" = nccl ]; then
         EBB_SERVE_EXTRA_ARGS="--dtype f32 --devices cuda:0,cuda:0,cuda:0,cuda:0,cuda:0 --gpu-memory-utilization 0.12" \
         timeout 240 python3 -m pytest -q -x "tests/integration/test_elastic.py::test_schedule_under_load_keeps_outputs" \
         "tests/integration/test_elastic.py::test_injected_failure_rolls_back" 2>&1 | tail -30 | tee "$out/elastic-nccl.log"
+fi
+if [ "$what" = epbench ]; then
+    # Qwen3-30B-A3B shapes with dummy weights: decode at 1/8/32 concurrent streams on one
+    # rank, then DP/EP 2 with both ranks on GPU 0 (NCCL), then 1 -> 2 -> 1 under load.
+    timeout 560 python3 scripts/gpu-ep-bench.py $ebb gpu-stage/fixtures/configs/Qwen__Qwen3-30B-A3B \
+        --devices cuda:0,cuda:0 ${EBB_EPBENCH_ARGS:-} 2>&1 | tee "$out/ep-bench-qwen3-30b.log"
 fi

@@ -358,7 +358,7 @@ extension Coordinator {
             unroutable = max(unroutable, Int(r.unroutableExperts))
             for p in r.phases { enginePhases[p.phase] = max(enginePhases[p.phase] ?? 0, p.seconds) }
         }
-        let order = ["communicator", "weights", "warmup", "commit"]
+        let order = ["communicator", "weights", "exchange", "warmup", "commit"]
         let all = phases + order.compactMap { k in enginePhases[k].map { ("rank:" + k, $0) } }
         // Joiners checked their experts before saying ready.
         let joined = lock.withLock { final.joining.compactMap { engines[$0]?.ready } }

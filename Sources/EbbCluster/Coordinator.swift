@@ -420,8 +420,12 @@ public final class Coordinator: EngineClient, ControlCoordinatorService.SimpleSe
             case .migrated(let mig):
                 migratedLocked(mig, from: engine, problems: &problems, events: &events)
             case .failure(let f):
-                if engines[engine]?.released == true || resize?.joining.contains(engine) == true {
+                if resize?.joining.contains(engine) == true {
                     resize?.joinerFailure = "engine core \(engine) failed: \(f.message)"
+                } else if engines[engine]?.released == true {
+                    // A rank that left (or a joiner whose resize rolled back) is no concern of
+                    // the resize running now.
+                    problems.append("a failure after it was released (\(f.message))")
                 } else {
                     failureMessage = "engine core rank \(members.firstIndex(of: engine).map(String.init) ?? engine) failed: \(f.message)"
                 }

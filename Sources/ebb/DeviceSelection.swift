@@ -40,19 +40,14 @@ struct DeviceModelOptions: ParsableArguments {
     @Option(help: "Compute dtype on CUDA: bf16 or f32 (the CPU computes in f32)")
     var dtype: String = "bf16"
 
-    @Option(help: "auto (the checkpoint's safetensors) or dummy (random weights for the directory's config.json)")
-    var loadFormat: WeightFormat = .auto
-
-    @Option(help: "With --load-format dummy: keep only the first N layers")
-    var numLayers: Int?
+    @OptionGroup var weights: WeightOptions
 
     func backend(threads: Int?) throws -> any Backend {
         try makeBackend(device: device, threads: threads, dtype: dtype)
     }
 
     func load(_ spec: String, backend: any Backend, needTokenizer: Bool) throws -> LoadedModel {
-        try LoadedModel.load(spec, format: loadFormat, numLayers: numLayers, backend: backend, needTokenizer: needTokenizer)
+        try LoadedModel.load(spec, weights: weights, backend: backend, needTokenizer: needTokenizer)
     }
 }
 
-extension WeightFormat: ExpressibleByArgument {}

@@ -1,3 +1,4 @@
+import ArgumentParser
 import EbbCore
 import EbbCUDA
 import EbbModel
@@ -32,40 +33,23 @@ struct DummyWeights: WeightSource {
 }
 
 /// `--load-format`: the checkpoint's safetensors, or random weights for its config.json.
-enum WeightFormat: String, CaseIterable, Sendable {
+enum WeightFormat: String, CaseIterable, Sendable, ExpressibleByArgument {
     case auto, dummy
 }
 
-extension LoadedModel {
-    /// `spec` is a checkpoint directory, `builtin:NAME`, or (with `.dummy`) a directory
-    /// holding config.json or the config.json itself. `numLayers` keeps only the first
-    /// layers (dummy weights only; a checkpoint must match its config).
-    static func load(_ spec: String, format: WeightFormat, numLayers: Int?, backend: any Backend,
-                     needTokenizer: Bool) throws -> LoadedModel {
-        guard format == .dummy else {
-            if numLayers != nil { throw EbbError(.invalidArgument, "--num-layers needs --load-format dummy") }
-            return try load(spec, backend: backend, needTokenizer: needTokenizer)
-        }
-        var config: ModelConfig
-        var tokenizerSpec = spec
-        if BuiltinModels.isBuiltin(spec) {
-            config = try BuiltinModels.resolve(spec).config
-        } else {
-            var url = URL(fileURLWithPath: spec)
-            if url.lastPathComponent == "config.json" { url = url.deletingLastPathComponent() }
-            tokenizerSpec = url.path
-            config = try ModelConfig.load(directory: url)
-        }
-        if let numLayers {
-            guard numLayers > 0, numLayers <= config.numLayers else {
-                throw EbbError(.invalidArgument, "--num-layers must be in 1...\(config.numLayers) for this config (got \(numLayers))")
-            }
-            config.numLayers = numLayers
-            config.moeLayers = Array(config.moeLayers.prefix(numLayers))
-        }
-        let model = try CausalLM(config: config, weights: DummyWeights(), backend: backend)
-        if let cuda = backend as? CUDABackend { try cuda.synchronizeChecked() }
-        let tokenizer = try loadTokenizer(tokenizerSpec, needed: needTokenizer)
-        return LoadedModel(model: model, tokenizer: tokenizer, name: "\(spec) (dummy weights\(numLayers.map { ", \($0) layers" } ?? ""))")
+/// `--load-format` and `--num-layers`, shared by `serve`, `engine-core`, `generate`, `logits`
+/// and the benchmarks.
+struct WeightOptions: ParsableArguments, Sendable {
+    @Option(help: "auto (the checkpoint's safetensors) or dummy (random weights for the directory's config.json)")
+    var loadFormat: WeightFormat = .auto
+
+    @Option(help: "With --load-format dummy: keep only the first N layers")
+    var numLayers: Int?
+
+    /// The same options as command-line arguments (for the engine cores a deployment starts).
+    var arguments: [String] {
+        var a = ["--load-format", loadFormat.rawValue]
+        if let numLayers { a += ["--num-layers", "\(numLayers)"] }
+        return a
     }
 }

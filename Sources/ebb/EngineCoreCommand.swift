@@ -77,9 +77,10 @@ struct EngineCoreCommand: AsyncParsableCommand {
                                           expertParallel: enableExpertParallel, device: backend.summary, eplb: eplbConfig,
                                           joining: join)
         let spec = engine.model
+        let weights = engine.weights
         let shell = EngineCoreShell(identity: identity, coordinator: address, backend: backend,
                                     dataPlaneTimeout: .milliseconds(Int64(dataPlaneTimeout * 1000)), log: log) { setup, wrap in
-            let loaded = try LoadedModel.load(spec, backend: backend, needTokenizer: false, expertParallel: setup,
+            let loaded = try LoadedModel.load(spec, weights: weights, backend: backend, needTokenizer: false, expertParallel: setup,
                                               wrapWeights: wrap)
             let core = try EngineCore(model: loaded.model, config: config)
             log("loaded \(String(format: "%.1f", Double(loaded.model.weightBytes) / 1e6)) MB of weights; KV cache \(core.cache.numBlocks) blocks")

@@ -7,6 +7,8 @@ struct EngineOptions: ParsableArguments {
     @Option(help: "Checkpoint directory or builtin:tiny-moe")
     var model: String = "builtin:tiny-moe"
 
+    @OptionGroup var weights: WeightOptions
+
     @Option(help: "KV-cache memory per rank, e.g. 512MiB or 2GiB (default: a fraction of available memory)")
     var kvCacheMemory: String?
 
@@ -58,6 +60,7 @@ struct EngineOptions: ParsableArguments {
         var a = ["--model", model, "--kv-cache-fraction", "\(kvCacheFraction)", "--block-size", "\(blockSize)",
                  "--max-num-batched-tokens", "\(maxNumBatchedTokens)", "--max-num-seqs", "\(maxNumSeqs)",
                  "--dtype", dtype, "--gpu-memory-utilization", "\(gpuMemoryUtilization)"]
+        a += weights.arguments
         if enforceEager { a.append("--enforce-eager") }
         if let kvCacheMemory { a += ["--kv-cache-memory", kvCacheMemory] }
         if let maxModelLen { a += ["--max-model-len", "\(maxModelLen)"] }

@@ -1,6 +1,7 @@
 import EbbCheckpoint
 import EbbCluster
 import EbbCore
+import EbbCUDA
 import EbbModel
 import EbbTensor
 import EbbTokenizer
@@ -12,43 +13,68 @@ struct LoadedModel {
     let tokenizer: Tokenizer?
     let name: String
 
-    /// `expertParallel` makes the model hold only this rank's experts and exchange tokens
-    /// with the other ranks in every MoE layer.
-    static func load(_ spec: String, backend: any Backend, needTokenizer: Bool,
+    /// `spec` is a checkpoint directory or `builtin:NAME`; with `weights: .dummy` also a
+    /// directory holding only config.json (or the file itself), `numLayers` then keeping the
+    /// first layers. `expertParallel` makes the model hold only this rank's experts and
+    /// exchange tokens with the other ranks in every MoE layer.
+    static func load(_ spec: String, weights: WeightOptions = WeightOptions(), backend: any Backend, needTokenizer: Bool,
                      expertParallel: ExpertParallelSetup? = nil,
                      wrapWeights: @Sendable (any WeightSource) -> any WeightSource = { $0 }) throws -> LoadedModel {
-        let config: ModelConfig
-        let weights: any WeightSource
-        if BuiltinModels.isBuiltin(spec) {
-            (config, weights) = try BuiltinModels.resolve(spec)
+        let config = try loadConfig(spec, weights: weights)
+        let source: any WeightSource
+        if weights.loadFormat == .dummy {
+            source = DummyWeights()
+        } else if BuiltinModels.isBuiltin(spec) {
+            source = try BuiltinModels.resolve(spec).weights
         } else {
-            let directory = URL(fileURLWithPath: spec, isDirectory: true)
-            config = try ModelConfig.load(directory: directory)
-            weights = try CheckpointWeights(directory: directory)
+            source = try CheckpointWeights(directory: URL(fileURLWithPath: spec, isDirectory: true))
         }
         let placement = try expertParallel?.placements(config: config)
-        let model = try CausalLM(config: config, weights: wrapWeights(weights), backend: backend, placement: placement,
+        let model = try CausalLM(config: config, weights: wrapWeights(source), backend: backend, placement: placement,
                                  expertParallel: expertParallel?.group)
-        return try LoadedModel(model: model, tokenizer: loadTokenizer(spec, needed: needTokenizer), name: spec)
+        if let cuda = backend as? CUDABackend { try cuda.synchronizeChecked() }
+        let tokenizer = try loadTokenizer(spec, needed: needTokenizer, bytesIfMissing: weights.loadFormat == .dummy)
+        let layers = weights.numLayers.map { ", \($0) layers" } ?? ""
+        return LoadedModel(model: model, tokenizer: tokenizer,
+                           name: weights.loadFormat == .dummy ? "\(spec) (dummy weights\(layers))" : spec)
     }
 
     /// The tokenizer of `spec` alone (the front end of a multi-process deployment does not
     /// load weights).
-    static func loadTokenizer(_ spec: String, needed: Bool) throws -> Tokenizer? {
+    /// `bytesIfMissing` (dummy weights): a directory without tokenizer.json gets the byte-level
+    /// tokenizer, so a bare config.json can be served and benchmarked.
+    static func loadTokenizer(_ spec: String, needed: Bool, bytesIfMissing: Bool = false) throws -> Tokenizer? {
         if BuiltinModels.isBuiltin(spec) { return Tokenizer.byteLevel() }
-        let directory = URL(fileURLWithPath: spec, isDirectory: true)
+        var directory = URL(fileURLWithPath: spec, isDirectory: true)
+        if directory.lastPathComponent == "config.json" { directory = directory.deletingLastPathComponent() }
         if FileManager.default.fileExists(atPath: directory.appendingPathComponent("tokenizer.json").path) {
             return try Tokenizer.load(directory: directory)
+        } else if bytesIfMissing {
+            return Tokenizer.byteLevel()
         } else if needed {
             throw EbbError(.invalidArgument, "\(directory.path) has no tokenizer.json")
         }
         return nil
     }
 
-    /// The model's config alone.
-    static func loadConfig(_ spec: String) throws -> ModelConfig {
-        if BuiltinModels.isBuiltin(spec) { return try BuiltinModels.resolve(spec).config }
-        return try ModelConfig.load(directory: URL(fileURLWithPath: spec, isDirectory: true))
+    /// The model's config alone (cut to `weights.numLayers` with dummy weights).
+    static func loadConfig(_ spec: String, weights: WeightOptions = WeightOptions()) throws -> ModelConfig {
+        var config: ModelConfig
+        if BuiltinModels.isBuiltin(spec) {
+            config = try BuiltinModels.resolve(spec).config
+        } else {
+            var url = URL(fileURLWithPath: spec)
+            if weights.loadFormat == .dummy && url.lastPathComponent == "config.json" { url = url.deletingLastPathComponent() }
+            config = try ModelConfig.load(directory: url)
+        }
+        guard let numLayers = weights.numLayers else { return config }
+        guard weights.loadFormat == .dummy else { throw EbbError(.invalidArgument, "--num-layers needs --load-format dummy") }
+        guard numLayers > 0, numLayers <= config.numLayers else {
+            throw EbbError(.invalidArgument, "--num-layers must be in 1...\(config.numLayers) for this config (got \(numLayers))")
+        }
+        config.numLayers = numLayers
+        config.moeLayers = Array(config.moeLayers.prefix(numLayers))
+        return config
     }
 
     var eosTokenIds: [Int] { Self.eosTokenIds(config: model.config, tokenizer: tokenizer) }

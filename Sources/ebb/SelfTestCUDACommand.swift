@@ -1,5 +1,6 @@
 import ArgumentParser
 import EbbCheckpoint
+import EbbComm
 import EbbCore
 import EbbCUDA
 import EbbModel
@@ -58,6 +59,9 @@ struct SelfTestCUDA: ParsableCommand {
                    "kernel compile error gives: \(e.message.split(separator: "\n").prefix(3).joined(separator: " / "))")
         }
 
+        checkTransferLane(cuda, report: report)
+        checkNCCLErrors(cuda, report: report)
+
         for (name, backend) in [("cuda-f32", f32), ("cuda-bf16", bf16)] {
             let start = ContinuousClock.now
             for r in BackendParity.run(device: backend, seed: 42) { report(r.passed, "\(name) \(r.op): \(r.error) (≤ \(r.tolerance))") }
@@ -98,5 +102,59 @@ struct SelfTestCUDA: ParsableCommand {
         }
         print(failures == 0 ? "\nALL PASSED" : "\n\(failures) FAILED")
         if failures > 0 { throw ExitCode(1) }
+    }
+}
+
+extension SelfTestCUDA {
+    /// Weights staged on the transfer lane (its own stream and allocator) read back the same
+    /// from the serving stream once the lane is synchronized.
+    func checkTransferLane(_ cuda: CUDABackend, report: (Bool, String) -> Void) {
+        do {
+            let lane = try cuda.transferLane()
+            let values = (0..<4096).map { Float($0 % 251) - 125 }
+            let source = try values.withUnsafeBytes { try cuda.upload($0, sourceDType: .f32, shape: [4096], dtype: .bf16) }
+            let staged = try lane.empty([4096], dtype: .bf16)
+            lane.copy(source, into: staged)
+            lane.synchronize()
+            try lane.checkErrors()
+            let back = cuda.downloadFloats(staged)
+            try cuda.checkErrors()
+            let laneOfLane = try lane.transferLane()
+            report(back == values && lane !== cuda && laneOfLane === lane,
+                   "transfer lane: a copy staged on the side stream reads back exactly on the serving stream")
+        } catch {
+            report(false, "transfer lane: \(describe(error))")
+        }
+    }
+
+    /// NCCL's error paths in one process: a group whose peer never comes times out and is
+    /// aborted (not a hang), and a rank out of range is refused.
+    func checkNCCLErrors(_ cuda: CUDABackend, report: (Bool, String) -> Void) {
+        guard let version = NCCLCommunicator.version else {
+            print("info NCCL is not loaded here: NCCL error paths skipped")
+            return
+        }
+        do {
+            let dir = FileManager.default.temporaryDirectory.appendingPathComponent("ebb-nccl-\(getpid())").path
+            let store = try FileKeyValueStore(directory: dir)
+            let start = ContinuousClock.now
+            do {
+                _ = try NCCLCommunicator(rank: 0, size: 2, generation: 1, store: store, storePrefix: "alone", backend: cuda,
+                                         timeout: .seconds(3))
+                report(false, "NCCL \(version): a group of 2 formed with one rank")
+            } catch let e as EbbError {
+                report(e.message.contains("timed out"),
+                       "NCCL \(version): a peer that never joins gives, after \(ContinuousClock.now - start): \(e.message.prefix(160))")
+            }
+            do {
+                _ = try NCCLCommunicator(rank: 2, size: 2, generation: 1, store: store, backend: cuda, timeout: .seconds(3))
+                report(false, "NCCL: rank 2 of 2 was accepted")
+            } catch let e as EbbError {
+                report(e.code == .invalidArgument, "NCCL: rank out of range gives: \(e.message)")
+            }
+            try? FileManager.default.removeItem(atPath: dir)
+        } catch {
+            report(false, "NCCL error paths: \(describe(error))")
+        }
     }
 }

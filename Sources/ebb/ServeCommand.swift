@@ -88,7 +88,7 @@ struct Serve: AsyncParsableCommand {
         do {
             let config = try engine.engineConfig()
             let backend = try makeBackend(device: engine.device, threads: threads, dtype: engine.dtype)
-            let loaded = try LoadedModel.load(model, backend: backend, needTokenizer: true)
+            let loaded = try LoadedModel.load(model, weights: engine.weights, backend: backend, needTokenizer: true)
             guard let tokenizer = loaded.tokenizer else { throw EbbError(.invalidArgument, "no tokenizer") }
             let template = try loadChatTemplate(model)
             let core = try EngineCore(model: loaded.model, config: config)
@@ -117,10 +117,11 @@ struct Serve: AsyncParsableCommand {
         let deployment: LocalDeployment
         do {
             _ = try engine.engineConfig()
-            guard let tokenizer = try LoadedModel.loadTokenizer(model, needed: true) else {
+            guard let tokenizer = try LoadedModel.loadTokenizer(model, needed: true,
+                                                                bytesIfMissing: engine.weights.loadFormat == .dummy) else {
                 throw EbbError(.invalidArgument, "no tokenizer")
             }
-            let config = try LoadedModel.loadConfig(model)
+            let config = try LoadedModel.loadConfig(model, weights: engine.weights)
             let template = try loadChatTemplate(model)
             let totalThreads = threads ?? ProcessInfo.processInfo.activeProcessorCount
             var eplbArguments = eplb.arguments
