@@ -66,10 +66,14 @@ if [ "$what" = nccl ]; then
     if [ -d .whl ]; then
         python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl && export PYTHONPATH=/tmp/site
     fi
+    # Thread states of the engine cores a minute in (kernel wait channels), in case a resize hangs.
+    (sleep 70; for p in $(pgrep -f "ebb engine-core"); do echo "== pid $p"; for t in /proc/$p/task/*; do
+        echo "$(cat $t/comm 2>/dev/null) $(cat $t/wchan 2>/dev/null) $(cut -d' ' -f3 $t/stat 2>/dev/null)"; done; done > "$out/threads.log" 2>&1) &
     EBB_BIN=$PWD/$ebb EBB_FIXTURES=$PWD/gpu-stage/fixtures \
         EBB_SERVE_EXTRA_ARGS="--dtype f32 --devices cuda:0,cuda:0,cuda:0,cuda:0,cuda:0 --gpu-memory-utilization 0.12" \
-        timeout 240 python3 -m pytest -q -x "tests/integration/test_elastic.py::test_schedule_under_load_keeps_outputs" \
-        "tests/integration/test_elastic.py::test_injected_failure_rolls_back" 2>&1 | tail -30 | tee "$out/elastic-nccl.log"
+        timeout 300 python3 -m pytest -q -x --basetemp="$out/pytest" "tests/integration/test_elastic.py::test_schedule_under_load_keeps_outputs" \
+        "tests/integration/test_elastic.py::test_injected_failure_rolls_back" > "$out/elastic-nccl-full.log" 2>&1
+    tail -30 "$out/elastic-nccl-full.log" | tee "$out/elastic-nccl.log"
 fi
 if [ "$what" = epbench ]; then
     # Qwen3-30B-A3B shapes with dummy weights: decode at 1/8/32 concurrent streams on one

@@ -135,6 +135,11 @@ extension CUDABackend {
         try bind()
         let dtoh = try CUDAStatus.fn(api.pointee.cuMemcpyDtoHAsync, "cuMemcpyDtoHAsync")
         let sync = try CUDAStatus.fn(api.pointee.cuStreamSynchronize, "cuStreamSynchronize")
+        // Wait for the stream first, then copy from an idle stream: a copy into pageable
+        // memory that waited for queued work (an NCCL kernel waiting for a peer) would hold
+        // the driver's memory lock meanwhile, and another thread of this process that needs
+        // it (an allocation, NCCL forming a group) could then keep that peer waiting on us.
+        try CUDAStatus.check(api, sync(stream), "cuStreamSynchronize before a download (an earlier kernel failed)")
         try out.withUnsafeMutableBytes { raw in
             try CUDAStatus.check(api, dtoh(raw.baseAddress, pointer(source), bytes, stream), "cuMemcpyDtoHAsync(\(bytes) bytes)")
         }

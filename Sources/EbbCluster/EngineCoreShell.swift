@@ -104,6 +104,9 @@ public final class EngineCoreShell: @unchecked Sendable {
     private let inbox = Inbox()
     private let latestStats = Mutex(EngineStats())
     private let heartbeatIdentity: Mutex<(rank: Int, generation: UInt64)>
+    /// When the engine thread's current round began (nil between rounds), and the running
+    /// preparation, for the stall report.
+    private let roundInProgress = Mutex<(since: ContinuousClock.Instant, job: PreparedGeneration?)?>(nil)
 
     public init(identity: EngineCoreIdentity, coordinator: ControlAddress, backend: any Backend,
                 dataPlaneTimeout: Duration = .seconds(120),
@@ -160,8 +163,10 @@ public final class EngineCoreShell: @unchecked Sendable {
                     thread.stackSize = 8 << 20
                     thread.start()
                     let heartbeat = Task { [self] in
+                        var reportedStall: ContinuousClock.Instant?
                         while !Task.isCancelled {
                             try? await Task.sleep(for: .seconds(1))
+                            reportStall(&reportedStall)
                             let load = latestStats.withLock { $0 }
                             let now = heartbeatIdentity.withLock { $0 }
                             out.yield(.with {
@@ -221,6 +226,9 @@ public final class EngineCoreShell: @unchecked Sendable {
             while true {
                 guard let messages = inbox.drain(wait: loop.idle, timeout: 1) else { return 0 }
                 if try loop.apply(messages) { return 0 }
+                let job = loop.reconfiguration?.job
+                roundInProgress.withLock { $0 = (.now, job) }
+                defer { roundInProgress.withLock { $0 = nil } }
                 switch try loop.runRound() {
                 case .stepped(let outputs):
                     publish(loop)
@@ -237,6 +245,17 @@ public final class EngineCoreShell: @unchecked Sendable {
             out.yield(.with { $0.failure = .with { f in f.rank = UInt32(loop.identity.rank); f.message = message } })
             return 1
         }
+    }
+
+    /// Logs (once per stall) an engine-thread round that has run for 10 s: a peer that
+    /// stopped answering inside a collective, or a deadlock, named by the preparation phase.
+    private func reportStall(_ reported: inout ContinuousClock.Instant?) {
+        guard let (since, job) = roundInProgress.withLock({ $0 }) else { return }
+        let stuck = ContinuousClock.now - since
+        guard stuck >= .seconds(10), reported != since else { return }
+        reported = since
+        let phase = job.map { "; preparing generation \($0.spec.generation): \($0.currentPhase)" } ?? ""
+        log("rank \(heartbeatIdentity.withLock { $0.rank }): the engine thread has been in one step round for \(Int(stuck.seconds)) s\(phase)")
     }
 
     /// What heartbeats report.

@@ -143,7 +143,8 @@ struct EngineLoopState {
         let prepared: Int64 = (r?.job?.done.load(ordering: .acquiring) ?? false) && r?.job?.error == nil ? 1 : 0
         let failed: Int64 = (r?.abortRequested ?? false) || (r?.job?.done.load(ordering: .acquiring) == true && r?.job?.error != nil) ? 1 : 0
         let local: [Int64] = [core.hasWork ? 1 : 0, Int64(stats.running + stats.waiting),
-                              (balancer?.readyToCommit ?? false) ? 1 : 0, received, prepared, failed]
+                              (balancer?.readyToCommit ?? false) ? 1 : 0, received, prepared, failed,
+                              r != nil ? 1 : 0]
         let global = try communicator.allReduced(local, op: .sum)
         let size = Int64(communicator.size)
         if let balancer, global[2] == size { try balancer.commit() }
@@ -168,7 +169,9 @@ struct EngineLoopState {
             return .none
         }
         let outputs = try core.step(lockstep: true)
-        try balancer?.afterStep()
+        // No new EPLB rearrangement while any rank holds a reconfiguration: the resize
+        // plans from the current placement.
+        try balancer?.afterStep(mayRearrange: global[6] == 0)
         return .stepped(outputs)
     }
 

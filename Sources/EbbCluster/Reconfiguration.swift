@@ -92,7 +92,13 @@ final class PreparedGeneration: @unchecked Sendable {
 
     init(spec: ReconfigurationSpec) { self.spec = spec }
 
+    private let phaseNow = Mutex("starting")
+
+    /// The phase running now (or the last one started).
+    var currentPhase: String { phaseNow.withLock { $0 } }
+
     func timed<T>(_ phase: String, _ body: () throws -> T) rethrows -> T {
+        phaseNow.withLock { $0 = phase }
         let start = ContinuousClock.now
         defer {
             let d = (ContinuousClock.now - start).components

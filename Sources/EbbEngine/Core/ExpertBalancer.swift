@@ -156,9 +156,10 @@ public final class ExpertBalancer: @unchecked Sendable {
         }
     }
 
-    /// After each lockstep step: records this rank's expert load and, every
-    /// `stepInterval` steps, decides (collectively) whether to rebalance.
-    public func afterStep() throws {
+    /// After each lockstep step: records this rank's expert load and, every `stepInterval`
+    /// steps, decides (collectively: every rank passes the same `mayRearrange`) whether to
+    /// rebalance; the decision waits while `mayRearrange` is false.
+    public func afterStep(mayRearrange: Bool = true) throws {
         let taken = model.expertParallel?.takeLoads() ?? [:]
         if taken.isEmpty {
             window.recordDummyStep()
@@ -177,7 +178,7 @@ public final class ExpertBalancer: @unchecked Sendable {
             try window.record(rows)
         }
         stepsSinceDecision += 1
-        if stepsSinceDecision >= config.stepInterval && pending == nil {
+        if stepsSinceDecision >= config.stepInterval && pending == nil && mayRearrange {
             stepsSinceDecision = 0
             try decide()
         }
@@ -273,6 +274,7 @@ public struct TransferExecutor: @unchecked Sendable {
         let shapes = model.expertSlotShapes
         let perRank = plan.slotsPerRank
         var staged: [Int: ExpertSlots] = [:]
+        var moved: [(Int, Int, Tensor, Tensor)] = []
         var bytes = 0
         for (i, layer) in moeLayers.enumerated() {
             guard let old = model.expertSlots(layer: layer) else { continue }
@@ -317,13 +319,18 @@ public struct TransferExecutor: @unchecked Sendable {
                     }
                 }
             }
-            if let newRank {
-                staged[layer] = try ExpertSlots(
-                    placement: try ExpertBalancer.rankPlacement(target, layerOrdinal: i, rank: newRank),
-                    gateUp: gateUp, down: down, backend: backend)
-            }
+            if newRank != nil { moved.append((i, layer, gateUp, down)) }
         }
+        // Everything has moved before the routing tables are uploaded: no host copy while
+        // the channel's transfers wait for peers.
         try channel.finish()
+        for (i, layer, gateUp, down) in moved {
+            guard let newRank else { break }
+            staged[layer] = try ExpertSlots(placement: try ExpertBalancer.rankPlacement(target, layerOrdinal: i, rank: newRank),
+                                            gateUp: gateUp, down: down, backend: backend)
+        }
+        backend.synchronize()
+        try backend.checkErrors()
         return (staged, bytes)
     }
 }
