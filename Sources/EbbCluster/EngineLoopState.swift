@@ -147,7 +147,10 @@ struct EngineLoopState {
                               r != nil ? 1 : 0]
         let global = try communicator.allReduced(local, op: .sum)
         let size = Int64(communicator.size)
-        if let balancer, global[2] == size { try balancer.commit() }
+        if let balancer, global[2] == size {
+            try balancer.commit()
+            if r == nil { exchangeOnHost(false) }
+        }
         if r != nil {
             if global[5] > 0 {
                 rollBack()
@@ -172,6 +175,8 @@ struct EngineLoopState {
         // No new EPLB rearrangement while any rank holds a reconfiguration: the resize
         // plans from the current placement.
         try balancer?.afterStep(mayRearrange: global[6] == 0)
+        // A rearrangement started at this step on every rank (the decision is collective).
+        if balancer?.isTransferring == true { exchangeOnHost(true) }
         return .stepped(outputs)
     }
 
@@ -205,6 +210,7 @@ struct EngineLoopState {
             return
         }
         job.target = target
+        exchangeOnHost(true)
         let engine = identity.engineId
         let model = core.model
         let recorded = self.recorded
@@ -339,8 +345,24 @@ struct EngineLoopState {
             if let e = job.error { message = describe(e) }
             if job.done.load(ordering: .acquiring) { job.discard() } else { job.abandoned.store(true, ordering: .releasing) }
         }
+        if !(balancer?.isTransferring ?? false) { exchangeOnHost(false) }
         log("rank \(identity.rank): generation \(r.spec.generation) rolled back: \(message)")
         report(generation: r.spec.generation, committed: false, error: message, phases: r.job?.phases ?? [], bytes: 0)
+    }
+
+    /// Puts the MoE exchange on the host group (`true`) or back on this generation's NCCL
+    /// group. NCCL's rule for communicators used at once is that their operations must be
+    /// ordered the same on every rank, and a resize's or a rearrangement's weight moves (NCCL
+    /// on the transfer lane) and groups forming in the background are not ordered with the
+    /// steps' collectives: an NCCL kernel waiting for a peer can hold back the other stream's
+    /// kernels, and the ranks wait on each other. So while weights move, decode steps
+    /// exchange over the host (slower, no graphs), and the device exchange comes back at the
+    /// commit or rollback. Called at voted boundaries only, so every rank switches together.
+    mutating func exchangeOnHost(_ onHost: Bool) {
+        guard let nccl, let communicator, let group = core.model.expertParallel else { return }
+        let isHost = !group.isFixedSize
+        guard isHost != onHost else { return }
+        group.exchange = onHost ? CommunicatorExchange(communicator) : NCCLExpertExchange(nccl)
     }
 
     func report(generation: UInt64, committed: Bool, error: String, phases: [(String, Double)], bytes: Int,
