@@ -2,7 +2,7 @@
 # Runs on the GPU host from the repository root, after scripts/gpu-stage.sh (with
 # EBB_STAGE_PACK=1) staged gpu-stage/: unpacks, runs the parity self-test, then the
 # forward and engine benchmarks and the served integration tests. Logs go to $OUT (or ./gpu-logs).
-# Usage: scripts/gpu-run.sh [all|selftest|bench|qwen|deepseek|engine|serve|nccl|epbench]
+# Usage: scripts/gpu-run.sh [all|selftest|bench|qwen|deepseek|engine|serve|nccl|elastic|epbench]
 set -uo pipefail
 what=${1:-all}
 for arg in "$@"; do :; done
@@ -63,6 +63,9 @@ if [ "$what" = nccl ]; then
         timeout 200 python3 scripts/gpu-serve-check.py $ebb gpu-stage/fixtures --data-parallel-size $n --enable-expert-parallel \
             --devices "$devs" 2>&1 | tee "$out/serve-nccl-dp$n.log"
     done
+fi
+if [ "$what" = nccl ] || [ "$what" = elastic ]; then
+    # Resizes under load with every rank on GPU 0 (the HTTP tests, their server logs kept).
     if [ -d .whl ]; then
         python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl && export PYTHONPATH=/tmp/site
     fi

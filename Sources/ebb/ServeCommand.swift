@@ -96,7 +96,7 @@ struct Serve: AsyncParsableCommand {
             server = OpenAIServer(engine: loop, tokenizer: tokenizer, chatTemplate: template,
                                   modelName: servedModelName ?? model, eosTokenIds: loaded.eosTokenIds)
             let stats = core.stats
-            log("model \(model): \(loaded.model.config.architecture.rawValue), \(String(format: "%.1f", Double(loaded.model.weightBytes) / 1e6)) MB of weights on \(backend.summary)")
+            log("model \(loaded.name): \(loaded.model.config.architecture.rawValue), \(String(format: "%.1f", Double(loaded.model.weightBytes) / 1e6)) MB of weights on \(backend.summary)")
             log("KV cache: \(stats.numBlocks) blocks of \(config.blockSize) tokens; max model length \(core.maxModelLen); prefix caching \(config.enablePrefixCaching ? "on" : "off")"
                 + "; decode graphs \(core.graphs.map { "on (batches up to \($0.maxBatch))" } ?? "off")")
         } catch {
