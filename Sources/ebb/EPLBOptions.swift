@@ -7,7 +7,7 @@ struct EPLBOptions: ParsableArguments {
     @Flag(help: "Rebalance experts over the ranks from their measured load (needs --enable-expert-parallel)")
     var enableEplb = false
 
-    @Option(help: "Redundant expert slots over all ranks (hot experts get replicas); experts + these must divide by the ranks")
+    @Option(help: "Redundant expert slots over all ranks, at least (hot experts get replicas); the slots round up so every rank holds as many")
     var numRedundantExperts: Int = 0
 
     @Option(help: "Steps of expert load statistics kept")
@@ -19,11 +19,12 @@ struct EPLBOptions: ParsableArguments {
     @Option(help: "Rebalance only when balancedness (mean/max tokens per rank) rises by more than this; negative forces every decision to rebalance")
     var eplbMinGain: Double = 0.01
 
-    /// The EPLB configuration, or nil when off.
-    func config() throws -> EPLBConfig? {
-        guard enableEplb else {
+    /// The EPLB configuration, or nil when off. `implied`: EPLB is on without the flag
+    /// (`--enable-elastic-ep` turns it on).
+    func config(implied: Bool = false) throws -> EPLBConfig? {
+        guard enableEplb || implied else {
             guard numRedundantExperts == 0 else {
-                throw EbbError(.invalidArgument, "--num-redundant-experts needs --enable-eplb")
+                throw EbbError(.invalidArgument, "--num-redundant-experts needs --enable-eplb (or --enable-elastic-ep, which turns EPLB on)")
             }
             return nil
         }
@@ -34,11 +35,9 @@ struct EPLBOptions: ParsableArguments {
                           stepInterval: eplbStepInterval, minGain: eplbMinGain)
     }
 
-    /// EPLB with the defaults (what --enable-elastic-ep turns on when --enable-eplb is absent).
-    static let defaultArguments = ["--enable-eplb"]
-
-    var arguments: [String] {
-        guard enableEplb else { return [] }
+    /// The same options for the engine cores; `implied` as in `config`.
+    func arguments(implied: Bool = false) -> [String] {
+        guard enableEplb || implied else { return [] }
         return ["--enable-eplb", "--num-redundant-experts", "\(numRedundantExperts)", "--eplb-window-size", "\(eplbWindowSize)",
                 "--eplb-step-interval", "\(eplbStepInterval)", "--eplb-min-gain=\(eplbMinGain)"]
     }

@@ -67,7 +67,7 @@ struct Serve: AsyncParsableCommand {
                 throw EbbError(.invalidArgument, "--devices places the ranks of a multi-rank deployment; use --device for one engine")
             }
             guard scaleTimeout > 0 else { throw EbbError(.invalidArgument, "--scale-timeout must be positive") }
-            if try eplb.config() != nil && !enableElasticEp && (dataParallelSize < 2 || !enableExpertParallel) {
+            if try eplb.config(implied: enableElasticEp) != nil && !enableElasticEp && (dataParallelSize < 2 || !enableExpertParallel) {
                 throw EbbError(.invalidArgument, "--enable-eplb balances experts over expert-parallel ranks: it needs --data-parallel-size ≥ 2 and --enable-expert-parallel")
             }
         } catch {
@@ -124,10 +124,15 @@ struct Serve: AsyncParsableCommand {
             let config = try LoadedModel.loadConfig(model, weights: engine.weights)
             let template = try loadChatTemplate(model)
             let totalThreads = threads ?? ProcessInfo.processInfo.activeProcessorCount
-            var eplbArguments = eplb.arguments
+            let eplbArguments = eplb.arguments(implied: enableElasticEp)
+            // One placement rule for start-up, resizes and recovery, checked before any
+            // engine core starts.
+            if enableExpertParallel, let eplbConfig = try eplb.config(implied: enableElasticEp) {
+                _ = try eplbConfig.initialPlacement(numLayers: config.moeLayers.filter { $0 }.count,
+                                                    numExperts: config.moe.numExperts, ranks: ranks)
+            }
             var elastic: ElasticSettings?
             if enableElasticEp {
-                if !eplb.enableEplb { eplbArguments = EPLBOptions.defaultArguments }
                 elastic = ElasticSettings(maxRanks: maxDataParallelSize ?? min(256, 4 * ranks),
                                           phaseTimeout: .milliseconds(Int64(scaleTimeout * 1000)),
                                           faultSpec: ProcessInfo.processInfo.environment["EBB_FAULT"])

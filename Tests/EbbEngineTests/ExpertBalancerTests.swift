@@ -109,4 +109,20 @@ struct ExpertBalancerTests {
         try Self.checkWeights(ranks, target)
         #expect(ranks.allSatisfy { $0.balancer.placement == target })
     }
+
+    /// One rule for start-up and resizes: every rank holds the same number of slots, the total
+    /// rounded up to a multiple of the ranks, the extra slots holding replicas.
+    @Test(arguments: [(16, 0, 3, 18), (16, 1, 3, 18), (16, 2, 4, 20), (16, 0, 4, 16), (16, 0, 5, 20), (3, 0, 4, 4)])
+    func initialSlotsRoundUpToTheRanks(experts: Int, redundant: Int, ranks: Int, slots: Int) throws {
+        let p = try EPLBConfig(numRedundantExperts: redundant).initialPlacement(numLayers: 2, numExperts: experts, ranks: ranks)
+        #expect(p.numPhysicalSlots == slots)
+        #expect(p.numPhysicalSlots % ranks == 0)
+        for row in p.physicalToLogical { #expect(Set(row) == Set(0..<experts)) }
+    }
+
+    @Test func tooManySlotsAreRefused() {
+        #expect(throws: EbbError.self) {
+            _ = try EPLBConfig(numRedundantExperts: 1 << 21).initialPlacement(numLayers: 1, numExperts: 16, ranks: 2)
+        }
+    }
 }

@@ -172,6 +172,27 @@ def test_eplb_needs_expert_parallelism(ebb_bin):
     import subprocess
     r = subprocess.run([str(ebb_bin), "serve", "--enable-eplb", "--port", "1"], capture_output=True, text=True, timeout=60)
     assert r.returncode != 0 and "--enable-expert-parallel" in r.stderr
+    # Checked before any engine core starts (nothing is spawned, so this is quick).
     r = subprocess.run([str(ebb_bin), "serve", "--data-parallel-size", "2", "--enable-expert-parallel", "--enable-eplb",
-                        "--num-redundant-experts", "1", "--port", "18999"], capture_output=True, text=True, timeout=120)
-    assert r.returncode != 0 and "divide evenly" in r.stderr, r.stderr[-2000:]
+                        "--num-redundant-experts", "2000000", "--port", "18999"], capture_output=True, text=True, timeout=60)
+    assert r.returncode != 0 and "above the limit" in r.stderr, r.stderr[-2000:]
+    assert "engine core" not in r.stderr, r.stderr[-2000:]
+    r = subprocess.run([str(ebb_bin), "serve", "--num-redundant-experts", "2", "--port", "18999"],
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode != 0 and "--enable-elastic-ep" in r.stderr, r.stderr[-2000:]
+
+
+@pytest.mark.parametrize("flags", [("--enable-eplb",), ("--enable-elastic-ep", "--num-redundant-experts", "1")])
+def test_slots_round_up_to_a_multiple_of_the_ranks(start_server, flags):
+    """16 experts over 3 ranks: each rank gets 6 slots (2 replicas in all), at start-up as after
+    a resize; --enable-elastic-ep turns EPLB on, so its options apply without --enable-eplb."""
+    server = start_server("builtin:tiny-moe", "--data-parallel-size", "3", "--enable-expert-parallel",
+                          "--kv-cache-memory", "16MiB", *flags)
+    try:
+        r = server.request("POST", "/v1/completions", {"model": "builtin:tiny-moe", "prompt": "hello", "max_tokens": 4})
+        assert r.status == 200, r.text
+        if "--enable-elastic-ep" in flags:
+            placement = server.request("GET", "/elastic_ep/status").json()["placement"]
+            assert placement["slots_per_rank"] == 6 and placement["physical_slots"] == 18, placement
+    finally:
+        server.stop()

@@ -82,11 +82,15 @@ public final class EngineLoop: EngineClient {
                 s.pendingAborts = []
                 return r
             }
+            // Continuations are resumed outside the lock: resuming one can run its consumer's
+            // cancellation handler, which calls `abort` and takes the lock (a deadlock seen in
+            // the client-disconnect tests).
             if stopped {
-                shared.withLock { s in
-                    for c in s.streams.values { c.yield(.error(EbbError(.internal, "the engine stopped"))); c.finish() }
-                    s.streams = [:]
+                let all = shared.withLock { s in
+                    defer { s.streams = [:] }
+                    return Array(s.streams.values)
                 }
+                for c in all { c.yield(.error(EbbError(.internal, "the engine stopped"))); c.finish() }
                 return
             }
             for (request, continuation) in adds {
@@ -108,16 +112,17 @@ public final class EngineLoop: EngineClient {
                 do {
                     let outputs = try core.step()
                     let stats = core.stats
-                    shared.withLock { s in
+                    let deliveries = shared.withLock { s in
                         s.stats = stats
-                        for out in outputs {
-                            guard let c = s.streams[out.requestId] else { continue }
-                            c.yield(.output(out))
-                            if out.isFinished {
-                                c.finish()
-                                s.streams.removeValue(forKey: out.requestId)
-                            }
+                        return outputs.compactMap { out -> (AsyncStream<EngineEvent>.Continuation, RequestOutput)? in
+                            guard let c = s.streams[out.requestId] else { return nil }
+                            if out.isFinished { s.streams.removeValue(forKey: out.requestId) }
+                            return (c, out)
                         }
+                    }
+                    for (c, out) in deliveries {
+                        c.yield(.output(out))
+                        if out.isFinished { c.finish() }
                     }
                 } catch {
                     // A failed step fails its requests; the engine keeps serving others.

@@ -8,7 +8,9 @@ import Synchronization
 
 /// EPLB settings of a deployment.
 public struct EPLBConfig: Sendable, Equatable {
-    /// Redundant physical slots on top of the logical experts (over all ranks).
+    /// Redundant physical slots on top of the logical experts (over all ranks), at least:
+    /// every rank holds the same number of slots, so the total rounds up to a multiple of
+    /// the ranks (the extra slots hold replicas too), as it does after a resize.
     public var numRedundantExperts: Int
     /// Steps of load statistics kept.
     public var windowSize: Int
@@ -36,12 +38,15 @@ public struct EPLBConfig: Sendable, Equatable {
               numGroups >= 1, numNodes >= 1 else {
             throw EbbError(.invalidArgument, "EPLB: redundant experts must be ≥ 0, window and interval ≥ 1, groups and nodes ≥ 1")
         }
-        let slots = numExperts + numRedundantExperts
-        guard slots % ranks == 0 else {
-            throw EbbError(.invalidArgument, "EPLB: \(numExperts) experts + \(numRedundantExperts) redundant = \(slots) slots do not divide evenly over \(ranks) ranks; choose --num-redundant-experts so that they do")
+        guard ranks >= 1, numExperts >= 1 else {
+            throw EbbError(.invalidArgument, "EPLB: \(numExperts) experts over \(ranks) ranks")
+        }
+        let perRank = (numExperts + numRedundantExperts + ranks - 1) / ranks
+        guard perRank * ranks <= eplbMaxPhysicalSlots else {
+            throw EbbError(.invalidArgument, "EPLB: \(numExperts) experts + \(numRedundantExperts) redundant over \(ranks) ranks need \(perRank * ranks) slots, above the limit of \(eplbMaxPhysicalSlots)")
         }
         return try EPLBPlacement.contiguous(numLayers: numLayers, numLogicalExperts: numExperts,
-                                            numPhysicalSlots: slots, numRanks: ranks)
+                                            numPhysicalSlots: perRank * ranks, numRanks: ranks)
     }
 }
 
