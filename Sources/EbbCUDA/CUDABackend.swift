@@ -95,25 +95,9 @@ public final class CUDABackend: Backend, @unchecked Sendable {
                              "cuDevicePrimaryCtxRetain(cuda:\(index))")
         guard let ctx else { throw EbbError(.internal, "cuDevicePrimaryCtxRetain returned no context") }
         context = ctx
-        try CUDAStatus.check(api, try CUDAStatus.fn(a.cuCtxSetCurrent, "cuCtxSetCurrent")(ctx), "cuCtxSetCurrent")
-        var s: EbbCUstream?
-        try CUDAStatus.check(api, try CUDAStatus.fn(a.cuStreamCreate, "cuStreamCreate")(&s, UInt32(EBB_CU_STREAM_NON_BLOCKING)),
-                             "cuStreamCreate")
-        guard let s else { throw EbbError(.internal, "cuStreamCreate returned no stream") }
-        stream = s
-        var handle: EbbCublasHandle?
-        try CUDAStatus.checkBLAS(api, try CUDAStatus.fn(a.cublasCreate, "cublasCreate")(&handle), "cublasCreate")
-        guard let handle else { throw EbbError(.internal, "cublasCreate returned no handle") }
-        blas = handle
-        try CUDAStatus.checkBLAS(api, try CUDAStatus.fn(a.cublasSetStream, "cublasSetStream")(handle, s), "cublasSetStream")
         device = .cuda(index)
-        let allocator = DeviceAllocator(api: api, deviceName: "cuda:\(index) (\(deviceName))")
-        self.allocator = allocator
-        // A fixed cuBLAS workspace, so GEMMs allocate nothing (and can be captured in graphs).
-        let workspaceBytes = Self.workspaceBytes
-        workspace = try allocator.allocate(workspaceBytes) {}
-        try CUDAStatus.checkBLAS(api, try CUDAStatus.fn(a.cublasSetWorkspace, "cublasSetWorkspace")(
-            handle, UnsafeMutableRawPointer(bitPattern: UInt(workspace.address)), workspaceBytes), "cublasSetWorkspace")
+        allocator = DeviceAllocator(api: api, deviceName: "cuda:\(index) (\(deviceName))")
+        (stream, blas, workspace) = try Self.makeStream(api: api, context: ctx, allocator: allocator)
         lt = LtPlans(api: api)
         let arch = "sm_\(computeCapability.major)\(computeCapability.minor)"
         kernels = try KernelModule(api: api, arch: arch, maxSharedOptIn: Int32(sharedOptIn))
@@ -135,23 +119,29 @@ public final class CUDABackend: Backend, @unchecked Sendable {
         kernels = parent.kernels
         lt = nil
         isLane = true
+        allocator = DeviceAllocator(api: api, deviceName: "\(device) (\(deviceName), transfer lane)",
+                                    uncachedContext: context)
+        (stream, blas, workspace) = try Self.makeStream(api: api, context: context, allocator: allocator)
+    }
+
+    /// A stream of `context`, a cuBLAS handle bound to it, and the handle's fixed workspace
+    /// (so GEMMs allocate nothing and can be captured in graphs).
+    private static func makeStream(api: UnsafePointer<EbbCUDAApi>, context: EbbCUcontext, allocator: DeviceAllocator) throws
+        -> (EbbCUstream, EbbCublasHandle, DeviceAllocator.Block) {
         let a = api.pointee
         try CUDAStatus.check(api, try CUDAStatus.fn(a.cuCtxSetCurrent, "cuCtxSetCurrent")(context), "cuCtxSetCurrent")
         var s: EbbCUstream?
         try CUDAStatus.check(api, try CUDAStatus.fn(a.cuStreamCreate, "cuStreamCreate")(&s, UInt32(EBB_CU_STREAM_NON_BLOCKING)),
                              "cuStreamCreate")
         guard let s else { throw EbbError(.internal, "cuStreamCreate returned no stream") }
-        stream = s
         var handle: EbbCublasHandle?
         try CUDAStatus.checkBLAS(api, try CUDAStatus.fn(a.cublasCreate, "cublasCreate")(&handle), "cublasCreate")
         guard let handle else { throw EbbError(.internal, "cublasCreate returned no handle") }
-        blas = handle
         try CUDAStatus.checkBLAS(api, try CUDAStatus.fn(a.cublasSetStream, "cublasSetStream")(handle, s), "cublasSetStream")
-        allocator = DeviceAllocator(api: api, deviceName: "\(device) (\(deviceName), transfer lane)",
-                                    uncachedContext: context)
-        workspace = try allocator.allocate(Self.workspaceBytes) {}
+        let workspace = try allocator.allocate(workspaceBytes) {}
         try CUDAStatus.checkBLAS(api, try CUDAStatus.fn(a.cublasSetWorkspace, "cublasSetWorkspace")(
-            handle, UnsafeMutableRawPointer(bitPattern: UInt(workspace.address)), Self.workspaceBytes), "cublasSetWorkspace")
+            handle, UnsafeMutableRawPointer(bitPattern: UInt(workspace.address)), workspaceBytes), "cublasSetWorkspace")
+        return (s, handle, workspace)
     }
 
     /// The side stream weight moves run on (resizes, EPLB), made once; a lane is its own lane.

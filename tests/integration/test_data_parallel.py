@@ -124,7 +124,9 @@ def test_killed_engine_core_stops_serve(start_server):
                     pass
         assert code != 0, "serve exited with status 0 after an engine core died"
         log = server.log_text()
-        assert re.search(r"engine core rank \d+ .*(exited|disconnected|stopped answering)", log), log[-3000:]
+        # Whichever sees it first: the launcher or control plane (the dead rank exited or
+        # disconnected), or a survivor whose data-plane collective lost that peer.
+        assert re.search(r"engine core rank \d+ .*(exited|disconnected|stopped answering|Connection closed by peer)", log), log[-3000:]
         left = wait_gone(children, 10)
         assert not left, f"engine cores {left} outlived serve"
     finally:
