@@ -135,7 +135,7 @@ extension Coordinator {
             try await phase("prepare+commit") {
                 sendReconfigure(state, fault: fault, timeout: hooks.phaseTimeout)
                 try await waitFor("every rank to prepare and switch", timeout: hooks.phaseTimeout * 3) { s in
-                    s.resize.map { r in r.oldMembers.allSatisfy { r.results[$0] != nil } } ?? true
+                    s.resize.map { r in r.oldMembers.allSatisfy { r.results[$0] != nil || s.recovery?.isFenced($0) == true } } ?? true
                 }
             }
             let (committed, failureText) = lock.withLock { () -> (Bool, String?) in
@@ -172,6 +172,10 @@ extension Coordinator {
             }
             if let failure { throw ResizeFailure(500, "the deployment has failed: \(failure.message)") }
             guard resize == nil else { throw ResizeFailure(409, "a resize is already running") }
+            guard recovery?.isRecovering != true else {
+                throw ResizeFailure(409, "the deployment is recovering from a lost rank; try again when it serves")
+            }
+            guard !members.isEmpty else { throw ResizeFailure(409, "every engine core is lost: nothing to resize") }
             let n = members.count
             var next: [String]
             switch target {
@@ -209,6 +213,7 @@ extension Coordinator {
             let joining = next.filter { !members.contains($0) }
             let leaving = members.filter { !next.contains($0) }
             lastAttemptedGeneration = max(lastAttemptedGeneration, generationValue) + 1
+            recovery?.noteGeneration(lastAttemptedGeneration)
             let state = ResizeState(generation: lastAttemptedGeneration, oldMembers: members, members: next,
                                     union: members + joining, joining: Set(joining), leaving: Set(leaving))
             resize = state
@@ -317,7 +322,8 @@ extension Coordinator {
         let end = ContinuousClock.now + hooks.phaseTimeout
         while told && ContinuousClock.now < end {
             let (all, committed) = lock.withLock {
-                (resize.map { r in r.oldMembers.allSatisfy { r.results[$0] != nil } } ?? true, resize?.committed ?? false)
+                (resize.map { r in r.oldMembers.allSatisfy { r.results[$0] != nil || recovery?.isFenced($0) == true } } ?? true,
+                 resize?.committed ?? false)
             }
             if committed { return (false, nil) }
             if all { break }
@@ -379,11 +385,14 @@ extension Coordinator {
     }
 
     private func record(_ event: ResizeEvent) {
-        lock.withLock {
+        let actions: [RankRecovery.Action] = lock.withLock {
             resizeHistory.append(event)
             if resizeHistory.count > 20 { resizeHistory.removeFirst(resizeHistory.count - 20) }
             resizeCounts[event.outcome, default: 0] += 1
+            // A rank lost during the resize waited for it to end.
+            return recovery?.isRecovering == true ? recoveryLocked(.resizeEnded, now: .now) : []
         }
+        performOutside(actions)
     }
 }
 
@@ -401,7 +410,9 @@ extension Coordinator {
             for id in ids {
                 let e = engines[id]
                 let state: String
-                if resize?.leaving.contains(id) == true || e?.released == true {
+                if recovery?.isFenced(id) == true {
+                    state = "lost"
+                } else if resize?.leaving.contains(id) == true || e?.released == true {
                     state = "leaving"
                 } else if resize?.joining.contains(id) == true && resize?.committed != true {
                     state = "joining"
@@ -409,7 +420,8 @@ extension Coordinator {
                     state = e?.ready != nil ? "serving" : "starting"
                 }
                 let load = e?.load ?? EngineStats()
-                ranks.append(.orderedObject(keys: ["rank", "engine_id", "state", "running", "waiting", "kv_cache_usage", "requests_assigned"], values: [
+                ranks.append(.orderedObject(keys: ["rank", "engine_id", "state", "pid", "running", "waiting", "kv_cache_usage", "requests_assigned"], values: [
+                    "pid": e?.pid.map { .number(Double($0)) } ?? .null,
                     "rank": members.firstIndex(of: id).map { .number(Double($0)) } ?? .null,
                     "engine_id": .string(id), "state": .string(state),
                     "running": num(Double(load.running)), "waiting": num(Double(load.waiting)),
@@ -437,8 +449,9 @@ extension Coordinator {
                     "phases": .orderedObject(keys: ev.phases.map(\.0), values: Dictionary(ev.phases.map { ($0.0, num($0.1)) }, uniquingKeysWith: { a, _ in a })),
                 ])
             }
-            return .orderedObject(keys: ["generation", "is_scaling", "ranks", "placement", "events"], values: [
+            return .orderedObject(keys: ["generation", "is_scaling", "is_recovering", "ranks", "placement", "events", "failures"], values: [
                 "generation": num(Double(generationValue)), "is_scaling": .bool(resize != nil),
+                "is_recovering": .bool(recovery?.isRecovering ?? false), "failures": failuresJSONLocked(),
                 "ranks": .array(ranks), "placement": placement, "events": .array(events),
             ])
         }

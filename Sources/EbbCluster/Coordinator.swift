@@ -36,6 +36,22 @@ public final class Coordinator: EngineClient, ControlCoordinatorService.SimpleSe
     var previousGeneration: UInt64 = 0
     var lastAttemptedGeneration: UInt64 = 0
     var nextEngineNumber: Int
+    /// The ranks step in lockstep over a data plane (expert parallelism).
+    public let expertParallel: Bool
+    /// Surviving lost ranks (built once the ranks are ready; see `RankRecovery`).
+    var recovery: RankRecovery?
+    var recoveryTimeout: Duration = .seconds(60)
+    var resubmittedCount = 0
+    var lastLimits = (maxModelLen: 0, vocabSize: 0)
+    var recoveryResults: [String: Ebb_Control_V1_ReconfigureResult] = [:]
+    /// Per lost engine: when it was noticed (Unix seconds) and how many requests moved.
+    var lossRecords: [String: (unixTime: Double, resubmitted: Int)] = [:]
+    /// Per recovery generation: the slowest survivor's seconds in each phase.
+    var recoveryPhases: [UInt64: [(String, Double)]] = [:]
+    /// Kills a lost engine's process (so a hung one cannot come back).
+    var fence: (@Sendable (String) -> Void)?
+    /// Runs after the survivors serve (e.g. launches replacements).
+    var afterRecovery: (@Sendable () -> Void)?
     let balancer = LoadBalancer()
     let store = RendezvousTable()
     let log: @Sendable (String) -> Void
@@ -53,18 +69,24 @@ public final class Coordinator: EngineClient, ControlCoordinatorService.SimpleSe
         var accepting = true
         /// Expected to disconnect (it left, or the resize that launched it rolled back).
         var released = false
+        var pid: UInt32?
     }
 
     struct Tracked {
         var engine: String
         var continuation: AsyncStream<EngineEvent>.Continuation
         var request: EngineRequest
+        /// Tokens streamed to the client so far (a request re-submitted after its rank was
+        /// lost continues after them).
+        var generated: [Int] = []
+        var resubmitted = 0
     }
 
     /// `engineIds[r]` is the id the engine core of rank r says hello with. `onFailure` is
     /// called once, when a rank dies or reports a failure.
-    public init(generation: UInt64, engineIds: [String], heartbeatTimeout: Duration = .seconds(10),
+    public init(generation: UInt64, engineIds: [String], heartbeatTimeout: Duration = .seconds(10), expertParallel: Bool = false,
                 log: @escaping @Sendable (String) -> Void, onFailure: @escaping @Sendable (EbbError) -> Void) {
+        self.expertParallel = expertParallel
         self.generationValue = generation
         self.members = engineIds
         self.nextEngineNumber = engineIds.count
@@ -74,18 +96,36 @@ public final class Coordinator: EngineClient, ControlCoordinatorService.SimpleSe
         self.onFailure = onFailure
     }
 
+    /// How lost ranks are fenced and what runs once the survivors serve.
+    public func setRecoveryHooks(fence: @escaping @Sendable (String) -> Void, afterRecovery: (@Sendable () -> Void)? = nil,
+                                 timeout: Duration = .seconds(60)) {
+        lock.withLock {
+            self.fence = fence
+            self.afterRecovery = afterRecovery
+            self.recoveryTimeout = timeout
+        }
+    }
+
     public var generation: UInt64 { lock.withLock { generationValue } }
     public var engineIds: [String] { lock.withLock { members } }
     public var worldSize: Int { lock.withLock { members.count } }
 
     // MARK: EngineClient
 
+    /// The model's limits as the ranks report them (the last known ones while every rank
+    /// is lost, so requests get 503, not a length error).
     public var maxModelLen: Int {
-        lock.withLock { members.compactMap { engines[$0]?.ready.map { Int($0.maxModelLen) } }.min() ?? 0 }
+        lock.withLock {
+            if let n = members.compactMap({ engines[$0]?.ready.map { Int($0.maxModelLen) } }).min() { lastLimits.maxModelLen = n }
+            return lastLimits.maxModelLen
+        }
     }
 
     public var vocabSize: Int {
-        lock.withLock { members.compactMap { engines[$0]?.ready.map { Int($0.vocabSize) } }.min() ?? 0 }
+        lock.withLock {
+            if let n = members.compactMap({ engines[$0]?.ready.map { Int($0.vocabSize) } }).min() { lastLimits.vocabSize = n }
+            return lastLimits.vocabSize
+        }
     }
 
     public var rankStats: [EngineStats] {
@@ -112,7 +152,12 @@ public final class Coordinator: EngineClient, ControlCoordinatorService.SimpleSe
         let refusal: EbbError? = lock.withLock {
             if let failure { return failure }
             guard requests[id] == nil else { return EbbError(.invalidArgument, "duplicate request id '\(id)'") }
-            guard let engine = chooseLocked() else { return EbbError(.internal, "no engine core is ready") }
+            guard let engine = chooseLocked() else {
+                if recovery?.isRecovering == true || members.isEmpty {
+                    return EbbError(.unavailable, "no engine core is serving (every rank was lost)")
+                }
+                return EbbError(.internal, "no engine core is ready")
+            }
             requests[id] = Tracked(engine: engine, continuation: continuation, request: request)
             sendLocked(request, to: engine)
             return nil
@@ -228,20 +273,23 @@ public final class Coordinator: EngineClient, ControlCoordinatorService.SimpleSe
             }
             return "engine core rank \(members.firstIndex(of: id).map(String.init) ?? id) \(description)"
         }
-        if let fatal { fail(EbbError(.io, fatal)) }
+        if let fatal { rankLost(id, .processExited, message: fatal) }
     }
 
     /// Fails the deployment if a ready member has been silent longer than `heartbeatTimeout`.
     public func checkLiveness(now: ContinuousClock.Instant = .now) {
         let silent: Int? = lock.withLock {
             members.indices.first { i in
-                guard let e = engines[members[i]], e.ready != nil, !e.released, let seen = e.lastSeen else { return false }
+                guard let e = engines[members[i]], e.ready != nil, !e.released, let seen = e.lastSeen,
+                      recovery?.isFenced(members[i]) != true else { return false }
                 return now - seen > heartbeatTimeout
             }
         }
         if let silent {
-            fail(EbbError(.io, "engine core rank \(silent) stopped answering (no message for \(heartbeatTimeout))"))
+            let id = lock.withLock { members[silent] }
+            rankLost(id, .heartbeatTimeout, message: "engine core rank \(silent) stopped answering (no message for \(heartbeatTimeout))")
         }
+        recoveryEvent(.tick, now: now)
     }
 
     // MARK: Control-plane service
@@ -342,6 +390,7 @@ public final class Coordinator: EngineClient, ControlCoordinatorService.SimpleSe
                 return .failure(EbbError(.invalidArgument, "rank \(r) is already connected"))
             }
             engines[hello.engineID]?.connected = true
+            engines[hello.engineID]?.pid = hello.pid
             engines[hello.engineID]?.outbound = outbound
             engines[hello.engineID]?.lastSeen = .now
             return .success(list.count)
@@ -365,6 +414,7 @@ public final class Coordinator: EngineClient, ControlCoordinatorService.SimpleSe
         var events: [(AsyncStream<EngineEvent>.Continuation, EngineEvent, Bool)] = []
         var problems: [String] = []
         var failureMessage: String?
+        var deferred: [RankRecovery.Action] = []
         lock.withLock {
             engines[engine]?.lastSeen = .now
             switch m.kind {
@@ -395,7 +445,9 @@ public final class Coordinator: EngineClient, ControlCoordinatorService.SimpleSe
                     let done: Bool
                     switch event {
                     case .error: done = true
-                    case .output(let x): done = x.isFinished
+                    case .output(let x):
+                        done = x.isFinished
+                        requests[out.requestID]?.generated += x.newTokenIds
                     }
                     if done {
                         requests.removeValue(forKey: out.requestID)
@@ -415,10 +467,27 @@ public final class Coordinator: EngineClient, ControlCoordinatorService.SimpleSe
                 if let start = waves.wakeRequested(wave: w.wave) {
                     broadcastLocked(.startWave(.with { $0.wave = start }))
                 }
+            case .reconfigureResult(let r) where recovery?.isAttempt(r.generation) == true:
+                deferred += recoveryLocked(.result(engine: engine, generation: r.generation, ok: r.committed, error: r.error), now: .now)
+                if r.committed {
+                    recoveryResults[engine] = r
+                    var phases = recoveryPhases[r.generation] ?? []
+                    for p in r.phases {
+                        if let i = phases.firstIndex(where: { $0.0 == p.phase }) {
+                            phases[i].1 = max(phases[i].1, p.seconds)
+                        } else {
+                            phases.append((p.phase, p.seconds))
+                        }
+                    }
+                    recoveryPhases[r.generation] = phases
+                    if recoveryPhases.count > 20, let oldest = recoveryPhases.keys.min() { recoveryPhases.removeValue(forKey: oldest) }
+                }
             case .reconfigureResult(let r):
                 resultLocked(r, from: engine, problems: &problems)
             case .migrated(let mig):
                 migratedLocked(mig, from: engine, problems: &problems, events: &events)
+            case .failure(let f) where f.dataPlane && members.contains(engine):
+                deferred += recoveryLocked(.dataPlaneFailed(engine), now: .now)
             case .failure(let f):
                 if resize?.joining.contains(engine) == true {
                     resize?.joinerFailure = "engine core \(engine) failed: \(f.message)"
@@ -426,6 +495,8 @@ public final class Coordinator: EngineClient, ControlCoordinatorService.SimpleSe
                     // A rank that left (or a joiner whose resize rolled back) is no concern of
                     // the resize running now.
                     problems.append("a failure after it was released (\(f.message))")
+                } else if canRecoverLocked {
+                    deferred += lostLocked(engine, .rankFailed, message: "engine core rank \(members.firstIndex(of: engine).map(String.init) ?? engine) failed: \(f.message)")
                 } else {
                     failureMessage = "engine core rank \(members.firstIndex(of: engine).map(String.init) ?? engine) failed: \(f.message)"
                 }
@@ -440,6 +511,7 @@ public final class Coordinator: EngineClient, ControlCoordinatorService.SimpleSe
             if done { c.finish() }
         }
         if let failureMessage { fail(EbbError(.internal, failureMessage)) }
+        performOutside(deferred)
     }
 
     private func disconnected(_ engine: String, error: (any Error)?) {
@@ -457,7 +529,8 @@ public final class Coordinator: EngineClient, ControlCoordinatorService.SimpleSe
         }
         if expected { return }
         let detail = error.map { ": \($0)" } ?? ""
-        fail(EbbError(.io, "engine core rank \(rank.map(String.init) ?? engine) disconnected from the control plane\(detail)"))
+        rankLost(engine, .controlStreamClosed,
+                 message: "engine core rank \(rank.map(String.init) ?? engine) disconnected from the control plane\(detail)")
     }
 
     /// To every member of the current generation.

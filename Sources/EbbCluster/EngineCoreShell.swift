@@ -100,6 +100,9 @@ public final class EngineCoreShell: @unchecked Sendable {
     /// The device the engine is built on (`makeEngine` uses it too).
     public let backend: any Backend
     private let makeEngine: EngineFactory
+    /// Opens the checkpoint again: experts whose every copy was on a lost rank are restored
+    /// from it (nil: such a recovery fails with a clear error).
+    private let restoreSource: (@Sendable () throws -> any WeightSource)?
     private let log: @Sendable (String) -> Void
     private let inbox = Inbox()
     private let latestStats = Mutex(EngineStats())
@@ -109,8 +112,9 @@ public final class EngineCoreShell: @unchecked Sendable {
     private let roundInProgress = Mutex<(since: ContinuousClock.Instant, job: PreparedGeneration?)?>(nil)
 
     public init(identity: EngineCoreIdentity, coordinator: ControlAddress, backend: any Backend,
-                dataPlaneTimeout: Duration = .seconds(120),
+                dataPlaneTimeout: Duration = .seconds(120), restoreSource: (@Sendable () throws -> any WeightSource)? = nil,
                 log: @escaping @Sendable (String) -> Void, makeEngine: @escaping EngineFactory) {
+        self.restoreSource = restoreSource
         self.identity = identity
         self.backend = backend
         self.coordinator = coordinator
@@ -210,6 +214,7 @@ public final class EngineCoreShell: @unchecked Sendable {
             out.yield(.with { $0.failure = .with { f in f.rank = UInt32(identity.rank); f.message = message } })
             return 1
         }
+        loop.restoreSource = restoreSource
         publish(loop)
         sendReady(loop)
         defer {
@@ -229,7 +234,16 @@ public final class EngineCoreShell: @unchecked Sendable {
                 let job = loop.reconfiguration?.job
                 roundInProgress.withLock { $0 = (.now, job) }
                 defer { roundInProgress.withLock { $0 = nil } }
-                switch try loop.runRound() {
+                let round: EngineLoopState.RoundResult
+                do {
+                    round = try loop.runRound()
+                } catch where loop.isLockstep {
+                    // A collective with a peer failed: wait for the recovery (requests stay).
+                    loop.loseDataPlane(error)
+                    publish(loop)
+                    continue
+                }
+                switch round {
                 case .stepped(let outputs):
                     publish(loop)
                     if !outputs.isEmpty { loop.send(outputs) }

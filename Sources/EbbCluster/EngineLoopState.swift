@@ -31,6 +31,11 @@ struct EngineLoopState {
     var joinCheck: (checked: Int, mismatches: Int)? = nil
     /// Generations below this are over; requests for them are refused.
     var oldestAcceptedGeneration: UInt64 = 0
+    /// The data plane failed under this rank (a peer died or stopped answering): no steps
+    /// until the coordinator's recovery forms a generation over the survivors.
+    var dataPlaneLost = false
+    /// Opens the checkpoint, to restore experts whose every copy was on a lost rank.
+    var restoreSource: (@Sendable () throws -> any WeightSource)? = nil
 
     /// A reconfiguration this rank was told about.
     struct PendingReconfiguration {
@@ -88,6 +93,8 @@ struct EngineLoopState {
                 }
             case .startWave(let s):
                 waves.startWave(s.wave)
+            case .reconfigure(let r) where !r.recoveringFrom.isEmpty:
+                recoverReporting(r)
             case .reconfigure(let r):
                 do {
                     let spec = try ReconfigurationSpec(r)
@@ -103,6 +110,9 @@ struct EngineLoopState {
             case .abortReconfigure(let a):
                 if reconfiguration?.spec.generation == a.generation {
                     reconfiguration?.abortRequested = true
+                } else if a.generation > identity.generation {
+                    // Never received, or dropped when the data plane failed: nothing to undo.
+                    report(generation: a.generation, committed: false, error: "aborted by the coordinator", phases: [], bytes: 0)
                 } else {
                     log("rank \(identity.rank): abort of unknown reconfiguration \(a.generation) ignored")
                 }
@@ -117,13 +127,14 @@ struct EngineLoopState {
     }
 
     private mutating func wakeIfLate(_ wave: UInt64) {
-        if communicator != nil, case .requestWake(let w) = waves.requestArrived(sentInWave: wave) {
+        if communicator != nil, !dataPlaneLost, case .requestWake(let w) = waves.requestArrived(sentInWave: wave) {
             out.yield(.with { $0.wakeRequest = .with { r in r.rank = UInt32(identity.rank); r.wave = w } })
         }
     }
 
     /// Whether the loop should sleep until a message comes.
     var idle: Bool {
+        if dataPlaneLost { return true }
         if communicator == nil { return !core.hasWork }
         return waves.paused && reconfiguration == nil
     }
@@ -133,6 +144,7 @@ struct EngineLoopState {
     /// One round: step-sync with the other ranks (votes included), act on agreed
     /// boundaries (EPLB switch, reconfiguration begin / commit / rollback), then step.
     mutating func runRound() throws -> RoundResult {
+        guard !dataPlaneLost else { return .none }
         guard let communicator else {
             return core.hasWork ? .stepped(try core.step()) : .none
         }
@@ -303,31 +315,46 @@ struct EngineLoopState {
             communicator = nil
             return .left
         }
-        try core.model.install(job.staged)
+        try adopt(spec, newRank: newRank, serving: serving, exchange: job.exchange, eplbTransfer: job.eplbTransfer,
+                  target: target, staged: job.staged)
+        old.close()
+        phases.append(("commit", (ContinuousClock.now - start).seconds))
+        finishSwitch(spec, phases: phases, bytes: job.bytesSent, target: target)
+        return .none
+    }
+
+    /// Switches this rank to generation `spec` as rank `newRank`: the staged experts, the
+    /// new groups, the balancer moved over; the old groups are the caller's to close.
+    mutating func adopt(_ spec: ReconfigurationSpec, newRank: Int, serving: any Communicator, exchange: DataPlane.Exchange?,
+                        eplbTransfer: (any WeightChannel)?, target: EPLBPlacement, staged: [Int: ExpertSlots]) throws {
+        try core.model.install(staged)
         // Graphs captured the old generation's collectives: release them before its group closes.
         core.graphs?.releaseAll()
-        core.model.expertParallel?.exchange = job.exchange?.exchange ?? CommunicatorExchange(serving)
+        core.model.expertParallel?.exchange = exchange?.exchange ?? CommunicatorExchange(serving)
         core.stepAgreement = { try $0.agreed(over: serving) }
         nccl?.close()
-        nccl = job.exchange?.nccl
-        if let balancer, let eplbTransfer = job.eplbTransfer {
+        nccl = exchange?.nccl
+        if let balancer, let eplbTransfer {
             self.balancer = try balancer.moved(communicator: serving, transfer: eplbTransfer, placement: target)
-            balancer.transfer.close()
+            if !dataPlaneLost { balancer.transfer.close() }  // else abandoned when the data plane failed
         }
-        old.close()
         communicator = serving
+        dataPlaneLost = false
         oldestAcceptedGeneration = identity.generation
         identity.rank = newRank
         identity.worldSize = spec.members.count
         identity.generation = spec.generation
         try adoptWave()
-        phases.append(("commit", (ContinuousClock.now - start).seconds))
+    }
+
+    /// After a switch: checks the experts against the checkpoint's checksums and reports.
+    func finishSwitch(_ spec: ReconfigurationSpec, phases: [(String, Double)], bytes: Int, target: EPLBPlacement) {
+        let rank = identity.rank
         let check = checksums?.verify(core.model) ?? (checked: 0, mismatches: 0)
-        if check.mismatches > 0 { log("rank \(newRank): \(check.mismatches) of \(check.checked) expert slots differ from the checkpoint") }
-        report(generation: spec.generation, committed: true, error: "", phases: phases, bytes: job.bytesSent,
+        if check.mismatches > 0 { log("rank \(rank): \(check.mismatches) of \(check.checked) expert slots differ from the checkpoint") }
+        report(generation: spec.generation, committed: true, error: "", phases: phases, bytes: bytes,
                checked: check.checked, mismatches: check.mismatches, unroutable: ExpertChecksums.unroutable(target))
-        log("rank \(newRank): serving generation \(spec.generation) with \(spec.members.count) ranks")
-        return .none
+        log("rank \(rank): serving generation \(spec.generation) with \(spec.members.count) ranks")
     }
 
     /// The first collective of a generation: every member takes the highest wave number.

@@ -2,12 +2,15 @@ import EbbControl
 import EbbCore
 import Foundation
 import GRPCCore
+import Synchronization
 import GRPCNIOTransportHTTP2
 
 /// Resizing settings of a local deployment.
 public struct ElasticSettings: Sendable {
     public var maxRanks: Int
     public var phaseTimeout: Duration
+    /// Launch a replacement for each lost rank once the survivors serve.
+    public var replaceFailedRanks = false
     /// The fault to inject at a generation (from `EBB_FAULT=scale.<phase>[@generation]`).
     public var fault: @Sendable (UInt64) -> String?
 
@@ -40,9 +43,13 @@ public final class LocalDeployment: Sendable {
     public let launcher: LocalLauncher
     private let grpcServer: GRPCServer<HTTP2ServerTransport.Posix>
     private let monitor: Task<Void, Never>
+    private let log: @Sendable (String) -> Void
+    /// Whether a healing task runs (one at a time).
+    private let healing = Mutex(false)
 
     private init(coordinator: Coordinator, launcher: LocalLauncher, grpcServer: GRPCServer<HTTP2ServerTransport.Posix>,
-                 monitor: Task<Void, Never>) {
+                 monitor: Task<Void, Never>, log: @escaping @Sendable (String) -> Void) {
+        self.log = log
         self.coordinator = coordinator
         self.launcher = launcher
         self.grpcServer = grpcServer
@@ -57,10 +64,12 @@ public final class LocalDeployment: Sendable {
                              startTimeout: Duration, generation: UInt64 = 1,
                              executable: URL = LocalLauncher.currentExecutable(),
                              exitOnFailure: Bool = true, elastic: ElasticSettings? = nil, gpus: GPUPool? = nil,
+                             rankFailureTimeout: Duration = .seconds(5),
                              log: @escaping @Sendable (String) -> Void) async throws -> LocalDeployment {
         let engineIds = (0..<ranks).map { "engine-\($0)" }
         let launcher = LocalLauncher(executable: executable, log: log)
-        let coordinator = Coordinator(generation: generation, engineIds: engineIds, log: log) { error in
+        let coordinator = Coordinator(generation: generation, engineIds: engineIds, heartbeatTimeout: rankFailureTimeout,
+                                      expertParallel: expertParallel, log: log) { error in
             log("fatal: \(error.message); stopping every engine core")
             launcher.stopAll(grace: .seconds(2))
             if exitOnFailure { exit(1) }
@@ -77,11 +86,12 @@ public final class LocalDeployment: Sendable {
         log("control plane listening on 127.0.0.1:\(port)")
         let monitor = Task {
             while !Task.isCancelled {
-                try? await Task.sleep(for: .milliseconds(500))
+                try? await Task.sleep(for: .milliseconds(100))
                 coordinator.checkLiveness()
             }
         }
-        let deployment = LocalDeployment(coordinator: coordinator, launcher: launcher, grpcServer: grpcServer, monitor: monitor)
+        let deployment = LocalDeployment(coordinator: coordinator, launcher: launcher, grpcServer: grpcServer, monitor: monitor,
+                                         log: log)
         let launch: @Sendable (String, Int, Int, UInt64, [String], [String: String]) throws -> Void = { id, rank, size, gen, extra, env in
             var args = ["engine-core"] + engineArguments
             args += ["--coordinator", "127.0.0.1:\(port)", "--rank", "\(rank)", "--world-size", "\(size)",
@@ -114,6 +124,13 @@ public final class LocalDeployment: Sendable {
                 stop: { id in launcher.stop(id: id) },
                 fault: elastic.fault))
         }
+        let fence: @Sendable (String) -> Void = { id in
+            launcher.fence(id: id)
+            gpus?.release(id)
+        }
+        var heal: (@Sendable () -> Void)?
+        if elastic?.replaceFailedRanks == true { heal = { deployment.heal(to: ranks) } }
+        coordinator.setRecoveryHooks(fence: fence, afterRecovery: heal, timeout: elastic?.phaseTimeout ?? .seconds(60))
         do {
             for rank in 0..<ranks {
                 try launch(engineIds[rank], rank, ranks, generation, [], [:])
@@ -128,6 +145,39 @@ public final class LocalDeployment: Sendable {
             log("rank \(rank) ready: \(ready.device); \(String(format: "%.1f", Double(ready.weightBytes) / 1e6)) MB of weights; KV cache \(ready.kvNumBlocks) blocks of \(ready.kvBlockSize) tokens (\(String(format: "%.1f", Double(ready.kvCacheBytes) / 1e6)) MB)")
         }
         return deployment
+    }
+
+    /// Brings the deployment back to `size` ranks after a loss (`--replace-failed-ranks`)
+    /// through the scale-up path: one healing task at a time; a failed scale-up is tried
+    /// again after 1, 2, 4, 8 s, and given up after 5 failures in a row (the status says so).
+    public func heal(to size: Int) {
+        let start = healing.withLock { running -> Bool in
+            if running { return false }
+            running = true
+            return true
+        }
+        guard start else { return }
+        Task {
+            defer { healing.withLock { $0 = false } }
+            var delay = Duration.seconds(1)
+            for attempt in 1...5 {
+                let now = coordinator.worldSize
+                guard now < size, coordinator.failed == nil else { return }
+                guard now > 0 else {
+                    log("cannot replace lost ranks: no rank is left to copy weights from")
+                    return
+                }
+                do {
+                    let event = try await coordinator.resize(.size(size))
+                    log("replaced lost ranks: \(event.fromRanks) → \(event.toRanks) ranks in \(String(format: "%.2f", event.totalSeconds)) s")
+                } catch {
+                    let message = (error as? ResizeFailure)?.message ?? "\(error)"
+                    log("replacing lost ranks failed (attempt \(attempt) of 5): \(message); trying again in \(delay)")
+                    try? await Task.sleep(for: delay)
+                    delay *= 2
+                }
+            }
+        }
     }
 
     /// Stops the engine cores (asking first, then signals) and the control plane.

@@ -62,6 +62,13 @@ public final class LocalLauncher: @unchecked Sendable {
         p.waitUntilExit()
     }
 
+    /// Fences a lost engine core: SIGKILL at once (a stopped or hung process cannot come
+    /// back and act on stale state). Its `onExit` does not run.
+    public func fence(id: String) {
+        guard let p = lock.withLock({ children.removeValue(forKey: id) }) else { return }
+        if p.isRunning { kill(p.processIdentifier, SIGKILL) }
+    }
+
     public var runningPids: [String: Int32] {
         lock.withLock { children.mapValues { $0.processIdentifier } }
     }

@@ -19,6 +19,9 @@ public struct ReconfigurationSpec: Sendable, Equatable {
     public let oldWorldSize: Int
     public let fault: String
     public let timeout: Duration
+    /// A recovery: the old generation's members in old rank order (the ones missing from
+    /// `members` are lost); empty for a resize.
+    public let recoveringFrom: [String]
 
     public init(_ m: Ebb_Control_V1_Reconfigure) throws {
         guard !m.members.isEmpty, Set(m.members).count == m.members.count, Set(m.union).count == m.union.count,
@@ -30,6 +33,15 @@ public struct ReconfigurationSpec: Sendable, Equatable {
         guard m.union[Int(m.oldWorldSize)...].allSatisfy({ m.members.contains($0) }) else {
             throw EbbError(.invalidArgument, "reconfiguration: a joining engine is not a member")
         }
+        if !m.recoveringFrom.isEmpty {
+            guard m.union == m.members, Int(m.oldWorldSize) == m.members.count,
+                  Set(m.recoveringFrom).count == m.recoveringFrom.count,
+                  m.members.allSatisfy({ m.recoveringFrom.contains($0) }),
+                  m.members.count < m.recoveringFrom.count || m.members == m.recoveringFrom else {
+                throw EbbError(.invalidArgument, "malformed recovery to generation \(m.generation)")
+            }
+        }
+        recoveringFrom = m.recoveringFrom
         generation = m.generation
         members = m.members
         union = m.union
@@ -37,6 +49,10 @@ public struct ReconfigurationSpec: Sendable, Equatable {
         fault = m.fault
         timeout = .milliseconds(Int64(m.timeoutSeconds * 1000))
     }
+
+    public var isRecovery: Bool { !recoveringFrom.isEmpty }
+    /// Engines of the old generation that a recovery leaves out.
+    public var lost: [String] { recoveringFrom.filter { !members.contains($0) } }
 
     public func unionIndex(of engine: String) -> Int? { union.firstIndex(of: engine) }
     public func newRank(of engine: String) -> Int? { members.firstIndex(of: engine) }

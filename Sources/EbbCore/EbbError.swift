@@ -14,6 +14,8 @@ public struct EbbError: Error, Equatable, Sendable, CustomStringConvertible {
         case io
         case unsupported
         case resourceExhausted
+        /// Nothing can serve the request now (every rank is lost); try again later (503).
+        case unavailable
         case `internal`
     }
 

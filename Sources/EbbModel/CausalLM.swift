@@ -138,6 +138,16 @@ public final class CausalLM: Sendable {
         ([2 * config.moe.intermediateSize, config.hiddenSize], [config.hiddenSize, config.moe.intermediateSize])
     }
 
+    /// Loads expert `expert` of MoE layer `layer` from `source` (the checkpoint) into one
+    /// slot's `gateUp` `[2I, H]` and `down` `[H, I]`: an expert whose every copy was on a
+    /// lost rank comes back this way.
+    public func loadExpert(layer: Int, expert: Int, from source: any WeightSource, gateUp: Tensor, down: Tensor) throws {
+        guard layers.indices.contains(layer), let block = layers[layer].feedForward.moe else {
+            throw EbbError(.invalidArgument, "layer \(layer) is not a MoE layer")
+        }
+        try block.loadExpert(expert, from: source, gateUp: gateUp, down: down, backend)
+    }
+
     /// Switches MoE layers to new expert slots (call between steps, on the engine thread).
     public func install(_ slots: [Int: ExpertSlots]) throws {
         for (layer, s) in slots {

@@ -19,7 +19,7 @@ public struct APIError: Error, Sendable, Equatable {
         APIError(.badRequest, message, param: param)
     }
 
-    /// Maps engine errors: invalid input → 400, anything else → 500.
+    /// Maps engine errors: invalid input → 400, nothing serving → 503, anything else → 500.
     public static func from(_ error: any Error) -> APIError {
         switch error {
         case let e as APIError: return e
@@ -27,6 +27,7 @@ public struct APIError: Error, Sendable, Equatable {
             switch e.code {
             case .invalidArgument, .template, .tokenizer: return .badRequest(e.message)
             case .resourceExhausted: return APIError(.badRequest, e.message)
+            case .unavailable: return APIError(.serviceUnavailable, e.message, type: "ServiceUnavailableError")
             default: return APIError(.internalServerError, e.message)
             }
         default: return APIError(.internalServerError, "\(error)")

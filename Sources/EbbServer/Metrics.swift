@@ -108,6 +108,12 @@ final class ServerMetrics: Sendable {
                 gauge("ebb:elastic_resizes_total", "Resizes by outcome", labels: [("outcome", outcome)])
                     .set(Double(elastic.resizes[outcome] ?? 0))
             }
+            for outcome in ["recovered", "recovering", "failed", "no_survivors"] {
+                gauge("ebb:rank_failures_total", "Lost ranks by the outcome of their recovery", labels: [("outcome", outcome)])
+                    .set(Double(elastic.rankFailures[outcome] ?? 0))
+            }
+            gauge("ebb:requests_resubmitted_total", "Requests continued on another rank after theirs was lost")
+                .set(Double(elastic.resubmittedRequests))
             for (phase, seconds) in elastic.lastPhases {
                 gauge("ebb:elastic_last_resize_phase_seconds", "Seconds each phase of the last resize took",
                       labels: [("phase", phase)]).set(seconds)

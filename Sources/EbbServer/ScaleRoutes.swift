@@ -29,7 +29,14 @@ public struct ElasticMetricsSnapshot: Sendable {
     public var ranks: Int
     public var resizes: [String: Int]
     public var lastPhases: [(String, Double)]
-    public init(generation: UInt64, ranks: Int, resizes: [String: Int], lastPhases: [(String, Double)]) {
+    /// Lost ranks by outcome ("recovered", "recovering", "failed", "no_survivors").
+    public var rankFailures: [String: Int]
+    /// Requests continued on another rank after theirs was lost.
+    public var resubmittedRequests: Int
+    public init(generation: UInt64, ranks: Int, resizes: [String: Int], lastPhases: [(String, Double)],
+                rankFailures: [String: Int] = [:], resubmittedRequests: Int = 0) {
+        self.rankFailures = rankFailures
+        self.resubmittedRequests = resubmittedRequests
         self.generation = generation
         self.ranks = ranks
         self.resizes = resizes

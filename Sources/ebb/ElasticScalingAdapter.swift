@@ -30,7 +30,9 @@ struct CoordinatorScaling: ElasticScaling {
     func statusJSON() -> JSONValue { coordinator.elasticStatusJSON() }
 
     func metricsSnapshot() -> ElasticMetricsSnapshot {
-        ElasticMetricsSnapshot(generation: coordinator.generation, ranks: coordinator.worldSize,
-                               resizes: coordinator.resizeOutcomeCounts, lastPhases: coordinator.resizeEvents.last?.phases ?? [])
+        let failures = Dictionary(coordinator.incidents.map { ($0.outcome, 1) }, uniquingKeysWith: +)
+        return ElasticMetricsSnapshot(generation: coordinator.generation, ranks: coordinator.worldSize,
+                                      resizes: coordinator.resizeOutcomeCounts, lastPhases: coordinator.resizeEvents.last?.phases ?? [],
+                                      rankFailures: failures, resubmittedRequests: coordinator.resubmittedRequests)
     }
 }

@@ -79,7 +79,8 @@ struct EngineCoreCommand: AsyncParsableCommand {
         let spec = engine.model
         let weights = engine.weights
         let shell = EngineCoreShell(identity: identity, coordinator: address, backend: backend,
-                                    dataPlaneTimeout: .milliseconds(Int64(dataPlaneTimeout * 1000)), log: log) { setup, wrap in
+                                    dataPlaneTimeout: .milliseconds(Int64(dataPlaneTimeout * 1000)),
+                                    restoreSource: { try LoadedModel.weightSource(spec, weights: weights) }, log: log) { setup, wrap in
             let loaded = try LoadedModel.load(spec, weights: weights, backend: backend, needTokenizer: false, expertParallel: setup,
                                               wrapWeights: wrap)
             let core = try EngineCore(model: loaded.model, config: config)

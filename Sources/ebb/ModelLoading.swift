@@ -21,14 +21,7 @@ struct LoadedModel {
                      expertParallel: ExpertParallelSetup? = nil,
                      wrapWeights: @Sendable (any WeightSource) -> any WeightSource = { $0 }) throws -> LoadedModel {
         let config = try loadConfig(spec, weights: weights)
-        let source: any WeightSource
-        if weights.loadFormat == .dummy {
-            source = DummyWeights()
-        } else if BuiltinModels.isBuiltin(spec) {
-            source = try BuiltinModels.resolve(spec).weights
-        } else {
-            source = try CheckpointWeights(directory: URL(fileURLWithPath: spec, isDirectory: true))
-        }
+        let source = try weightSource(spec, weights: weights)
         let placement = try expertParallel?.placements(config: config)
         let model = try CausalLM(config: config, weights: wrapWeights(source), backend: backend, placement: placement,
                                  expertParallel: expertParallel?.group)
@@ -37,6 +30,14 @@ struct LoadedModel {
         let layers = weights.numLayers.map { ", \($0) layers" } ?? ""
         return LoadedModel(model: model, tokenizer: tokenizer,
                            name: weights.loadFormat == .dummy ? "\(spec) (dummy weights\(layers))" : spec)
+    }
+
+    /// Where `spec`'s weights come from: the checkpoint (memory-mapped), the built-in
+    /// model's generator, or dummy values.
+    static func weightSource(_ spec: String, weights: WeightOptions = WeightOptions()) throws -> any WeightSource {
+        if weights.loadFormat == .dummy { return DummyWeights() }
+        if BuiltinModels.isBuiltin(spec) { return try BuiltinModels.resolve(spec).weights }
+        return try CheckpointWeights(directory: URL(fileURLWithPath: spec, isDirectory: true))
     }
 
     /// The tokenizer of `spec` alone (the front end of a multi-process deployment does not

@@ -47,6 +47,12 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "Seconds each resize phase may take before the resize rolls back")
     var scaleTimeout: Double = 60
 
+    @Option(help: "Seconds a rank may send nothing (no heartbeat) before it is declared lost, fenced (killed) and recovered from")
+    var rankFailureTimeout: Double = 5
+
+    @Flag(help: "After a rank is lost and the survivors serve, launch a replacement through the scale-up path (needs --enable-elastic-ep)")
+    var replaceFailedRanks = false
+
     @Option(help: ArgumentHelp("GPUs of the ranks, one entry per rank (cuda:0,cuda:1,... ; an entry may repeat so ranks share a GPU). A resize takes the next free entries, then reuses the list cyclically",
                                valueName: "cuda:N,..."))
     var devices: String?
@@ -57,6 +63,12 @@ struct Serve: AsyncParsableCommand {
             throw ExitCode(1)
         }
         do {
+            guard rankFailureTimeout >= 0.5, rankFailureTimeout <= 3600 else {
+                throw EbbError(.invalidArgument, "--rank-failure-timeout must be in 0.5...3600 seconds")
+            }
+            if replaceFailedRanks && !enableElasticEp {
+                throw EbbError(.invalidArgument, "--replace-failed-ranks needs --enable-elastic-ep (replacements join through the scale-up path)")
+            }
             if enableElasticEp && !enableExpertParallel {
                 throw EbbError(.invalidArgument, "--enable-elastic-ep resizes an expert-parallel deployment: it needs --enable-expert-parallel")
             }
@@ -136,6 +148,7 @@ struct Serve: AsyncParsableCommand {
                 elastic = ElasticSettings(maxRanks: maxDataParallelSize ?? min(256, 4 * ranks),
                                           phaseTimeout: .milliseconds(Int64(scaleTimeout * 1000)),
                                           faultSpec: ProcessInfo.processInfo.environment["EBB_FAULT"])
+                elastic?.replaceFailedRanks = replaceFailedRanks
             }
             var gpus: GPUPool?
             if let list = devices {
@@ -163,7 +176,7 @@ struct Serve: AsyncParsableCommand {
             deployment = try await LocalDeployment.start(
                 ranks: ranks, expertParallel: enableExpertParallel, threadsPerRank: max(1, totalThreads / ranks),
                 engineArguments: engine.arguments + eplbArguments, startTimeout: .milliseconds(Int64(engineStartTimeout * 1000)),
-                elastic: elastic, gpus: gpus, log: log)
+                elastic: elastic, gpus: gpus, rankFailureTimeout: .milliseconds(Int64(rankFailureTimeout * 1000)), log: log)
             server = OpenAIServer(engine: deployment.coordinator, tokenizer: tokenizer, chatTemplate: template,
                                   modelName: servedModelName ?? model,
                                   eosTokenIds: LoadedModel.eosTokenIds(config: config, tokenizer: tokenizer),

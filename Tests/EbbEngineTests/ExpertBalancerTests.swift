@@ -4,6 +4,7 @@ import EbbEPLB
 import EbbEngine
 import EbbModel
 import EbbTensor
+import Foundation
 import Testing
 
 /// The expert rearrangement itself: what moves, how many bytes, and that every slot ends up
@@ -98,6 +99,58 @@ struct ExpertBalancerTests {
         try Self.checkWeights(ranks, target)
     }
 
+    /// After rank 1 of 3 is lost, the two survivors place every expert over themselves:
+    /// experts held only by the lost rank come from the checkpoint, the rest from a survivor.
+    @Test func expertsOnlyALostRankHeldComeBackFromTheCheckpoint() throws {
+        let (ranks, initial) = try Self.makeRanks(3, redundant: 8)
+        let s = initial.slotsPerRank
+        let survivors = [0, 2]
+        let oldRows = initial.physicalToLogical.map { row in survivors.flatMap { r in row[(r * s)..<((r + 1) * s)] } }
+        let load = (0..<initial.numLayers).map { _ in (0..<initial.numLogicalExperts).map { _ in 1.0 } }
+        let target = try rebalanceExperts(load: load, numPhysicalSlots: survivors.count * s, numGroups: 1, numNodes: 1,
+                                          numRanks: survivors.count)
+        let plan = try TransferPlan(old: oldRows, new: target.physicalToLogical, slotsPerRank: s)
+        let fromCheckpoint = plan.layers.reduce(0) { n, l in n + l.slots.filter { $0.source == .loadFromCheckpoint }.count }
+        let onlyOnLost = Set(initial.physicalToLogical[0][s..<(2 * s)]).subtracting(oldRows[0])
+        #expect(!onlyOnLost.isEmpty, "the test needs experts held by rank 1 alone")
+        #expect(fromCheckpoint >= onlyOnLost.count * initial.numLayers)
+        let hub = try InProcessHub(size: survivors.count)
+        let weights = try BuiltinModels.resolve("builtin:tiny-moe").weights
+        // Without a checkpoint the plan cannot run: a clear error, nothing installed.
+        #expect(throws: EbbError.self) {
+            try TransferExecutor(model: ranks[0].model, channel: HostWeightChannel(try InProcessHub(size: 1).communicator(rank: 0),
+                                                                                 backend: ranks[0].model.backend),
+                                 plan: try TransferPlan(old: [oldRows[0]], new: [target.physicalToLogical[0]], slotsPerRank: s),
+                                 target: target, newRank: 0).run()
+        }
+        // Both survivors run the plan at once (their sends and receives pair up).
+        let results = SharedBox<[Int: [Int: ExpertSlots]]>([:])
+        let errors = SharedBox<[String]>([])
+        let threads = survivors.enumerated().map { newRank, old in
+            Thread {
+                do {
+                    let channel = HostWeightChannel(try hub.communicator(rank: newRank), backend: ranks[old].model.backend)
+                    let (slots, _) = try TransferExecutor(model: ranks[old].model, channel: channel, plan: plan, target: target,
+                                                          newRank: newRank, restore: weights).run()
+                    results.withLock { $0[newRank] = slots }
+                } catch {
+                    errors.withLock { $0.append("\(error)") }
+                }
+            }
+        }
+        threads.forEach { $0.start() }
+        let deadline = ContinuousClock.now + .seconds(60)
+        while results.withLock({ $0.count }) + errors.withLock({ $0.count }) < survivors.count && ContinuousClock.now < deadline {
+            Thread.sleep(forTimeInterval: 0.01)
+        }
+        #expect(errors.withLock { $0 }.isEmpty)
+        let staged2 = results.withLock { $0 }
+        for (newRank, old) in survivors.enumerated() {
+            try ranks[old].model.install(try #require(staged2[newRank]))
+        }
+        try Self.checkWeights(survivors.map { ranks[$0] }, target)
+    }
+
     @Test func policyPlacementHoldsTheRightWeights() throws {
         let (ranks, initial) = try Self.makeRanks(4, redundant: 4)
         // A skewed load: expert e gets 1/(e+1) of the tokens (Zipf), every layer.
@@ -124,5 +177,17 @@ struct ExpertBalancerTests {
         #expect(throws: EbbError.self) {
             _ = try EPLBConfig(numRedundantExperts: 1 << 21).initialPlacement(numLayers: 1, numExperts: 16, ranks: 2)
         }
+    }
+}
+
+/// A value several threads of a test read and write.
+final class SharedBox<T>: @unchecked Sendable {
+    private let lock = NSLock()
+    private var value: T
+    init(_ value: T) { self.value = value }
+    func withLock<R>(_ body: (inout T) -> R) -> R {
+        lock.lock()
+        defer { lock.unlock() }
+        return body(&value)
     }
 }

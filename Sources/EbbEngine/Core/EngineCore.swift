@@ -124,6 +124,29 @@ public final class EngineCore {
     /// every MoE exchange the other ranks enter.
     public func step(lockstep: Bool = false) throws -> [RequestOutput] {
         let plan = scheduler.schedule()
+        let ran: RanStep
+        do {
+            guard let r = try run(plan, lockstep: lockstep) else { return [] }
+            ran = r
+        } catch {
+            // Nothing of the step reached a request: it is scheduled again next step (the
+            // engine loop recovers its data plane first when a peer died).
+            scheduler.abandon(plan)
+            throw error
+        }
+        return try finish(plan, ran)
+    }
+
+    /// A step's forward pass as the host sees it: arg-maxes (plain greedy) or logits.
+    private struct RanStep {
+        var logitRanges: [Range<Int>]
+        var onlyArgmax: Bool
+        var host: [Float]
+        var argmax: [Int32]
+    }
+
+    /// The forward pass of `plan` (nil when the plan is empty); changes no request.
+    private func run(_ plan: SchedulerOutput, lockstep: Bool) throws -> RanStep? {
         let inputs = plan.scheduled.map { s in
             SequenceInput(tokens: s.tokenIds, cachedTokens: s.startPosition, blockTable: s.blockTable,
                           allLogits: s.isPrefill && (states[s.requestId]?.wantsPromptLogprobs ?? false))
@@ -151,7 +174,7 @@ public final class EngineCore {
                 try model.backend.checkErrors()
             }
             try model.expertParallel?.checkHealth()
-            return []
+            return nil
         }
         let logits: Tensor, logitRanges: [Range<Int>]
         if let replayed = try graphs?.run(inputs, minimumBatch: minimumBatch) {
@@ -161,7 +184,6 @@ public final class EngineCore {
             logits = try model.forward(batch, cache: cache)
             logitRanges = batch.logitRanges
         }
-        let vocab = model.config.vocabSize
         // Plain greedy rows need only their arg-max: taken on the device, B ints come back
         // instead of B × vocab floats (and no host pass over the vocabulary).
         let onlyArgmax = plan.scheduled.allSatisfy { s in
@@ -178,7 +200,13 @@ public final class EngineCore {
         }
         try model.backend.checkErrors()
         try model.expertParallel?.checkHealth()
+        return RanStep(logitRanges: logitRanges, onlyArgmax: onlyArgmax, host: host, argmax: argmax)
+    }
 
+    /// Samples from a finished forward pass and applies the step to the scheduler.
+    private func finish(_ plan: SchedulerOutput, _ ran: RanStep) throws -> [RequestOutput] {
+        let vocab = model.config.vocabSize
+        let logitRanges = ran.logitRanges, onlyArgmax = ran.onlyArgmax, host = ran.host, argmax = ran.argmax
         var sampled = [String: [Int]]()
         var finished = [String: FinishReason]()
         var outputs = [String: RequestOutput]()

@@ -96,7 +96,25 @@ public final class ExpertBalancer: @unchecked Sendable {
         var error: (any Error)?
         var bytesSent = 0
         var seconds = 0.0
+        /// Whether the thread has ended and whether the balancer gave the transfer up: the
+        /// side that comes second closes the channel.
+        let handOff = Mutex((finished: false, abandoned: false))
         init(target: EPLBPlacement) { self.target = target }
+    }
+
+    /// Stops using this generation's transfer channel (its data plane failed): closes it
+    /// now, or, while a transfer thread still blocks in it, when that thread ends.
+    public func abandon() {
+        guard let p = pending else {
+            transfer.close()
+            return
+        }
+        pending = nil
+        let closeNow = p.handOff.withLock { s -> Bool in
+            s.abandoned = true
+            return s.finished
+        }
+        if closeNow { transfer.close() }
     }
 
     /// The balancer for the next generation: new communicators and placement, the same
@@ -191,9 +209,10 @@ public final class ExpertBalancer: @unchecked Sendable {
 
     /// The load of the window summed over ranks (a collective: every rank calls it at the
     /// same step), `[layers][E]`.
-    public func globalLoad() throws -> [[Double]] {
+    /// `group` replaces the balancer's own communicator (a recovery sums over the survivors).
+    public func globalLoad(over group: (any Communicator)? = nil) throws -> [[Double]] {
         let local = window.slotLoad.flatMap { $0.map { Int64($0) } }
-        let summed = try communicator.allReduced(local, op: .sum)
+        let summed = try (group ?? communicator).allReduced(local, op: .sum)
         let e = placement.numLogicalExperts
         return (0..<moeLayers.count).map { l in (0..<e).map { Double(summed[l * e + $0]) } }
     }
@@ -221,6 +240,7 @@ public final class ExpertBalancer: @unchecked Sendable {
         let job = PendingTransfer(target: target)
         pending = job
         let executor = TransferExecutor(model: model, channel: transfer, plan: plan, target: target, newRank: transfer.rank)
+        let transfer = self.transfer
         let thread = Thread {
             do {
                 let (staged, bytes) = try executor.run()
@@ -231,6 +251,11 @@ public final class ExpertBalancer: @unchecked Sendable {
             }
             job.seconds = (ContinuousClock.now - job.started).seconds
             job.done.store(true, ordering: .releasing)
+            let close = job.handOff.withLock { s -> Bool in
+                s.finished = true
+                return s.abandoned
+            }
+            if close { transfer.close() }
         }
         thread.name = "ebb-eplb-transfer"
         thread.start()
@@ -258,11 +283,16 @@ public struct TransferExecutor: @unchecked Sendable {
     /// This rank's rank in `target` (nil: it leaves and only sends). The plan's ranks are
     /// the channel's ranks.
     let newRank: Int?
+    /// Where experts that no rank holds come from (the checkpoint, after a rank was lost).
+    let restore: (any WeightSource)?
 
     /// - Parameters:
     ///   - plan: over the channel's ranks (old and new placements written in its rank space).
     ///   - target: the new placement in the new rank numbering.
-    public init(model: CausalLM, channel: any WeightChannel, plan: TransferPlan, target: EPLBPlacement, newRank: Int?) {
+    ///   - restore: the checkpoint, for slots whose expert no rank holds (else such a slot is an error).
+    public init(model: CausalLM, channel: any WeightChannel, plan: TransferPlan, target: EPLBPlacement, newRank: Int?,
+                restore: (any WeightSource)? = nil) {
+        self.restore = restore
         self.model = model
         self.channel = channel
         self.moeLayers = model.moeLayerIndices
@@ -280,7 +310,7 @@ public struct TransferExecutor: @unchecked Sendable {
         let perRank = plan.slotsPerRank
         var staged: [Int: ExpertSlots] = [:]
         var moved: [(Int, Int, Tensor, Tensor)] = []
-        var bytes = 0
+        var bytes = 0, restored = 0
         for (i, layer) in moeLayers.enumerated() {
             guard let old = model.expertSlots(layer: layer) else { continue }
             let gateUp = try backend.empty([perRank] + shapes.gateUp, dtype: backend.computeDType)
@@ -302,7 +332,12 @@ public struct TransferExecutor: @unchecked Sendable {
                 case .receive:
                     break  // below, in global order
                 case .loadFromCheckpoint:
-                    throw EbbError(.unsupported, "EPLB: expert \(s.expert) of layer \(layer) is on no rank; loading it from the checkpoint is not supported")
+                    guard let restore else {
+                        throw EbbError(.unsupported, "EPLB: expert \(s.expert) of layer \(layer) is on no rank and no checkpoint was given to load it from")
+                    }
+                    try model.loadExpert(layer: layer, expert: s.expert, from: restore,
+                                         gateUp: slot(gateUp, to, shapes.gateUp), down: slot(down, to, shapes.down))
+                    restored += 1
                 }
             }
             // Every send of the layer, by destination slot.
@@ -325,6 +360,11 @@ public struct TransferExecutor: @unchecked Sendable {
                 }
             }
             if newRank != nil { moved.append((i, layer, gateUp, down)) }
+        }
+        // Checkpoint loads ran on the serving stream (the model's backend).
+        if restored > 0 {
+            model.backend.synchronize()
+            try model.backend.checkErrors()
         }
         // Everything has moved before the routing tables are uploaded: no host copy while
         // the channel's transfers wait for peers.

@@ -300,6 +300,17 @@ public struct Scheduler: Sendable {
         return result
     }
 
+    /// Takes back the scheduling of `output` after its step failed before producing
+    /// anything (a peer of an expert-parallel step died): its requests are scheduled again
+    /// next step. Their computed tokens never advanced; the blocks they hold stay theirs.
+    public mutating func abandon(_ output: SchedulerOutput) {
+        for e in output.scheduled {
+            _ = modify(e.requestId) { r in
+                if r.inFlight?.step == output.step { r.inFlight = nil }
+            }
+        }
+    }
+
     /// ``update(afterStep:sampled:finished:)`` for `Int` token ids (ids outside `Int32`
     /// are dropped).
     @discardableResult

@@ -30,10 +30,13 @@ struct MoEBlock: Sendable {
     var placement: ExpertPlacement { experts.current.placement }
     /// Checkpoint tensors of the experts other ranks hold (this rank does not load them).
     let otherRanksTensorNames: Set<String>
+    /// Checkpoint names of this layer's tensors (to reload an expert after a rank is lost).
+    let names: MoENames
 
     init(_ loader: WeightLoader, names: MoENames, config: MoEConfig, hidden: Int, placement: ExpertPlacement) throws {
         self.config = config
         self.hidden = hidden
+        self.names = names
         let e = config.numExperts, inter = config.intermediateSize
         router = try loader.tensor(names.router, shape: [e, hidden])
         if let biasName = names.correctionBias {
@@ -74,6 +77,18 @@ struct MoEBlock: Sendable {
         } else {
             shared = nil
         }
+    }
+
+    /// Loads expert `expert` from `source` into one slot: `gateUp` `[2I, H]` (gate rows
+    /// first) and `down` `[H, I]`.
+    func loadExpert(_ expert: Int, from source: any WeightSource, gateUp: Tensor, down: Tensor, _ backend: any Backend) throws {
+        guard expert >= 0, expert < config.numExperts else {
+            throw EbbError(.invalidArgument, "expert \(expert) is outside 0..<\(config.numExperts)")
+        }
+        let inter = config.intermediateSize, n = names.expert(expert)
+        try source.load(n.gate, shape: [inter, hidden], into: gateUp.slice(first: 0..<inter), backend: backend)
+        try source.load(n.up, shape: [inter, hidden], into: gateUp.slice(first: inter..<(2 * inter)), backend: backend)
+        try source.load(n.down, shape: [hidden, inter], into: down, backend: backend)
     }
 
     /// Routes `x: [T, H]` and returns the logical choices and their weights (`[T, k]`).

@@ -589,6 +589,10 @@ public nonisolated struct Ebb_Control_V1_EngineFailure: Sendable {
 
   public var message: String = String()
 
+  /// The rank's data plane failed (a peer died or stopped answering): the rank keeps its
+  /// requests and waits for a recovery (a Reconfigure with recovering_from) instead of exiting.
+  public var dataPlane: Bool = false
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -711,6 +715,11 @@ public nonisolated struct Ebb_Control_V1_Reconfigure: Sendable {
 
   /// Seconds each preparation step may take before the resize rolls back.
   public var timeoutSeconds: Double = 0
+
+  /// A recovery: the members of the generation that lost ranks, in its rank order. The
+  /// members (the survivors) form the new generation at once, without a step vote; those
+  /// missing from `members` are lost. `union` equals `members` and nobody joins.
+  public var recoveringFrom: [String] = []
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
@@ -2075,7 +2084,7 @@ nonisolated extension Ebb_Control_V1_MigratedRequest: SwiftProtobuf.Message, Swi
 
 nonisolated extension Ebb_Control_V1_EngineFailure: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".EngineFailure"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}rank\0\u{1}message\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}rank\0\u{1}message\0\u{3}data_plane\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -2085,6 +2094,7 @@ nonisolated extension Ebb_Control_V1_EngineFailure: SwiftProtobuf.Message, Swift
       switch fieldNumber {
       case 1: try { try decoder.decodeSingularUInt32Field(value: &self.rank) }()
       case 2: try { try decoder.decodeSingularStringField(value: &self.message) }()
+      case 3: try { try decoder.decodeSingularBoolField(value: &self.dataPlane) }()
       default: break
       }
     }
@@ -2097,12 +2107,16 @@ nonisolated extension Ebb_Control_V1_EngineFailure: SwiftProtobuf.Message, Swift
     if !self.message.isEmpty {
       try visitor.visitSingularStringField(value: self.message, fieldNumber: 2)
     }
+    if self.dataPlane != false {
+      try visitor.visitSingularBoolField(value: self.dataPlane, fieldNumber: 3)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
   public static func ==(lhs: Ebb_Control_V1_EngineFailure, rhs: Ebb_Control_V1_EngineFailure) -> Bool {
     if lhs.rank != rhs.rank {return false}
     if lhs.message != rhs.message {return false}
+    if lhs.dataPlane != rhs.dataPlane {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -2296,7 +2310,7 @@ nonisolated extension Ebb_Control_V1_CoordinatorMessage: SwiftProtobuf.Message, 
 
 nonisolated extension Ebb_Control_V1_Reconfigure: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".Reconfigure"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}generation\0\u{1}members\0\u{1}union\0\u{3}old_world_size\0\u{1}fault\0\u{3}timeout_seconds\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}generation\0\u{1}members\0\u{1}union\0\u{3}old_world_size\0\u{1}fault\0\u{3}timeout_seconds\0\u{3}recovering_from\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -2310,6 +2324,7 @@ nonisolated extension Ebb_Control_V1_Reconfigure: SwiftProtobuf.Message, SwiftPr
       case 4: try { try decoder.decodeSingularUInt32Field(value: &self.oldWorldSize) }()
       case 5: try { try decoder.decodeSingularStringField(value: &self.fault) }()
       case 6: try { try decoder.decodeSingularDoubleField(value: &self.timeoutSeconds) }()
+      case 7: try { try decoder.decodeRepeatedStringField(value: &self.recoveringFrom) }()
       default: break
       }
     }
@@ -2334,6 +2349,9 @@ nonisolated extension Ebb_Control_V1_Reconfigure: SwiftProtobuf.Message, SwiftPr
     if self.timeoutSeconds.bitPattern != 0 {
       try visitor.visitSingularDoubleField(value: self.timeoutSeconds, fieldNumber: 6)
     }
+    if !self.recoveringFrom.isEmpty {
+      try visitor.visitRepeatedStringField(value: self.recoveringFrom, fieldNumber: 7)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -2344,6 +2362,7 @@ nonisolated extension Ebb_Control_V1_Reconfigure: SwiftProtobuf.Message, SwiftPr
     if lhs.oldWorldSize != rhs.oldWorldSize {return false}
     if lhs.fault != rhs.fault {return false}
     if lhs.timeoutSeconds != rhs.timeoutSeconds {return false}
+    if lhs.recoveringFrom != rhs.recoveringFrom {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
