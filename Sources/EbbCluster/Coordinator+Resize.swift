@@ -51,13 +51,13 @@ public struct ElasticHooks: Sendable {
                                   _ kvCacheBytes: UInt64) throws -> Void
     /// Stops engine `engineId`'s process (after it left, or when its resize rolled back).
     public var stop: @Sendable (_ engineId: String) -> Void
-    /// The fault to inject at this generation's resize, for tests ("launch", "register",
-    /// "communicator", "transfer", "warmup"), or nil.
-    public var fault: @Sendable (_ generation: UInt64) -> String?
+    /// A fault a test injects (`EBB_FAULT`); the coordinator acts on its `launch` phase,
+    /// the engine cores on the others.
+    public var fault: FaultInjection?
 
     public init(maxRanks: Int, phaseTimeout: Duration,
                 launch: @escaping @Sendable (String, Int, Int, UInt64, UInt64) throws -> Void,
-                stop: @escaping @Sendable (String) -> Void, fault: @escaping @Sendable (UInt64) -> String?) {
+                stop: @escaping @Sendable (String) -> Void, fault: FaultInjection?) {
         self.maxRanks = maxRanks
         self.phaseTimeout = phaseTimeout
         self.launch = launch
@@ -113,7 +113,6 @@ extension Coordinator {
             return event
         }
         guard let hooks = lock.withLock({ elasticHooks }) else { throw ResizeFailure(400, "elastic EP is off") }
-        let fault = hooks.fault(state.generation)
         log("resize to generation \(state.generation): \(state.oldMembers.count) → \(state.members.count) ranks (joining \(state.joining.sorted()), leaving \(state.leaving.sorted()))")
         do {
             if let drainTimeout, drainTimeout > 0, !state.leaving.isEmpty {
@@ -121,7 +120,11 @@ extension Coordinator {
             }
             let kv = lock.withLock { state.oldMembers.compactMap { engines[$0]?.ready?.kvCacheBytes }.first ?? 0 }
             try await phase("launch") {
-                if fault == "launch" { throw EbbError(.internal, "injected fault at scale.launch") }
+                switch hooks.fault?.action(at: "launch", generation: state.generation) {
+                case .fail?: throw EbbError(.internal, "injected fault at scale.launch")
+                case .pause(let d)?: try await Task.sleep(for: d)
+                case nil: break
+                }
                 for id in state.union.suffix(state.joining.count) {
                     guard let rank = state.members.firstIndex(of: id) else { continue }
                     try hooks.launch(id, rank, state.members.count, state.generation, kv)
@@ -133,7 +136,7 @@ extension Coordinator {
                 }
             }
             try await phase("prepare+commit") {
-                sendReconfigure(state, fault: fault, timeout: hooks.phaseTimeout)
+                sendReconfigure(state, timeout: hooks.phaseTimeout)
                 try await waitFor("every rank to prepare and switch", timeout: hooks.phaseTimeout * 3) { s in
                     s.resize.map { r in r.oldMembers.allSatisfy { r.results[$0] != nil || s.recovery?.isFenced($0) == true } } ?? true
                 }
@@ -141,7 +144,7 @@ extension Coordinator {
             let (committed, failureText) = lock.withLock { () -> (Bool, String?) in
                 guard let r = resize else { return (generationValue == state.generation, nil) }
                 let text = r.oldMembers.compactMap { r.results[$0].flatMap { $0.committed ? nil : $0.error } }.first
-                return (r.committed, text ?? "a rank did not commit")
+                return (r.committed, r.joinerFailure ?? text ?? "a rank did not commit")
             }
             guard committed else { throw EbbError(.internal, failureText ?? "the resize did not commit") }
         } catch {
@@ -246,14 +249,13 @@ extension Coordinator {
         }
     }
 
-    private func sendReconfigure(_ state: ResizeState, fault: String?, timeout: Duration) {
+    private func sendReconfigure(_ state: ResizeState, timeout: Duration) {
         lock.withLock {
             var m = Ebb_Control_V1_Reconfigure()
             m.generation = state.generation
             m.members = state.members
             m.union = state.union
             m.oldWorldSize = UInt32(state.oldMembers.count)
-            m.fault = fault.flatMap { ["communicator", "transfer", "warmup"].contains($0) ? $0 : nil } ?? ""
             m.timeoutSeconds = timeout.seconds
             // The ranks vote on it in their step sync: wake them if they sleep.
             if let start = waves.dispatch() { broadcastLocked(.startWave(.with { $0.wave = start })) }

@@ -103,6 +103,8 @@ public final class EngineCoreShell: @unchecked Sendable {
     /// Opens the checkpoint again: experts whose every copy was on a lost rank are restored
     /// from it (nil: such a recovery fails with a clear error).
     private let restoreSource: (@Sendable () throws -> any WeightSource)?
+    /// A fault a test injects into resizes (`EBB_FAULT`).
+    private let faults: FaultInjection?
     private let log: @Sendable (String) -> Void
     private let inbox = Inbox()
     private let latestStats = Mutex(EngineStats())
@@ -113,8 +115,10 @@ public final class EngineCoreShell: @unchecked Sendable {
 
     public init(identity: EngineCoreIdentity, coordinator: ControlAddress, backend: any Backend,
                 dataPlaneTimeout: Duration = .seconds(120), restoreSource: (@Sendable () throws -> any WeightSource)? = nil,
+                faults: FaultInjection? = nil,
                 log: @escaping @Sendable (String) -> Void, makeEngine: @escaping EngineFactory) {
         self.restoreSource = restoreSource
+        self.faults = faults
         self.identity = identity
         self.backend = backend
         self.coordinator = coordinator
@@ -215,6 +219,7 @@ public final class EngineCoreShell: @unchecked Sendable {
             return 1
         }
         loop.restoreSource = restoreSource
+        loop.faults = faults
         publish(loop)
         sendReady(loop)
         defer {

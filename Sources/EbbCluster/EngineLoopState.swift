@@ -36,6 +36,8 @@ struct EngineLoopState {
     var dataPlaneLost = false
     /// Opens the checkpoint, to restore experts whose every copy was on a lost rank.
     var restoreSource: (@Sendable () throws -> any WeightSource)? = nil
+    /// A fault a test injects into resizes (`EBB_FAULT`).
+    var faults: FaultInjection? = nil
 
     /// A reconfiguration this rank was told about.
     struct PendingReconfiguration {
@@ -231,9 +233,10 @@ struct EngineLoopState {
         let myOldRank = communicator.rank
         let checksums = self.checksums
         let log = self.log
+        let faults = self.faults
         let thread = Thread {
             do {
-                try spec.inject("communicator")
+                try faults.inject("communicator", generation: spec.generation)
                 let comms = try job.timed("communicator") {
                     try GenerationCommunicators.form(spec: spec, engine: engine, store: store, eplb: eplb,
                                                      backend: model.backend, servingTimeout: servingTimeout)
@@ -241,7 +244,7 @@ struct EngineLoopState {
                 job.serving = comms.serving
                 job.eplbTransfer = comms.eplbTransfer
                 defer { comms.closeTransfer() }
-                try spec.inject("transfer")
+                try faults.inject("transfer", generation: spec.generation)
                 let plan = try job.timed("weights") { () throws -> TransferPlan in
                     _ = try sharePlacements(comms.transfer, old: old, target: target, spec: spec)
                     _ = try ExpertChecksums.share(checksums, over: comms.transfer, layers: old.numLayers,
@@ -266,7 +269,7 @@ struct EngineLoopState {
                         try DataPlane.expertExchange(host: serving, backend: model.backend, store: store, timeout: servingTimeout)
                     }
                 }
-                try spec.inject("warmup")
+                try faults.inject("warmup", generation: spec.generation)
                 if let serving = comms.serving {
                     try job.timed("warmup") { try serving.barrier() }
                 }
@@ -369,8 +372,13 @@ struct EngineLoopState {
         reconfiguration = nil
         var message = "aborted by the coordinator"
         if let job = r.job {
-            if let e = job.error { message = describe(e) }
-            if job.done.load(ordering: .acquiring) { job.discard() } else { job.abandoned.store(true, ordering: .releasing) }
+            // The job's fields are its thread's until it is done.
+            if job.done.load(ordering: .acquiring) {
+                if let e = job.error { message = describe(e) }
+                job.discard()
+            } else {
+                job.abandoned.store(true, ordering: .releasing)
+            }
         }
         if !(balancer?.isTransferring ?? false) { exchangeOnHost(false) }
         log("rank \(identity.rank): generation \(r.spec.generation) rolled back: \(message)")

@@ -47,11 +47,14 @@ extension EngineLoopState {
             if let job = r.job {
                 if job.done.load(ordering: .acquiring) { job.discard() } else { job.abandoned.store(true, ordering: .releasing) }
             }
-            report(generation: r.spec.generation, committed: false, error: "the data plane failed", phases: [], bytes: 0)
+            report(generation: r.spec.generation, committed: false,
+                   error: "the data plane of generation \(identity.generation) failed (a peer was lost)", phases: [], bytes: 0)
         }
-        core.graphs?.releaseAll()
+        // Abort first: a kernel waiting for the lost peer is released, nothing is waited for.
+        nccl?.abort(reason: "the data plane of generation \(identity.generation) failed")
         nccl?.close()
         nccl = nil
+        core.graphs?.releaseAll()
         balancer?.abandon()
         communicator?.close()
     }

@@ -11,26 +11,13 @@ public struct ElasticSettings: Sendable {
     public var phaseTimeout: Duration
     /// Launch a replacement for each lost rank once the survivors serve.
     public var replaceFailedRanks = false
-    /// The fault to inject at a generation (from `EBB_FAULT=scale.<phase>[@generation]`).
-    public var fault: @Sendable (UInt64) -> String?
+    /// A fault a test injects (`EBB_FAULT`, see `FaultInjection`).
+    public var fault: FaultInjection?
 
-    public init(maxRanks: Int, phaseTimeout: Duration = .seconds(60), faultSpec: String? = nil) {
+    public init(maxRanks: Int, phaseTimeout: Duration = .seconds(60), fault: FaultInjection? = nil) {
         self.maxRanks = maxRanks
         self.phaseTimeout = phaseTimeout
-        let parsed = ElasticSettings.parseFault(faultSpec)
-        self.fault = { gen in
-            guard let parsed else { return nil }
-            return parsed.generation.map { $0 == gen ? parsed.phase : nil } ?? parsed.phase
-        }
-    }
-
-    /// "scale.transfer" or "scale.transfer@2" → ("transfer", 2).
-    static func parseFault(_ spec: String?) -> (phase: String, generation: UInt64?)? {
-        guard let spec, spec.hasPrefix("scale.") else { return nil }
-        let body = spec.dropFirst("scale.".count)
-        let parts = body.split(separator: "@", maxSplits: 1)
-        guard let phase = parts.first, !phase.isEmpty else { return nil }
-        return (String(phase), parts.count > 1 ? UInt64(parts[1]) : nil)
+        self.fault = fault
     }
 }
 
@@ -116,10 +103,8 @@ public final class LocalDeployment: Sendable {
             coordinator.enableElastic(ElasticHooks(
                 maxRanks: elastic.maxRanks, phaseTimeout: elastic.phaseTimeout,
                 launch: { id, rank, size, gen, kvBytes in
-                    var env: [String: String] = [:]
-                    if elastic.fault(gen) == "register" { env["EBB_FAULT_EXIT_BEFORE_HELLO"] = "1" }
                     // Joiners size their KV cache from what the running ranks report.
-                    try launch(id, rank, size, gen, ["--join", "--kv-cache-memory", "\(max(kvBytes, 1))"], env)
+                    try launch(id, rank, size, gen, ["--join", "--kv-cache-memory", "\(max(kvBytes, 1))"], [:])
                 },
                 stop: { id in launcher.stop(id: id) },
                 fault: elastic.fault))

@@ -17,7 +17,6 @@ public struct ReconfigurationSpec: Sendable, Equatable {
     /// Old members in old rank order, then the joining ones: the transfer group's ranks.
     public let union: [String]
     public let oldWorldSize: Int
-    public let fault: String
     public let timeout: Duration
     /// A recovery: the old generation's members in old rank order (the ones missing from
     /// `members` are lost); empty for a resize.
@@ -46,7 +45,6 @@ public struct ReconfigurationSpec: Sendable, Equatable {
         members = m.members
         union = m.union
         oldWorldSize = Int(m.oldWorldSize)
-        fault = m.fault
         timeout = .milliseconds(Int64(m.timeoutSeconds * 1000))
     }
 
@@ -60,11 +58,6 @@ public struct ReconfigurationSpec: Sendable, Equatable {
 
     /// The old rank that hands dense weights to the joiner at union index `u`.
     public func denseServer(forJoiner u: Int) -> Int { (u - oldWorldSize) % oldWorldSize }
-
-    /// Throws the injected fault for `phase`, if this reconfiguration carries it.
-    func inject(_ phase: String) throws {
-        if fault == phase { throw EbbError(.internal, "injected fault at scale.\(phase)") }
-    }
 
     /// Old and new placements written over the union's ranks, and the plan between them.
     func unionPlan(old: EPLBPlacement, target: EPLBPlacement) throws -> TransferPlan {

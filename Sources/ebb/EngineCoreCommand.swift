@@ -48,9 +48,17 @@ struct EngineCoreCommand: AsyncParsableCommand {
             FileHandle.standardError.write(Data("[ebb rank \(rank)] \(message)\n".utf8))
         }
         ParentWatch.start(log: log)
-        if ProcessInfo.processInfo.environment["EBB_FAULT_EXIT_BEFORE_HELLO"] == "1" {
-            log("injected fault at scale.register: exiting before saying hello")
-            throw ExitCode(3)
+        // A joiner's `register` fault (tests): exit, or wait, before saying hello.
+        let fault = FaultInjection.fromEnvironment
+        if join, let action = fault?.action(at: "register", generation: generation) {
+            switch action {
+            case .fail:
+                log("injected fault at scale.register: exiting before saying hello")
+                throw ExitCode(3)
+            case .pause(let d):
+                log("injected pause at scale.register: \(d) before saying hello")
+                try await Task.sleep(for: d)
+            }
         }
         let address: ControlAddress
         let config: EngineConfig
@@ -80,7 +88,8 @@ struct EngineCoreCommand: AsyncParsableCommand {
         let weights = engine.weights
         let shell = EngineCoreShell(identity: identity, coordinator: address, backend: backend,
                                     dataPlaneTimeout: .milliseconds(Int64(dataPlaneTimeout * 1000)),
-                                    restoreSource: { try LoadedModel.weightSource(spec, weights: weights) }, log: log) { setup, wrap in
+                                    restoreSource: { try LoadedModel.weightSource(spec, weights: weights) }, faults: fault,
+                                    log: log) { setup, wrap in
             let loaded = try LoadedModel.load(spec, weights: weights, backend: backend, needTokenizer: false, expertParallel: setup,
                                               wrapWeights: wrap)
             let core = try EngineCore(model: loaded.model, config: config)

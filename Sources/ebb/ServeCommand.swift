@@ -147,7 +147,7 @@ struct Serve: AsyncParsableCommand {
             if enableElasticEp {
                 elastic = ElasticSettings(maxRanks: maxDataParallelSize ?? min(256, 4 * ranks),
                                           phaseTimeout: .milliseconds(Int64(scaleTimeout * 1000)),
-                                          faultSpec: ProcessInfo.processInfo.environment["EBB_FAULT"])
+                                          fault: FaultInjection.fromEnvironment)
                 elastic?.replaceFailedRanks = replaceFailedRanks
             }
             var gpus: GPUPool?

@@ -61,12 +61,16 @@ struct ReconfigurationTests {
     }
 
     @Test func faultSpecifications() {
-        #expect(ElasticSettings.parseFault("scale.transfer@2")! == ("transfer", 2))
-        #expect(ElasticSettings.parseFault("scale.launch")! == ("launch", nil))
-        #expect(ElasticSettings.parseFault("other") == nil)
-        #expect(ElasticSettings.parseFault("scale.") == nil)
-        let s = ElasticSettings(maxRanks: 4, faultSpec: "scale.commit@3")
-        #expect(s.fault(3) == "commit" && s.fault(2) == nil)
-        #expect(ElasticSettings(maxRanks: 4, faultSpec: nil).fault(2) == nil)
+        #expect(FaultInjection.parse("scale.transfer@2") == FaultInjection(phase: "transfer", generation: 2, action: .fail))
+        #expect(FaultInjection.parse("scale.launch") == FaultInjection(phase: "launch", generation: nil, action: .fail))
+        #expect(FaultInjection.parse("pause.warmup=1.5@3") == FaultInjection(phase: "warmup", generation: 3, action: .pause(.milliseconds(1500))))
+        for bad in ["other", "scale.", "scale.transfer@x", "pause.warmup", "pause.warmup=-1", "pause.=2", ""] {
+            #expect(FaultInjection.parse(bad) == nil, "\(bad)")
+        }
+        let f = FaultInjection.parse("scale.commit@3")!
+        #expect(f.action(at: "commit", generation: 3) == .fail)
+        #expect(f.action(at: "commit", generation: 2) == nil && f.action(at: "warmup", generation: 3) == nil)
+        #expect(throws: EbbError.self) { try f.inject("commit", generation: 3) }
+        #expect(FaultInjection.parse("scale.warmup")!.action(at: "warmup", generation: 9) == .fail)
     }
 }

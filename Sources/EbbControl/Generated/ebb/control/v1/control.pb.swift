@@ -710,9 +710,6 @@ public nonisolated struct Ebb_Control_V1_Reconfigure: Sendable {
 
   public var oldWorldSize: UInt32 = 0
 
-  /// A fault to inject for tests ("communicator", "transfer"), or empty.
-  public var fault: String = String()
-
   /// Seconds each preparation step may take before the resize rolls back.
   public var timeoutSeconds: Double = 0
 
@@ -2310,7 +2307,7 @@ nonisolated extension Ebb_Control_V1_CoordinatorMessage: SwiftProtobuf.Message, 
 
 nonisolated extension Ebb_Control_V1_Reconfigure: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".Reconfigure"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}generation\0\u{1}members\0\u{1}union\0\u{3}old_world_size\0\u{1}fault\0\u{3}timeout_seconds\0\u{3}recovering_from\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}generation\0\u{1}members\0\u{1}union\0\u{3}old_world_size\0\u{4}\u{2}timeout_seconds\0\u{3}recovering_from\0\u{b}fault\0\u{c}\u{5}\u{1}")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -2322,7 +2319,6 @@ nonisolated extension Ebb_Control_V1_Reconfigure: SwiftProtobuf.Message, SwiftPr
       case 2: try { try decoder.decodeRepeatedStringField(value: &self.members) }()
       case 3: try { try decoder.decodeRepeatedStringField(value: &self.union) }()
       case 4: try { try decoder.decodeSingularUInt32Field(value: &self.oldWorldSize) }()
-      case 5: try { try decoder.decodeSingularStringField(value: &self.fault) }()
       case 6: try { try decoder.decodeSingularDoubleField(value: &self.timeoutSeconds) }()
       case 7: try { try decoder.decodeRepeatedStringField(value: &self.recoveringFrom) }()
       default: break
@@ -2343,9 +2339,6 @@ nonisolated extension Ebb_Control_V1_Reconfigure: SwiftProtobuf.Message, SwiftPr
     if self.oldWorldSize != 0 {
       try visitor.visitSingularUInt32Field(value: self.oldWorldSize, fieldNumber: 4)
     }
-    if !self.fault.isEmpty {
-      try visitor.visitSingularStringField(value: self.fault, fieldNumber: 5)
-    }
     if self.timeoutSeconds.bitPattern != 0 {
       try visitor.visitSingularDoubleField(value: self.timeoutSeconds, fieldNumber: 6)
     }
@@ -2360,7 +2353,6 @@ nonisolated extension Ebb_Control_V1_Reconfigure: SwiftProtobuf.Message, SwiftPr
     if lhs.members != rhs.members {return false}
     if lhs.union != rhs.union {return false}
     if lhs.oldWorldSize != rhs.oldWorldSize {return false}
-    if lhs.fault != rhs.fault {return false}
     if lhs.timeoutSeconds != rhs.timeoutSeconds {return false}
     if lhs.recoveringFrom != rhs.recoveringFrom {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
