@@ -2,7 +2,7 @@
 # Runs on the GPU host from the repository root, after scripts/gpu-stage.sh (with
 # EBB_STAGE_PACK=1) staged gpu-stage/: unpacks, runs the parity self-test, then the
 # forward and engine benchmarks and the served integration tests. Logs go to $OUT (or ./gpu-logs).
-# Usage: scripts/gpu-run.sh [all|selftest|bench|qwen|deepseek|engine|serve|nccl|elastic|epbench]
+# Usage: scripts/gpu-run.sh [all|selftest|bench|qwen|deepseek|engine|serve|nccl|elastic|recovery|epbench]
 set -uo pipefail
 what=${1:-all}
 for arg in "$@"; do :; done
@@ -83,4 +83,22 @@ if [ "$what" = epbench ]; then
     # rank, then DP/EP 2 with both ranks on GPU 0 (NCCL), then 1 -> 2 -> 1 under load.
     timeout 560 python3 scripts/gpu-ep-bench.py $ebb gpu-stage/fixtures/configs/Qwen__Qwen3-30B-A3B \
         --devices cuda:0,cuda:0 ${EBB_EPBENCH_ARGS:-} 2>&1 | tee "$out/ep-bench-qwen3-30b.log"
+fi
+if [ "$what" = recovery ]; then
+    # Lost ranks on GPU ranks that share GPU 0: kill -9 under load, recovery over NCCL, the
+    # replacement joining on the same GPU; thread states and GPU processes every 40 s.
+    if [ -d .whl ]; then
+        python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl && export PYTHONPATH=/tmp/site
+    fi
+    (for i in 1 2 3 4 5 6 7 8 9 10; do sleep 40; echo "=== $((i * 40)) s"; nvidia-smi --query-compute-apps=pid,used_memory --format=csv,noheader
+        for p in $(pgrep -f "ebb engine-core"); do echo "== pid $p"; for t in /proc/$p/task/*; do
+        echo "$(cat $t/comm 2>/dev/null) $(cat $t/wchan 2>/dev/null) $(cut -d' ' -f3 $t/stat 2>/dev/null)"; done; done; done > "$out/threads-recovery.log" 2>&1) &
+    EBB_BIN=$PWD/$ebb EBB_FIXTURES=$PWD/gpu-stage/fixtures \
+        EBB_SERVE_EXTRA_ARGS="--dtype f32 --devices cuda:0,cuda:0,cuda:0,cuda:0 --gpu-memory-utilization 0.1" \
+        timeout ${EBB_RECOVERY_TIMEOUT:-420} python3 -m pytest -q --basetemp="$out/pytest-recovery" \
+        "tests/integration/test_rank_failure.py::test_without_replacement_the_deployment_stays_smaller_then_resizes" \
+        "tests/integration/test_rank_failure.py::test_seeded_sampling_continues_identically_after_a_kill" \
+        "tests/integration/test_rank_failure.py::test_rank_zero_middle_and_last_rank_killed_under_load[qwen3-moe-tiny-f32]" \
+        > "$out/recovery-full.log" 2>&1
+    tail -40 "$out/recovery-full.log"
 fi

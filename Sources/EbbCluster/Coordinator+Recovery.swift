@@ -20,7 +20,8 @@ extension Coordinator {
 
     func lostLocked(_ engine: String, _ cause: LossCause, message: String) -> [RankRecovery.Action] {
         guard !shuttingDown, failure == nil else { return [] }
-        guard canRecoverLocked else { return [.fail(message)] }
+        // Before every rank was ready there is nothing to recover: start-up failed.
+        guard canRecoverLocked, recovery != nil || members.allSatisfy({ engines[$0]?.ready != nil }) else { return [.fail(message)] }
         log("\(message); \(members.contains(engine) ? "recovering on the other ranks" : "it was not serving")")
         if lossRecords[engine] == nil { lossRecords[engine] = (Date().timeIntervalSince1970, 0) }
         return recoveryLocked(.lost(engine, cause), now: .now)

@@ -9,14 +9,21 @@ public enum ResizeTarget: Sendable, Equatable {
     case remove([Int])
 }
 
-/// A resize refused or failed: the HTTP status to answer (400 bad request, 409 another
-/// resize runs, 500 failed and rolled back) and why.
-public struct ResizeFailure: Error, Sendable {
-    public let status: Int
-    public let message: String
-    public init(_ status: Int, _ message: String) {
-        self.status = status
-        self.message = message
+/// Why a resize was refused or failed; the server maps each case to an HTTP status.
+public enum ResizeError: Error, Sendable, Equatable {
+    /// The request cannot be carried out as asked (bad size, elastic EP off, too few slots).
+    case invalid(String)
+    /// Not now: another resize or a recovery runs, or nothing serves.
+    case busy(String)
+    /// It started, failed, and the old generation serves again.
+    case rolledBack(String)
+    /// The deployment has failed.
+    case deploymentFailed(String)
+
+    public var message: String {
+        switch self {
+        case .invalid(let m), .busy(let m), .rolledBack(let m), .deploymentFailed(let m): return m
+        }
     }
 }
 
@@ -95,7 +102,7 @@ extension Coordinator {
     public var resizeOutcomeCounts: [String: Int] { lock.withLock { resizeCounts } }
 
     /// Resizes the deployment; returns when the new generation serves (or nothing changed),
-    /// throws `ResizeFailure` otherwise (after rolling back to the old generation).
+    /// throws `ResizeError` otherwise (after rolling back to the old generation).
     public func resize(_ target: ResizeTarget, drainTimeout: Double? = nil) async throws -> ResizeEvent {
         let start = ContinuousClock.now
         var phases: [(String, Double)] = []
@@ -112,7 +119,7 @@ extension Coordinator {
             record(event)
             return event
         }
-        guard let hooks = lock.withLock({ elasticHooks }) else { throw ResizeFailure(400, "elastic EP is off") }
+        guard let hooks = lock.withLock({ elasticHooks }) else { throw ResizeError.invalid("elastic EP is off") }
         log("resize to generation \(state.generation): \(state.oldMembers.count) → \(state.members.count) ranks (joining \(state.joining.sorted()), leaving \(state.leaving.sorted()))")
         do {
             if let drainTimeout, drainTimeout > 0, !state.leaving.isEmpty {
@@ -160,7 +167,7 @@ extension Coordinator {
                                     totalSeconds: (ContinuousClock.now - start).seconds, bytesMoved: 0, migratedRequests: 0)
             record(event)
             log("resize to generation \(state.generation) rolled back: \(reason)")
-            throw ResizeFailure(500, "resize to \(state.members.count) ranks failed and was rolled back: \(reason)")
+            throw ResizeError.rolledBack("resize to \(state.members.count) ranks failed and was rolled back: \(reason)")
         }
         return finishCommitted(state, phases: phases, start: start, hooks: hooks)
     }
@@ -171,21 +178,21 @@ extension Coordinator {
     private func claimResize(_ target: ResizeTarget) throws -> ResizeState? {
         try lock.withLock {
             guard let hooks = elasticHooks else {
-                throw ResizeFailure(400, "elastic EP is off: start `ebb serve` with --enable-elastic-ep")
+                throw ResizeError.invalid("elastic EP is off: start `ebb serve` with --enable-elastic-ep")
             }
-            if let failure { throw ResizeFailure(500, "the deployment has failed: \(failure.message)") }
-            guard resize == nil else { throw ResizeFailure(409, "a resize is already running") }
+            if let failure { throw ResizeError.deploymentFailed("the deployment has failed: \(failure.message)") }
+            guard resize == nil else { throw ResizeError.busy("a resize is already running") }
             guard recovery?.isRecovering != true else {
-                throw ResizeFailure(409, "the deployment is recovering from a lost rank; try again when it serves")
+                throw ResizeError.busy("the deployment is recovering from a lost rank; try again when it serves")
             }
-            guard !members.isEmpty else { throw ResizeFailure(409, "every engine core is lost: nothing to resize") }
+            guard !members.isEmpty else { throw ResizeError.busy("every engine core is lost: nothing to resize") }
             let n = members.count
             var next: [String]
             switch target {
             case .size(let m):
-                guard m >= 1 else { throw ResizeFailure(400, "new_data_parallel_size must be at least 1, got \(m)") }
+                guard m >= 1 else { throw ResizeError.invalid("new_data_parallel_size must be at least 1, got \(m)") }
                 guard m <= hooks.maxRanks else {
-                    throw ResizeFailure(400, "new_data_parallel_size \(m) is above --max-data-parallel-size \(hooks.maxRanks)")
+                    throw ResizeError.invalid("new_data_parallel_size \(m) is above --max-data-parallel-size \(hooks.maxRanks)")
                 }
                 if m == n { return nil }
                 if m > n {
@@ -199,19 +206,19 @@ extension Coordinator {
                 }
             case .remove(let ranks):
                 guard !ranks.isEmpty, Set(ranks).count == ranks.count, ranks.allSatisfy({ $0 >= 0 && $0 < n }) else {
-                    throw ResizeFailure(400, "remove_ranks must list distinct ranks in 0..<\(n)")
+                    throw ResizeError.invalid("remove_ranks must list distinct ranks in 0..<\(n)")
                 }
-                guard ranks.count < n else { throw ResizeFailure(400, "remove_ranks would remove every rank") }
+                guard ranks.count < n else { throw ResizeError.invalid("remove_ranks would remove every rank") }
                 next = members.enumerated().filter { !ranks.contains($0.offset) }.map(\.element)
             }
             let ready = members.compactMap { engines[$0]?.ready }
             let perRank = Int(ready.first?.slotsPerRank ?? 0), experts = Int(ready.first?.numExperts ?? 0)
             guard perRank > 0 else {
-                throw ResizeFailure(400, "resizing needs expert parallelism with EPLB (--enable-elastic-ep)")
+                throw ResizeError.invalid("resizing needs expert parallelism with EPLB (--enable-elastic-ep)")
             }
             guard next.count * perRank >= experts else {
                 let minimum = (experts + perRank - 1) / perRank
-                throw ResizeFailure(400, "\(next.count) ranks of \(perRank) expert slots cannot hold \(experts) experts; at least \(minimum) ranks are needed")
+                throw ResizeError.invalid("\(next.count) ranks of \(perRank) expert slots cannot hold \(experts) experts; at least \(minimum) ranks are needed")
             }
             let joining = next.filter { !members.contains($0) }
             let leaving = members.filter { !next.contains($0) }

@@ -116,16 +116,22 @@ public final class Coordinator: EngineClient, ControlCoordinatorService.SimpleSe
     /// is lost, so requests get 503, not a length error).
     public var maxModelLen: Int {
         lock.withLock {
-            if let n = members.compactMap({ engines[$0]?.ready.map { Int($0.maxModelLen) } }).min() { lastLimits.maxModelLen = n }
+            updateLimitsLocked()
             return lastLimits.maxModelLen
         }
     }
 
     public var vocabSize: Int {
         lock.withLock {
-            if let n = members.compactMap({ engines[$0]?.ready.map { Int($0.vocabSize) } }).min() { lastLimits.vocabSize = n }
+            updateLimitsLocked()
             return lastLimits.vocabSize
         }
+    }
+
+    func updateLimitsLocked() {
+        let ready = members.compactMap { engines[$0]?.ready }
+        if let n = ready.map({ Int($0.maxModelLen) }).min() { lastLimits.maxModelLen = n }
+        if let n = ready.map({ Int($0.vocabSize) }).min() { lastLimits.vocabSize = n }
     }
 
     public var rankStats: [EngineStats] {
@@ -426,6 +432,7 @@ public final class Coordinator: EngineClient, ControlCoordinatorService.SimpleSe
                     return
                 }
                 engines[engine]?.ready = r
+                updateLimitsLocked()
             case .outputs(let o):
                 guard acceptedLocked(o.generation) else {
                     problems.append("outputs for rank \(o.rank) generation \(o.generation)")

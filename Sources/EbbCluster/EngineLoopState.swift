@@ -153,33 +153,35 @@ struct EngineLoopState {
         guard !waves.paused || reconfiguration != nil else { return .none }
         let stats = core.stats
         let r = reconfiguration
-        let received: Int64 = r != nil && r?.job == nil && !(balancer?.isTransferring ?? false) ? 1 : 0
-        let prepared: Int64 = (r?.job?.done.load(ordering: .acquiring) ?? false) && r?.job?.error == nil ? 1 : 0
-        let failed: Int64 = (r?.abortRequested ?? false) || (r?.job?.done.load(ordering: .acquiring) == true && r?.job?.error != nil) ? 1 : 0
-        let local: [Int64] = [core.hasWork ? 1 : 0, Int64(stats.running + stats.waiting),
-                              (balancer?.readyToCommit ?? false) ? 1 : 0, received, prepared, failed,
-                              r != nil ? 1 : 0]
-        let global = try communicator.allReduced(local, op: .sum)
-        let size = Int64(communicator.size)
-        if let balancer, global[2] == size {
+        let done = r?.job?.done.load(ordering: .acquiring) ?? false
+        var vote = StepVote()
+        vote.hasWork = core.hasWork
+        vote.queued = stats.running + stats.waiting
+        vote.eplbReady = balancer?.readyToCommit ?? false
+        vote.reconfigurationReceived = r != nil && r?.job == nil && !(balancer?.isTransferring ?? false)
+        vote.prepared = done && r?.job?.error == nil
+        vote.failed = (r?.abortRequested ?? false) || (done && r?.job?.error != nil)
+        vote.reconfiguring = r != nil
+        let tally = try vote.tally(over: communicator)
+        if let balancer, tally.allEPLBReady {
             try balancer.commit()
             if r == nil { exchangeOnHost(false) }
         }
         if r != nil {
-            if global[5] > 0 {
+            if tally.anyFailed {
                 rollBack()
-            } else if global[4] == size {
+            } else if tally.allPrepared {
                 return try commit()
-            } else if global[3] == size {
+            } else if tally.allReceived {
                 try begin()
             }
         }
-        if reconfiguration != nil && global[0] == 0 {
+        if reconfiguration != nil && !tally.anyWork {
             // Keep the ranks in step (dummy rounds) until the resize commits or rolls back.
             Thread.sleep(forTimeInterval: 0.002)
             return .none
         }
-        guard global[0] > 0 else {
+        guard tally.anyWork else {
             if case .reportIdle(let w) = waves.synced(anyWork: false) {
                 out.yield(.with { $0.idle = .with { i in i.rank = UInt32(identity.rank); i.wave = w } })
             }
@@ -188,7 +190,7 @@ struct EngineLoopState {
         let outputs = try core.step(lockstep: true)
         // No new EPLB rearrangement while any rank holds a reconfiguration: the resize
         // plans from the current placement.
-        try balancer?.afterStep(mayRearrange: global[6] == 0)
+        try balancer?.afterStep(mayRearrange: !tally.anyReconfiguring)
         // A rearrangement started at this step on every rank (the decision is collective).
         if balancer?.isTransferring == true { exchangeOnHost(true) }
         return .stepped(outputs)

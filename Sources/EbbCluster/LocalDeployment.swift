@@ -50,7 +50,8 @@ public final class LocalDeployment: Sendable {
     public static func start(ranks: Int, expertParallel: Bool, threadsPerRank: Int, engineArguments: [String],
                              startTimeout: Duration, generation: UInt64 = 1,
                              executable: URL = LocalLauncher.currentExecutable(),
-                             exitOnFailure: Bool = true, elastic: ElasticSettings? = nil, gpus: GPUPool? = nil,
+                             onFailure: @escaping @Sendable (EbbError) -> Void = { _ in }, elastic: ElasticSettings? = nil,
+                             gpus: GPUPool? = nil,
                              rankFailureTimeout: Duration = .seconds(5),
                              log: @escaping @Sendable (String) -> Void) async throws -> LocalDeployment {
         let engineIds = (0..<ranks).map { "engine-\($0)" }
@@ -59,7 +60,7 @@ public final class LocalDeployment: Sendable {
                                       expertParallel: expertParallel, log: log) { error in
             log("fatal: \(error.message); stopping every engine core")
             launcher.stopAll(grace: .seconds(2))
-            if exitOnFailure { exit(1) }
+            onFailure(error)
         }
         let transport = controlServerTransport(host: "127.0.0.1", port: 0)
         let grpcServer = GRPCServer(transport: transport, services: [coordinator])
@@ -156,7 +157,7 @@ public final class LocalDeployment: Sendable {
                     let event = try await coordinator.resize(.size(size))
                     log("replaced lost ranks: \(event.fromRanks) → \(event.toRanks) ranks in \(String(format: "%.2f", event.totalSeconds)) s")
                 } catch {
-                    let message = (error as? ResizeFailure)?.message ?? "\(error)"
+                    let message = (error as? ResizeError)?.message ?? "\(error)"
                     log("replacing lost ranks failed (attempt \(attempt) of 5): \(message); trying again in \(delay)")
                     try? await Task.sleep(for: delay)
                     delay *= 2

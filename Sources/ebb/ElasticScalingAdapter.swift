@@ -15,10 +15,15 @@ struct CoordinatorScaling: ElasticScaling {
                 "generation": .number(Double(event.generation)),
                 "seconds": .number(event.totalSeconds),
             ]))
-        } catch let f as ResizeFailure {
-            return ScaleAnswer(status: f.status, body: .object(["error": .object([
-                "message": .string(f.message), "type": .string(f.status == 409 ? "ConflictError" : f.status == 400 ? "BadRequestError" : "InternalServerError"),
-                "code": .number(Double(f.status)),
+        } catch let e as ResizeError {
+            let (status, type): (Int, String)
+            switch e {
+            case .invalid: (status, type) = (400, "BadRequestError")
+            case .busy: (status, type) = (409, "ConflictError")
+            case .rolledBack, .deploymentFailed: (status, type) = (500, "InternalServerError")
+            }
+            return ScaleAnswer(status: status, body: .object(["error": .object([
+                "message": .string(e.message), "type": .string(type), "code": .number(Double(status)),
             ])]))
         } catch {
             return ScaleAnswer(status: 500, body: .object(["error": .object(["message": .string("\(error)"), "code": .number(500)])]))

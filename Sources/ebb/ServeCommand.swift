@@ -176,6 +176,7 @@ struct Serve: AsyncParsableCommand {
             deployment = try await LocalDeployment.start(
                 ranks: ranks, expertParallel: enableExpertParallel, threadsPerRank: max(1, totalThreads / ranks),
                 engineArguments: engine.arguments + eplbArguments, startTimeout: .milliseconds(Int64(engineStartTimeout * 1000)),
+                onFailure: { _ in Foundation.exit(1) },  // serve cannot go on: the error is logged, the engine cores are stopped
                 elastic: elastic, gpus: gpus, rankFailureTimeout: .milliseconds(Int64(rankFailureTimeout * 1000)), log: log)
             server = OpenAIServer(engine: deployment.coordinator, tokenizer: tokenizer, chatTemplate: template,
                                   modelName: servedModelName ?? model,

@@ -107,8 +107,9 @@ struct ControlPlaneRobustnessTests {
             #expect(logs.contains("ready for rank 3"))
             #expect(logs.contains("an empty or unknown message"))
             #expect(logs.contains("a second hello"))
-            // The valid ready after all that still counted.
-            #expect(coordinator.readyReports.first??.maxModelLen == 128)
+            // The valid ready after all that still counted (the rank is gone once the session
+            // ends, its limits stay known).
+            #expect(coordinator.maxModelLen == 128)
         }
     }
 

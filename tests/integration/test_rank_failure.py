@@ -229,3 +229,41 @@ def test_plain_data_parallel_survives_and_the_last_rank_gives_503(start_server):
         server.assert_alive()
     finally:
         server.stop()
+
+
+def test_seeded_sampling_continues_identically_after_a_kill(start_server):
+    """A seeded request draws one random number per token, so its continuation on a
+    survivor (prompt + streamed tokens re-prefilled, the generator advanced past them)
+    samples what the lost rank would have."""
+    d = require_fixture("qwen3-moe-tiny-f32")
+    reference = load_reference(d)
+    flags = ["--data-parallel-size", "3", *BASE, *redundancy_for_survivors(d, 3, 2)]
+    with running_server(start_server, "qwen3-moe-tiny-f32", *flags) as server:
+        client = server.client(timeout=120)
+        model = client.models.list().data[0].id
+
+        def sample(i: int) -> list[int]:
+            stream = client.completions.create(
+                model=model, prompt=reference["prompts"][i % len(reference["prompts"])], max_tokens=96,
+                temperature=0.8, top_p=0.9, seed=1000 + i, logprobs=0, stream=True,
+                extra_body={"ignore_eos": True, "return_tokens_as_token_ids": True})
+            tokens = []
+            for chunk in stream:
+                for c in chunk.choices:
+                    if c.logprobs and c.logprobs.tokens:
+                        tokens += [int(t.split(":", 1)[1]) for t in c.logprobs.tokens]
+            return tokens
+
+        expected = [sample(i) for i in range(6)]
+        results: dict[int, list[int]] = {}
+        threads = [threading.Thread(target=lambda i=i: results.__setitem__(i, sample(i))) for i in range(6)]
+        for t in threads:
+            t.start()
+        time.sleep(0.4)
+        kill_rank(server, 1)
+        for t in threads:
+            t.join(timeout=120)
+        s = wait_for(server, "the survivors serving", serving(2, 1))
+        assert s["failures"][0]["requests_resubmitted"] >= 1, s["failures"]
+        assert [results.get(i) for i in range(6)] == expected
+        server.assert_alive()
