@@ -151,7 +151,7 @@ extension Coordinator {
             let (committed, failureText) = lock.withLock { () -> (Bool, String?) in
                 guard let r = resize else { return (generationValue == state.generation, nil) }
                 let text = r.oldMembers.compactMap { r.results[$0].flatMap { $0.committed ? nil : $0.error } }.first
-                return (r.committed, r.joinerFailure ?? text ?? "a rank did not commit")
+                return (r.committed, text ?? r.joinerFailure ?? "a rank did not commit")
             }
             guard committed else { throw EbbError(.internal, failureText ?? "the resize did not commit") }
         } catch {
