@@ -177,9 +177,13 @@ extension Coordinator {
             values["recovery_seconds"] = recovered
             values["requests_resubmitted"] = num(Double(record?.resubmitted ?? 0))
             values["error"] = error
+            let checks = i.generation.flatMap { recoveryChecks[$0] }
+            values["experts_checked"] = num(Double(checks?.checked ?? 0))
+            values["expert_mismatches"] = num(Double(checks?.mismatches ?? 0))
             values["phases"] = .orderedObject(keys: phases.map(\.0), values: phaseValues)
             list.append(.orderedObject(keys: ["engine_id", "rank", "cause", "detected_unix", "outcome", "generation", "attempts",
-                                              "recovery_seconds", "requests_resubmitted", "error", "phases"], values: values))
+                                              "recovery_seconds", "requests_resubmitted", "experts_checked", "expert_mismatches", "error",
+                                              "phases"], values: values))
         }
         return .array(list)
     }

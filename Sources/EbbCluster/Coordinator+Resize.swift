@@ -327,8 +327,11 @@ extension Coordinator {
                 })
             }
         }
-        // The old ranks acknowledge at their next step boundary.
-        let end = ContinuousClock.now + hooks.phaseTimeout
+        // The old ranks acknowledge at their next step boundary. When a rank was lost the
+        // survivors may be blocked in a collective with it until their recovery releases
+        // them: wait a little, the recovery settles the rest.
+        let lostDuring = lock.withLock { state.union.contains { recovery?.isFenced($0) == true } }
+        let end = ContinuousClock.now + (lostDuring ? min(hooks.phaseTimeout, .seconds(5)) : hooks.phaseTimeout)
         while told && ContinuousClock.now < end {
             let (all, committed) = lock.withLock {
                 (resize.map { r in r.oldMembers.allSatisfy { r.results[$0] != nil || recovery?.isFenced($0) == true } } ?? true,

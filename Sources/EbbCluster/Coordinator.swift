@@ -48,6 +48,8 @@ public final class Coordinator: EngineClient, ControlCoordinatorService.SimpleSe
     var lossRecords: [String: (unixTime: Double, resubmitted: Int)] = [:]
     /// Per recovery generation: the slowest survivor's seconds in each phase.
     var recoveryPhases: [UInt64: [(String, Double)]] = [:]
+    /// Per recovery generation: expert slots checked against the checkpoint, and mismatches.
+    var recoveryChecks: [UInt64: (checked: Int, mismatches: Int)] = [:]
     /// Kills a lost engine's process (so a hung one cannot come back).
     var fence: (@Sendable (String) -> Void)?
     /// Runs after the survivors serve (e.g. launches replacements).
@@ -487,7 +489,12 @@ public final class Coordinator: EngineClient, ControlCoordinatorService.SimpleSe
                         }
                     }
                     recoveryPhases[r.generation] = phases
-                    if recoveryPhases.count > 20, let oldest = recoveryPhases.keys.min() { recoveryPhases.removeValue(forKey: oldest) }
+                    let checks = recoveryChecks[r.generation] ?? (0, 0)
+                    recoveryChecks[r.generation] = (checks.checked + Int(r.expertsChecked), checks.mismatches + Int(r.expertMismatches))
+                    if recoveryPhases.count > 20, let oldest = recoveryPhases.keys.min() {
+                        recoveryPhases.removeValue(forKey: oldest)
+                        recoveryChecks.removeValue(forKey: oldest)
+                    }
                 }
             case .reconfigureResult(let r):
                 resultLocked(r, from: engine, problems: &problems)

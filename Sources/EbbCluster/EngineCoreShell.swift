@@ -112,6 +112,10 @@ public final class EngineCoreShell: @unchecked Sendable {
     /// When the engine thread's current round began (nil between rounds), and the running
     /// preparation, for the stall report.
     private let roundInProgress = Mutex<(since: ContinuousClock.Instant, job: PreparedGeneration?)?>(nil)
+    /// The serving generation's NCCL group, for the control thread to abort when a recovery
+    /// comes: a step blocked in a collective with a lost peer (NCCL kernels wait for it, they
+    /// do not fail) is released that way, then the engine thread runs the recovery.
+    private let servingNCCL = Mutex<NCCLCommunicator?>(nil)
 
     public init(identity: EngineCoreIdentity, coordinator: ControlAddress, backend: any Backend,
                 dataPlaneTimeout: Duration = .seconds(120), restoreSource: (@Sendable () throws -> any WeightSource)? = nil,
@@ -188,7 +192,12 @@ public final class EngineCoreShell: @unchecked Sendable {
                     }
                     defer { heartbeat.cancel() }
                     do {
-                        while let m = try await messages.next() { inbox.push(m) }
+                        while let m = try await messages.next() {
+                            if case .reconfigure(let r)? = m.kind, !r.recoveringFrom.isEmpty {
+                                servingNCCL.withLock { $0 }?.abort(reason: "a rank of generation \(r.recoveringFrom) was lost; recovering to generation \(r.generation)")
+                            }
+                            inbox.push(m)
+                        }
                     } catch {
                         if !engineDone.withLock({ $0 }) { log("control stream failed: \(error)") }
                     }
@@ -279,6 +288,8 @@ public final class EngineCoreShell: @unchecked Sendable {
 
     /// What heartbeats report.
     private func publish(_ loop: EngineLoopState) {
+        let nccl = loop.nccl
+        servingNCCL.withLock { $0 = nccl }
         let s = loop.stats, rank = loop.identity.rank, generation = loop.identity.generation
         latestStats.withLock { $0 = s }
         heartbeatIdentity.withLock { $0 = (rank, generation) }

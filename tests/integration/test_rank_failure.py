@@ -67,6 +67,7 @@ def check_incidents(s, count: int):
         assert f["outcome"] == "recovered", f
         assert f["cause"] in ("process_exited", "control_stream_closed", "heartbeat_timeout", "rank_failed"), f
         assert f["recovery_seconds"] is not None, f
+        assert f["experts_checked"] > 0 and f["expert_mismatches"] == 0, f
 
 
 @pytest.mark.parametrize("fixture", F32_FIXTURES)
