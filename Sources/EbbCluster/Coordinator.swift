@@ -327,14 +327,7 @@ public final class Coordinator: EngineClient, ControlCoordinatorService.SimpleSe
             return
         }
         let engine = hello.engineID
-        log("engine core \(engine) (rank \(hello.rank), generation \(hello.generation)) connected (pid \(hello.pid), \(hello.device))")
-        continuation.yield(.with {
-            $0.welcome = .with { w in
-                w.rank = hello.rank
-                w.generation = hello.generation
-                w.worldSize = UInt32(worldSize)
-            }
-        })
+        log("engine core \(engine) (rank \(hello.rank), generation \(hello.generation)) connected (pid \(hello.pid), \(hello.device)) in a world of \(worldSize)")
         var streamError: (any Error)?
         await withTaskGroup(of: Void.self) { group in
             group.addTask {
@@ -397,6 +390,15 @@ public final class Coordinator: EngineClient, ControlCoordinatorService.SimpleSe
             guard let slot = engines[hello.engineID], !slot.connected, !slot.released else {
                 return .failure(EbbError(.invalidArgument, "rank \(r) is already connected"))
             }
+            // The welcome goes first, under the lock every other message to this engine is
+            // sent under (a resize may send its reconfiguration as soon as it sees it connected).
+            outbound.yield(.with {
+                $0.welcome = .with { w in
+                    w.rank = hello.rank
+                    w.generation = hello.generation
+                    w.worldSize = UInt32(list.count)
+                }
+            })
             engines[hello.engineID]?.connected = true
             engines[hello.engineID]?.pid = hello.pid
             engines[hello.engineID]?.outbound = outbound

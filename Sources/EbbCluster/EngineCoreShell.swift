@@ -193,8 +193,11 @@ public final class EngineCoreShell: @unchecked Sendable {
                     defer { heartbeat.cancel() }
                     do {
                         while let m = try await messages.next() {
-                            if case .reconfigure(let r)? = m.kind, !r.recoveringFrom.isEmpty {
-                                servingNCCL.withLock { $0 }?.abort(reason: "a rank of generation \(r.recoveringFrom) was lost; recovering to generation \(r.generation)")
+                            if case .reconfigure(let r)? = m.kind, !r.recoveringFrom.isEmpty,
+                               let nccl = servingNCCL.withLock({ $0 }) {
+                                let started = ContinuousClock.now
+                                nccl.abort(reason: "a rank was lost; recovering to generation \(r.generation)")
+                                log("rank \(identity.rank): aborted the serving NCCL group for the recovery to generation \(r.generation) in \(started.duration(to: .now))")
                             }
                             inbox.push(m)
                         }
