@@ -92,13 +92,15 @@ if [ "$what" = recovery ]; then
     fi
     (for i in 1 2 3 4 5 6 7 8 9 10; do sleep 40; echo "=== $((i * 40)) s"; nvidia-smi --query-compute-apps=pid,used_memory --format=csv,noheader
         for p in $(pgrep -f "ebb engine-core"); do echo "== pid $p"; for t in /proc/$p/task/*; do
-        echo "$(cat $t/comm 2>/dev/null) $(cat $t/wchan 2>/dev/null) $(cut -d' ' -f3 $t/stat 2>/dev/null)"; done; done; done > "$out/threads-recovery.log" 2>&1) &
+        echo "$(cat $t/comm 2>/dev/null) $(cat $t/wchan 2>/dev/null) $(cut -d' ' -f3 $t/stat 2>/dev/null)"; done
+        if command -v gdb >/dev/null; then timeout 20 gdb -batch -p $p -ex "thread apply all bt 12" 2>/dev/null | grep -E "^Thread|^#" | head -150; fi
+        if command -v eu-stack >/dev/null; then timeout 20 eu-stack -p $p 2>/dev/null | head -150; fi; done; done > "$out/threads-recovery.log" 2>&1) &
     EBB_BIN=$PWD/$ebb EBB_FIXTURES=$PWD/gpu-stage/fixtures \
         EBB_SERVE_EXTRA_ARGS="--dtype f32 --devices cuda:0,cuda:0,cuda:0,cuda:0 --gpu-memory-utilization 0.1" \
         timeout ${EBB_RECOVERY_TIMEOUT:-420} python3 -m pytest -q --basetemp="$out/pytest-recovery" \
-        "tests/integration/test_rank_failure.py::test_without_replacement_the_deployment_stays_smaller_then_resizes" \
+        ${EBB_RECOVERY_TESTS:-"tests/integration/test_rank_failure.py::test_without_replacement_the_deployment_stays_smaller_then_resizes" \
         "tests/integration/test_rank_failure.py::test_seeded_sampling_continues_identically_after_a_kill" \
-        "tests/integration/test_rank_failure.py::test_rank_zero_middle_and_last_rank_killed_under_load[qwen3-moe-tiny-f32]" \
+        "tests/integration/test_rank_failure.py::test_rank_zero_middle_and_last_rank_killed_under_load[qwen3-moe-tiny-f32]"} \
         > "$out/recovery-full.log" 2>&1
     tail -40 "$out/recovery-full.log"
 fi
