@@ -31,9 +31,8 @@ extension Coordinator {
     /// the lock (the rest run here).
     func recoveryLocked(_ event: RankRecovery.Event, now: ContinuousClock.Instant) -> [RankRecovery.Action] {
         if recovery == nil {
+            // Still starting: nothing to recover (`lostLocked` fails a start-up that lost a rank).
             guard members.allSatisfy({ engines[$0]?.ready != nil }), let first = members.first.flatMap({ engines[$0]?.ready }) else {
-                // Still starting: a lost rank is a failed start-up.
-                if case .lost(let id, let cause) = event { return [.fail("engine core \(id) was lost while starting (\(cause.rawValue))")] }
                 return []
             }
             recovery = RankRecovery(
@@ -59,7 +58,6 @@ extension Coordinator {
                 resubmitLocked(from: id)
             case .startRecovery(let g, let survivors, let from):
                 lastAttemptedGeneration = max(lastAttemptedGeneration, g)
-                recoveryResults = [:]
                 log("recovery to generation \(g): \(survivors.count) of \(from.count) ranks survive (lost \(from.filter { !survivors.contains($0) }))")
                 var m = Ebb_Control_V1_Reconfigure()
                 m.generation = g
@@ -111,21 +109,20 @@ extension Coordinator {
     /// The lost engine's requests continue on the survivors, each after the tokens its
     /// client already has; with nobody left they end with 503.
     func resubmitLocked(from engine: String) {
-        var orphaned: [(AsyncStream<EngineEvent>.Continuation, String)] = []
+        var orphaned: [AsyncStream<EngineEvent>.Continuation] = []
         for (id, t) in requests where t.engine == engine {
             engines[engine]?.live.remove(id)
             guard let target = chooseLocked() else {
                 requests.removeValue(forKey: id)
-                orphaned.append((t.continuation, id))
+                orphaned.append(t.continuation)
                 continue
             }
             requests[id]?.engine = target
-            requests[id]?.resubmitted += 1
             resubmittedCount += 1
             lossRecords[engine]?.resubmitted += 1
             sendLocked(t.request, to: target, resume: (t.generated, Self.resumeRNG(t.request, generated: t.generated.count)))
         }
-        for (c, _) in orphaned {
+        for c in orphaned {
             c.yield(.error(EbbError(.unavailable, "the engine core serving this request was lost and no other rank is left")))
             c.finish()
         }
@@ -158,7 +155,8 @@ extension Coordinator {
         var list: [JSONValue] = []
         for i in (recovery?.incidents ?? []).suffix(20) {
             let record = lossRecords[i.engine]
-            let phases: [(String, Double)] = i.generation.flatMap { recoveryPhases[$0] } ?? []
+            let report = i.generation.flatMap { recoveryReports[$0] }
+            let phases: [(String, Double)] = report?.phases ?? []
             var phaseValues: [String: JSONValue] = [:]
             for (name, seconds) in phases where phaseValues[name] == nil { phaseValues[name] = num(seconds) }
             let rank: JSONValue = i.rank.map { num(Double($0)) } ?? .null
@@ -177,9 +175,8 @@ extension Coordinator {
             values["recovery_seconds"] = recovered
             values["requests_resubmitted"] = num(Double(record?.resubmitted ?? 0))
             values["error"] = error
-            let checks = i.generation.flatMap { recoveryChecks[$0] }
-            values["experts_checked"] = num(Double(checks?.checked ?? 0))
-            values["expert_mismatches"] = num(Double(checks?.mismatches ?? 0))
+            values["experts_checked"] = num(Double(report?.checked ?? 0))
+            values["expert_mismatches"] = num(Double(report?.mismatches ?? 0))
             values["phases"] = .orderedObject(keys: phases.map(\.0), values: phaseValues)
             list.append(.orderedObject(keys: ["engine_id", "rank", "cause", "detected_unix", "outcome", "generation", "attempts",
                                               "recovery_seconds", "requests_resubmitted", "experts_checked", "expert_mismatches", "error",

@@ -43,13 +43,11 @@ public final class Coordinator: EngineClient, ControlCoordinatorService.SimpleSe
     var recoveryTimeout: Duration = .seconds(60)
     var resubmittedCount = 0
     var lastLimits = (maxModelLen: 0, vocabSize: 0)
-    var recoveryResults: [String: Ebb_Control_V1_ReconfigureResult] = [:]
     /// Per lost engine: when it was noticed (Unix seconds) and how many requests moved.
     var lossRecords: [String: (unixTime: Double, resubmitted: Int)] = [:]
-    /// Per recovery generation: the slowest survivor's seconds in each phase.
-    var recoveryPhases: [UInt64: [(String, Double)]] = [:]
-    /// Per recovery generation: expert slots checked against the checkpoint, and mismatches.
-    var recoveryChecks: [UInt64: (checked: Int, mismatches: Int)] = [:]
+    /// Per recovery generation: the slowest survivor's seconds in each phase, and the expert
+    /// slots the survivors checked against the checkpoint with the mismatches.
+    var recoveryReports: [UInt64: (phases: [(String, Double)], checked: Int, mismatches: Int)] = [:]
     /// Kills a lost engine's process (so a hung one cannot come back).
     var fence: (@Sendable (String) -> Void)?
     /// Runs after the survivors serve (e.g. launches replacements).
@@ -81,7 +79,6 @@ public final class Coordinator: EngineClient, ControlCoordinatorService.SimpleSe
         /// Tokens streamed to the client so far (a request re-submitted after its rank was
         /// lost continues after them).
         var generated: [Int] = []
-        var resubmitted = 0
     }
 
     /// `engineIds[r]` is the id the engine core of rank r says hello with. `onFailure` is
@@ -481,22 +478,18 @@ public final class Coordinator: EngineClient, ControlCoordinatorService.SimpleSe
             case .reconfigureResult(let r) where recovery?.isAttempt(r.generation) == true:
                 deferred += recoveryLocked(.result(engine: engine, generation: r.generation, ok: r.committed, error: r.error), now: .now)
                 if r.committed {
-                    recoveryResults[engine] = r
-                    var phases = recoveryPhases[r.generation] ?? []
+                    var report = recoveryReports[r.generation] ?? ([], 0, 0)
                     for p in r.phases {
-                        if let i = phases.firstIndex(where: { $0.0 == p.phase }) {
-                            phases[i].1 = max(phases[i].1, p.seconds)
+                        if let i = report.phases.firstIndex(where: { $0.0 == p.phase }) {
+                            report.phases[i].1 = max(report.phases[i].1, p.seconds)
                         } else {
-                            phases.append((p.phase, p.seconds))
+                            report.phases.append((p.phase, p.seconds))
                         }
                     }
-                    recoveryPhases[r.generation] = phases
-                    let checks = recoveryChecks[r.generation] ?? (0, 0)
-                    recoveryChecks[r.generation] = (checks.checked + Int(r.expertsChecked), checks.mismatches + Int(r.expertMismatches))
-                    if recoveryPhases.count > 20, let oldest = recoveryPhases.keys.min() {
-                        recoveryPhases.removeValue(forKey: oldest)
-                        recoveryChecks.removeValue(forKey: oldest)
-                    }
+                    report.checked += Int(r.expertsChecked)
+                    report.mismatches += Int(r.expertMismatches)
+                    recoveryReports[r.generation] = report
+                    if recoveryReports.count > 20, let oldest = recoveryReports.keys.min() { recoveryReports.removeValue(forKey: oldest) }
                 }
             case .reconfigureResult(let r):
                 resultLocked(r, from: engine, problems: &problems)
