@@ -177,10 +177,10 @@ public struct RankRecovery: Sendable {
                 attemptsInARow = 0
                 lost = [:]
                 failedDataPlane = [:]
-                for i in incidents.indices where incidents[i].outcome == "recovering" {
-                    incidents[i].outcome = "recovered"
-                    incidents[i].recoveredAt = now
-                    incidents[i].generation = a.generation
+                updateOpenIncidents {
+                    $0.outcome = "recovered"
+                    $0.recoveredAt = now
+                    $0.generation = a.generation
                 }
                 actions.append(.switchMembers(generation: a.generation, members: a.survivors))
                 return actions
@@ -198,8 +198,13 @@ public struct RankRecovery: Sendable {
         return actions
     }
 
+    /// Applies `change` to every incident still being recovered from.
+    private mutating func updateOpenIncidents(_ change: (inout Incident) -> Void) {
+        for i in incidents.indices where incidents[i].outcome == "recovering" { change(&incidents[i]) }
+    }
+
     private mutating func retry(now: ContinuousClock.Instant, view: View, reason: String) -> [Action] {
-        for i in incidents.indices where incidents[i].outcome == "recovering" { incidents[i].error = reason }
+        updateOpenIncidents { $0.error = reason }
         if attemptsInARow >= config.maxAttempts {
             return failAll("recovering from lost ranks failed \(attemptsInARow) times; the last error: \(reason)")
         }
@@ -208,7 +213,7 @@ public struct RankRecovery: Sendable {
 
     private mutating func failAll(_ message: String) -> [Action] {
         failed = true
-        for i in incidents.indices where incidents[i].outcome == "recovering" { incidents[i].outcome = "failed" }
+        updateOpenIncidents { $0.outcome = "failed" }
         return [.fail(message)]
     }
 
@@ -220,9 +225,9 @@ public struct RankRecovery: Sendable {
         if !config.lockstep {
             guard !lostMembers.isEmpty else { return [] }
             lost = [:]
-            for i in incidents.indices where incidents[i].outcome == "recovering" {
-                incidents[i].outcome = "recovered"
-                incidents[i].recoveredAt = now
+            updateOpenIncidents {
+                $0.outcome = "recovered"
+                $0.recoveredAt = now
             }
             return [.switchMembers(generation: nil, members: survivors)]
         }
@@ -235,7 +240,7 @@ public struct RankRecovery: Sendable {
             // Nothing left to recover onto: the front end stays up and answers 503.
             lost = [:]
             failedDataPlane = [:]
-            for i in incidents.indices where incidents[i].outcome == "recovering" { incidents[i].outcome = "no_survivors" }
+            updateOpenIncidents { $0.outcome = "no_survivors" }
             return [.switchMembers(generation: nil, members: [])]
         }
         guard survivors.count * config.slotsPerRank >= config.numExperts else {
@@ -244,7 +249,7 @@ public struct RankRecovery: Sendable {
         }
         lastGeneration += 1
         attemptsInARow += 1
-        for i in incidents.indices where incidents[i].outcome == "recovering" { incidents[i].attempts += 1 }
+        updateOpenIncidents { $0.attempts += 1 }
         attempt = Attempt(generation: lastGeneration, survivors: survivors, from: view.members, started: now)
         return [.startRecovery(generation: lastGeneration, survivors: survivors, from: view.members)]
     }
