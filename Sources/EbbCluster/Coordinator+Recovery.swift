@@ -49,10 +49,8 @@ extension Coordinator {
             case .fence(let id):
                 engines[id]?.accepting = false
                 engines[id]?.released = true
-                if let r = resize, r.union.contains(id), !r.committed {
-                    // The running resize cannot finish with it: roll back, then recover.
-                    if r.joinerFailure == nil { resize?.joinerFailure = "engine core \(id) was lost during the resize" }
-                }
+                // A running resize that needs it rolls back; then the recovery runs.
+                resizeLocked(.lost(id))
                 outside.append(a)
             case .resubmit(let id):
                 resubmitLocked(from: id)
@@ -92,6 +90,7 @@ extension Coordinator {
 
     /// The actions that must not run under the lock.
     func performOutside(_ actions: [RankRecovery.Action]) {
+        flushResizeWork()
         for a in actions {
             switch a {
             case .fence(let id):

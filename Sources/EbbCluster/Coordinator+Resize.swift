@@ -73,20 +73,12 @@ public struct ElasticHooks: Sendable {
     }
 }
 
-/// A resize in progress.
-struct ResizeState {
-    var generation: UInt64
-    var oldMembers: [String]
-    var members: [String]
-    var union: [String]
-    var joining: Set<String>
-    var leaving: Set<String>
-    var results: [String: Ebb_Control_V1_ReconfigureResult] = [:]
-    var committed = false
-    var joinerFailure: String?
-    var migrated = 0
-    /// Whether the ranks were told (only then do they have anything to roll back).
-    var reconfigureSent = false
+/// Work a resize's actions leave for outside the coordinator's lock.
+enum ResizeWork {
+    case launch(ResizeMachine.Plan, [ResizeMachine.Launch], kvCacheBytes: UInt64)
+    case stop([String])
+    /// The resize ended: answer the caller, forget rolled-back joiners' slots.
+    case complete(CheckedContinuation<ResizeEvent, any Error>?, Result<ResizeEvent, ResizeError>, forget: [String])
 }
 
 extension Coordinator {
@@ -102,193 +94,236 @@ extension Coordinator {
     public var resizeOutcomeCounts: [String: Int] { lock.withLock { resizeCounts } }
 
     /// Resizes the deployment; returns when the new generation serves (or nothing changed),
-    /// throws `ResizeError` otherwise (after rolling back to the old generation).
+    /// throws `ResizeError` otherwise (after rolling back to the old generation). The steps
+    /// are `ResizeMachine`'s; this runs its actions and feeds it what happens.
     public func resize(_ target: ResizeTarget, drainTimeout: Double? = nil) async throws -> ResizeEvent {
-        let start = ContinuousClock.now
-        var phases: [(String, Double)] = []
-        func phase<T>(_ name: String, _ body: () async throws -> T) async rethrows -> T {
-            let t0 = ContinuousClock.now
-            defer { phases.append((name, (ContinuousClock.now - t0).seconds)) }
-            return try await body()
+        // The clock the machine's timeouts run on while this resize is open.
+        let ticker = Task { [weak self] in
+            while !Task.isCancelled {
+                try? await Task.sleep(for: .milliseconds(50))
+                self?.resizeEvent(.tick)
+            }
         }
-        let claim = try claimResize(target)
-        guard let state = claim else {
-            let n = worldSize
-            let event = ResizeEvent(generation: generation, fromRanks: n, toRanks: n, outcome: "noop", error: nil, phases: [],
-                                    totalSeconds: 0, bytesMoved: 0, migratedRequests: 0)
-            record(event)
-            return event
+        defer { ticker.cancel() }
+        return try await withCheckedThrowingContinuation { (waiter: CheckedContinuation<ResizeEvent, any Error>) in
+            let claimed: Result<Bool, any Error> = lock.withLock {
+                do {
+                    guard let (plan, timeouts) = try claimResizeLocked(target, drainTimeout: drainTimeout) else { return .success(false) }
+                    resizeWaiter = waiter
+                    resizeStarted = .now
+                    resizeReports = [:]
+                    log("resize to generation \(plan.generation): \(plan.oldMembers.count) → \(plan.members.count) ranks (joining \(plan.joining), leaving \(plan.leaving))")
+                    let (machine, actions) = ResizeMachine.start(plan, timeouts: timeouts, now: .now)
+                    resize = machine
+                    runResizeLocked(actions)
+                    return .success(true)
+                } catch {
+                    return .failure(error)
+                }
+            }
+            switch claimed {
+            case .failure(let error):
+                waiter.resume(throwing: error)
+            case .success(false):
+                let event: ResizeEvent = lock.withLock {
+                    let n = members.count
+                    let event = ResizeEvent(generation: generationValue, fromRanks: n, toRanks: n, outcome: "noop", error: nil, phases: [],
+                                            totalSeconds: 0, bytesMoved: 0, migratedRequests: 0)
+                    recordLocked(event)
+                    return event
+                }
+                waiter.resume(returning: event)
+            case .success(true):
+                flushResizeWork()
+            }
         }
-        guard let hooks = lock.withLock({ elasticHooks }) else { throw ResizeError.invalid("elastic EP is off") }
-        log("resize to generation \(state.generation): \(state.oldMembers.count) → \(state.members.count) ranks (joining \(state.joining.sorted()), leaving \(state.leaving.sorted()))")
-        do {
-            if let drainTimeout, drainTimeout > 0, !state.leaving.isEmpty {
-                await phase("drain") { await drain(state.leaving, timeout: drainTimeout) }
-            }
-            let kv = lock.withLock { state.oldMembers.compactMap { engines[$0]?.ready?.kvCacheBytes }.first ?? 0 }
-            try await phase("launch") {
-                switch hooks.fault?.action(at: "launch", generation: state.generation) {
-                case .fail?: throw EbbError(.internal, "injected fault at scale.launch")
-                case .pause(let d)?: try await Task.sleep(for: d)
-                case nil: break
-                }
-                for id in state.union.suffix(state.joining.count) {
-                    guard let rank = state.members.firstIndex(of: id) else { continue }
-                    try hooks.launch(id, rank, state.members.count, state.generation, kv)
-                }
-            }
-            try await phase("register") {
-                try await waitFor("joining engine cores to connect", timeout: hooks.phaseTimeout) { s in
-                    state.joining.allSatisfy { s.engines[$0]?.connected == true }
-                }
-            }
-            try await phase("prepare+commit") {
-                sendReconfigure(state, timeout: hooks.phaseTimeout)
-                try await waitFor("every rank to prepare and switch", timeout: hooks.phaseTimeout * 3) { s in
-                    s.resize.map { r in r.oldMembers.allSatisfy { r.results[$0] != nil || s.recovery?.isFenced($0) == true } } ?? true
-                }
-            }
-            let (committed, failureText) = lock.withLock { () -> (Bool, String?) in
-                guard let r = resize else { return (generationValue == state.generation, nil) }
-                let text = r.oldMembers.compactMap { r.results[$0].flatMap { $0.committed ? nil : $0.error } }.first
-                return (r.committed, text ?? r.joinerFailure ?? "a rank did not commit")
-            }
-            guard committed else { throw EbbError(.internal, failureText ?? "the resize did not commit") }
-        } catch {
-            var reason = (error as? EbbError)?.message ?? "\(error)"
-            let (rolledBack, rankError) = await rollBack(state, reason: reason, hooks: hooks)
-            if let rankError, !reason.contains(rankError) { reason += "; the ranks reported: \(rankError)" }
-            if !rolledBack {
-                // A rank committed after all: the new generation serves.
-                return finishCommitted(state, phases: phases, start: start, hooks: hooks)
-            }
-            let event = ResizeEvent(generation: state.generation, fromRanks: state.oldMembers.count, toRanks: state.members.count,
-                                    outcome: "rolled_back", error: reason, phases: phases,
-                                    totalSeconds: (ContinuousClock.now - start).seconds, bytesMoved: 0, migratedRequests: 0)
-            record(event)
-            log("resize to generation \(state.generation) rolled back: \(reason)")
-            throw ResizeError.rolledBack("resize to \(state.members.count) ranks failed and was rolled back: \(reason)")
+    }
+
+    /// Feeds the running resize one event and runs what it asks for.
+    func resizeEvent(_ event: ResizeMachine.Event) {
+        lock.withLock { resizeLocked(event) }
+        flushResizeWork()
+    }
+
+    /// Feeds the running resize one event (under the lock); work for outside the lock waits in
+    /// `resizeWork` until the caller flushes it.
+    func resizeLocked(_ event: ResizeMachine.Event) {
+        guard var machine = resize else { return }
+        var actions = machine.handle(event, now: .now)
+        if event == .tick, machine.phase == .drain,
+           machine.leaving.allSatisfy({ engines[$0]?.live.isEmpty ?? true }) {
+            actions += machine.handle(.leavingIdle, now: .now)
         }
-        return finishCommitted(state, phases: phases, start: start, hooks: hooks)
+        resize = machine
+        runResizeLocked(actions)
+    }
+
+    /// Runs the actions that change the coordinator's state here, under the lock; queues the
+    /// rest (processes, the caller's answer) in `resizeWork`.
+    private func runResizeLocked(_ actions: [ResizeMachine.Action]) {
+        guard let machine = resize else { return }
+        let plan = machine.plan
+        for action in actions {
+            switch action {
+            case .launch(let launches):
+                let kv = plan.oldMembers.compactMap { engines[$0]?.ready?.kvCacheBytes }.first ?? 0
+                resizeWork.append(.launch(plan, launches, kvCacheBytes: kv))
+            case .sendReconfigure:
+                var m = Ebb_Control_V1_Reconfigure()
+                m.generation = plan.generation
+                m.members = plan.members
+                m.union = plan.union
+                m.oldWorldSize = UInt32(plan.oldMembers.count)
+                m.timeoutSeconds = machine.timeouts.phase.seconds
+                // The ranks vote on it in their step sync: wake them if they sleep.
+                if let start = waves.dispatch() { broadcastLocked(.startWave(.with { $0.wave = start })) }
+                for id in plan.union { engines[id]?.outbound?.yield(.with { $0.reconfigure = m }) }
+            case .switchGeneration:
+                // Under the lock, before any request a leaving rank hands back is seen.
+                previousGeneration = generationValue
+                generationValue = plan.generation
+                members = plan.members
+                for id in plan.joining { engines[id]?.accepting = true }
+                for id in plan.leaving { engines[id]?.released = true }
+            case .abort(let reason):
+                for id in plan.oldMembers {
+                    engines[id]?.outbound?.yield(.with {
+                        $0.abortReconfigure = .with { a in
+                            a.generation = plan.generation
+                            a.reason = reason
+                        }
+                    })
+                }
+            case .restoreOldGeneration:
+                for id in plan.joining { engines[id]?.released = true }
+                for id in plan.leaving { engines[id]?.accepting = true }
+            case .stop(let ids):
+                resizeWork.append(.stop(ids))
+            case .finished(let outcome):
+                resize = nil
+                let waiter = resizeWaiter
+                resizeWaiter = nil
+                switch outcome {
+                case .committed:
+                    let event = committedEventLocked(machine)
+                    resizeWork.append(.complete(waiter, .success(event), forget: []))
+                case .rolledBack(let reason):
+                    let event = ResizeEvent(generation: plan.generation, fromRanks: plan.oldMembers.count, toRanks: plan.members.count,
+                                            outcome: "rolled_back", error: reason, phases: machine.phases,
+                                            totalSeconds: (ContinuousClock.now - resizeStarted).seconds, bytesMoved: 0, migratedRequests: 0)
+                    recordLocked(event)
+                    log("resize to generation \(plan.generation) rolled back: \(reason)")
+                    let error = ResizeError.rolledBack("resize to \(plan.members.count) ranks failed and was rolled back: \(reason)")
+                    resizeWork.append(.complete(waiter, .failure(error), forget: plan.joining))
+                }
+            }
+        }
+    }
+
+    /// Runs the work resizes queued for outside the lock (launches, stops, answers).
+    func flushResizeWork() {
+        let (work, hooks) = lock.withLock { () -> ([ResizeWork], ElasticHooks?) in
+            let w = resizeWork
+            resizeWork = []
+            return (w, elasticHooks)
+        }
+        for item in work {
+            switch item {
+            case .launch(let plan, let launches, let kv):
+                Task { [self] in
+                    do {
+                        switch hooks?.fault?.action(at: "launch", generation: plan.generation) {
+                        case .fail?: throw EbbError(.internal, "injected fault at scale.launch")
+                        case .pause(let d)?: try await Task.sleep(for: d)
+                        case nil: break
+                        }
+                        for l in launches {
+                            try hooks?.launch(l.engine, l.rank, plan.members.count, plan.generation, kv)
+                        }
+                        resizeEvent(.launched)
+                    } catch {
+                        resizeEvent(.launchFailed((error as? EbbError)?.message ?? "\(error)"))
+                    }
+                }
+            case .stop(let ids):
+                for id in ids { hooks?.stop(id) }
+            case .complete(let waiter, let result, let forget):
+                lock.withLock {
+                    for id in forget { engines.removeValue(forKey: id) }
+                }
+                // A rank lost during the resize waited for it to end.
+                let actions = lock.withLock { recovery?.isRecovering == true ? recoveryLocked(.resizeEnded, now: .now) : [] }
+                waiter?.resume(with: result.mapError { $0 as any Error })
+                performOutside(actions)
+            }
+        }
     }
 
     // MARK: Steps
 
-    /// Validates the target and records the resize; nil when there is nothing to do.
-    private func claimResize(_ target: ResizeTarget) throws -> ResizeState? {
-        try lock.withLock {
-            guard let hooks = elasticHooks else {
-                throw ResizeError.invalid("elastic EP is off: start `ebb serve` with --enable-elastic-ep")
+    /// Validates the target and records the resize's plan; nil when there is nothing to do.
+    private func claimResizeLocked(_ target: ResizeTarget, drainTimeout: Double?) throws
+        -> (ResizeMachine.Plan, ResizeMachine.Timeouts)? {
+        guard let hooks = elasticHooks else {
+            throw ResizeError.invalid("elastic EP is off: start `ebb serve` with --enable-elastic-ep")
+        }
+        if let failure { throw ResizeError.deploymentFailed("the deployment has failed: \(failure.message)") }
+        guard resize == nil else { throw ResizeError.busy("a resize is already running") }
+        guard recovery?.isRecovering != true else {
+            throw ResizeError.busy("the deployment is recovering from a lost rank; try again when it serves")
+        }
+        guard !members.isEmpty else { throw ResizeError.busy("every engine core is lost: nothing to resize") }
+        let n = members.count
+        var next: [String]
+        switch target {
+        case .size(let m):
+            guard m >= 1 else { throw ResizeError.invalid("new_data_parallel_size must be at least 1, got \(m)") }
+            guard m <= hooks.maxRanks else {
+                throw ResizeError.invalid("new_data_parallel_size \(m) is above --max-data-parallel-size \(hooks.maxRanks)")
             }
-            if let failure { throw ResizeError.deploymentFailed("the deployment has failed: \(failure.message)") }
-            guard resize == nil else { throw ResizeError.busy("a resize is already running") }
-            guard recovery?.isRecovering != true else {
-                throw ResizeError.busy("the deployment is recovering from a lost rank; try again when it serves")
-            }
-            guard !members.isEmpty else { throw ResizeError.busy("every engine core is lost: nothing to resize") }
-            let n = members.count
-            var next: [String]
-            switch target {
-            case .size(let m):
-                guard m >= 1 else { throw ResizeError.invalid("new_data_parallel_size must be at least 1, got \(m)") }
-                guard m <= hooks.maxRanks else {
-                    throw ResizeError.invalid("new_data_parallel_size \(m) is above --max-data-parallel-size \(hooks.maxRanks)")
+            if m == n { return nil }
+            if m > n {
+                next = members
+                for _ in n..<m {
+                    next.append("engine-\(nextEngineNumber)")
+                    nextEngineNumber += 1
                 }
-                if m == n { return nil }
-                if m > n {
-                    next = members
-                    for _ in n..<m {
-                        next.append("engine-\(nextEngineNumber)")
-                        nextEngineNumber += 1
-                    }
-                } else {
-                    next = Array(members.prefix(m))
-                }
-            case .remove(let ranks):
-                guard !ranks.isEmpty, Set(ranks).count == ranks.count, ranks.allSatisfy({ $0 >= 0 && $0 < n }) else {
-                    throw ResizeError.invalid("remove_ranks must list distinct ranks in 0..<\(n)")
-                }
-                guard ranks.count < n else { throw ResizeError.invalid("remove_ranks would remove every rank") }
-                next = members.enumerated().filter { !ranks.contains($0.offset) }.map(\.element)
+            } else {
+                next = Array(members.prefix(m))
             }
-            let ready = members.compactMap { engines[$0]?.ready }
-            let perRank = Int(ready.first?.slotsPerRank ?? 0), experts = Int(ready.first?.numExperts ?? 0)
-            guard perRank > 0 else {
-                throw ResizeError.invalid("resizing needs expert parallelism with EPLB (--enable-elastic-ep)")
+        case .remove(let ranks):
+            guard !ranks.isEmpty, Set(ranks).count == ranks.count, ranks.allSatisfy({ $0 >= 0 && $0 < n }) else {
+                throw ResizeError.invalid("remove_ranks must list distinct ranks in 0..<\(n)")
             }
-            guard next.count * perRank >= experts else {
-                let minimum = (experts + perRank - 1) / perRank
-                throw ResizeError.invalid("\(next.count) ranks of \(perRank) expert slots cannot hold \(experts) experts; at least \(minimum) ranks are needed")
-            }
-            let joining = next.filter { !members.contains($0) }
-            let leaving = members.filter { !next.contains($0) }
-            lastAttemptedGeneration = max(lastAttemptedGeneration, generationValue) + 1
-            recovery?.noteGeneration(lastAttemptedGeneration)
-            let state = ResizeState(generation: lastAttemptedGeneration, oldMembers: members, members: next,
-                                    union: members + joining, joining: Set(joining), leaving: Set(leaving))
-            resize = state
-            for id in leaving { engines[id]?.accepting = false }
-            for id in joining { engines[id] = EngineSlot(accepting: false) }
-            return state
+            guard ranks.count < n else { throw ResizeError.invalid("remove_ranks would remove every rank") }
+            next = members.enumerated().filter { !ranks.contains($0.offset) }.map(\.element)
         }
+        let ready = members.compactMap { engines[$0]?.ready }
+        let perRank = Int(ready.first?.slotsPerRank ?? 0), experts = Int(ready.first?.numExperts ?? 0)
+        guard perRank > 0 else {
+            throw ResizeError.invalid("resizing needs expert parallelism with EPLB (--enable-elastic-ep)")
+        }
+        guard next.count * perRank >= experts else {
+            let minimum = (experts + perRank - 1) / perRank
+            throw ResizeError.invalid("\(next.count) ranks of \(perRank) expert slots cannot hold \(experts) experts; at least \(minimum) ranks are needed")
+        }
+        lastAttemptedGeneration = max(lastAttemptedGeneration, generationValue) + 1
+        recovery?.noteGeneration(lastAttemptedGeneration)
+        let plan = ResizeMachine.Plan(generation: lastAttemptedGeneration, oldMembers: members, members: next)
+        for id in plan.leaving { engines[id]?.accepting = false }
+        for id in plan.joining { engines[id] = EngineSlot(accepting: false) }
+        let drain = drainTimeout.flatMap { $0 > 0 ? Duration.milliseconds(Int64($0 * 1000)) : nil }
+        return (plan, ResizeMachine.Timeouts(drain: drain, phase: hooks.phaseTimeout))
     }
 
-    /// Waits until the leaving ranks hold no request or `timeout` seconds pass (vLLM's drain).
-    private func drain(_ leaving: Set<String>, timeout: Double) async {
-        let end = ContinuousClock.now + .milliseconds(Int64(timeout * 1000))
-        while ContinuousClock.now < end {
-            if lock.withLock({ leaving.allSatisfy { engines[$0]?.live.isEmpty ?? true } }) { return }
-            try? await Task.sleep(for: .milliseconds(20))
-        }
-    }
-
-    /// Polls `condition` under the lock; throws on timeout, deployment failure or a joiner failure.
-    private func waitFor(_ what: String, timeout: Duration, _ condition: (Coordinator) -> Bool) async throws {
-        let end = ContinuousClock.now + timeout
-        while true {
-            let (ok, problem): (Bool, String?) = lock.withLock {
-                (condition(self), failure?.message ?? resize?.joinerFailure)
-            }
-            if ok { return }
-            if let problem { throw EbbError(.io, problem) }
-            if ContinuousClock.now >= end { throw EbbError(.io, "timed out after \(timeout) waiting for \(what)") }
-            try await Task.sleep(for: .milliseconds(5))
-        }
-    }
-
-    private func sendReconfigure(_ state: ResizeState, timeout: Duration) {
-        lock.withLock {
-            var m = Ebb_Control_V1_Reconfigure()
-            m.generation = state.generation
-            m.members = state.members
-            m.union = state.union
-            m.oldWorldSize = UInt32(state.oldMembers.count)
-            m.timeoutSeconds = timeout.seconds
-            // The ranks vote on it in their step sync: wake them if they sleep.
-            if let start = waves.dispatch() { broadcastLocked(.startWave(.with { $0.wave = start })) }
-            resize?.reconfigureSent = true
-            for id in state.union { engines[id]?.outbound?.yield(.with { $0.reconfigure = m }) }
-        }
-    }
-
-    /// A rank's result. When every old member committed, the new generation takes over here,
-    /// under the lock, before any request a leaving rank hands back is seen.
+    /// A rank's result for the running resize.
     func resultLocked(_ r: Ebb_Control_V1_ReconfigureResult, from engine: String, problems: inout [String]) {
-        guard var state = resize, r.generation == state.generation, state.oldMembers.contains(engine) else {
+        guard let machine = resize, r.generation == machine.plan.generation, machine.plan.oldMembers.contains(engine) else {
             if r.generation != generationValue { problems.append("a reconfiguration result for generation \(r.generation)") }
             return
         }
-        state.results[engine] = r
-        if r.committed && !state.committed {
-            // One rank switched: they all did (the vote is collective).
-            state.committed = true
-            previousGeneration = generationValue
-            generationValue = state.generation
-            members = state.members
-            for id in state.joining { engines[id]?.accepting = true }
-            for id in state.leaving { engines[id]?.released = true }
-        }
-        resize = state
+        resizeReports[engine] = r
+        resizeLocked(.result(engine: engine, committed: r.committed, error: r.error))
     }
 
     /// Requests a leaving rank handed back: each continues on a member, same stream.
@@ -313,63 +348,12 @@ extension Coordinator {
         }
     }
 
-    /// Undoes a resize that did not commit. Returns false if it turned out to have committed,
-    /// and the first error an old rank reported.
-    private func rollBack(_ state: ResizeState, reason: String, hooks: ElasticHooks) async -> (Bool, String?) {
-        let told = lock.withLock { resize?.reconfigureSent ?? false }
-        lock.withLock {
-            for id in state.oldMembers where told {
-                engines[id]?.outbound?.yield(.with {
-                    $0.abortReconfigure = .with { a in
-                        a.generation = state.generation
-                        a.reason = reason
-                    }
-                })
-            }
-        }
-        // The old ranks acknowledge at their next step boundary. When a rank was lost the
-        // survivors may be blocked in a collective with it until their recovery releases
-        // them: wait a little, the recovery settles the rest.
-        let lostDuring = lock.withLock { state.union.contains { recovery?.isFenced($0) == true } }
-        let end = ContinuousClock.now + (lostDuring ? min(hooks.phaseTimeout, .seconds(5)) : hooks.phaseTimeout)
-        while told && ContinuousClock.now < end {
-            let (all, committed) = lock.withLock {
-                (resize.map { r in r.oldMembers.allSatisfy { r.results[$0] != nil || recovery?.isFenced($0) == true } } ?? true,
-                 resize?.committed ?? false)
-            }
-            if committed { return (false, nil) }
-            if all { break }
-            try? await Task.sleep(for: .milliseconds(5))
-        }
-        let rankError: String? = lock.withLock {
-            resize.flatMap { r in r.oldMembers.compactMap { r.results[$0]?.error }.first { !$0.isEmpty && $0 != "aborted by the coordinator" } }
-        }
-        let joiners: [String] = lock.withLock {
-            if resize?.committed == true { return [] }
-            for id in state.joining { engines[id]?.released = true }
-            for id in state.leaving { engines[id]?.accepting = true }
-            resize = nil
-            return Array(state.joining)
-        }
-        if lock.withLock({ generationValue == state.generation }) { return (false, nil) }
-        for id in joiners { hooks.stop(id) }
-        lock.withLock {
-            for id in joiners { engines.removeValue(forKey: id) }
-        }
-        return (true, rankError)
-    }
-
-    private func finishCommitted(_ state: ResizeState, phases: [(String, Double)], start: ContinuousClock.Instant,
-                                 hooks: ElasticHooks) -> ResizeEvent {
-        let final: ResizeState = lock.withLock {
-            let s = resize ?? state
-            resize = nil
-            return s
-        }
-        // The slowest old rank's engine phases.
+    /// The committed resize's event: coordinator phases, then the slowest old rank's engine phases.
+    private func committedEventLocked(_ machine: ResizeMachine) -> ResizeEvent {
+        let plan = machine.plan
         var enginePhases: [String: Double] = [:]
         var bytes = 0, checked = 0, mismatches = 0, unroutable = 0
-        for r in final.results.values {
+        for r in resizeReports.values {
             bytes += Int(r.bytesSent)
             checked += Int(r.expertsChecked)
             mismatches += Int(r.expertMismatches)
@@ -377,34 +361,27 @@ extension Coordinator {
             for p in r.phases { enginePhases[p.phase] = max(enginePhases[p.phase] ?? 0, p.seconds) }
         }
         let order = ["communicator", "weights", "exchange", "warmup", "commit"]
-        let all = phases + order.compactMap { k in enginePhases[k].map { ("rank:" + k, $0) } }
+        let all = machine.phases + order.compactMap { k in enginePhases[k].map { ("rank:" + k, $0) } }
         // Joiners checked their experts before saying ready.
-        let joined = lock.withLock { final.joining.compactMap { engines[$0]?.ready } }
-        for r in joined {
+        for r in plan.joining.compactMap({ engines[$0]?.ready }) {
             checked += Int(r.expertsChecked)
             mismatches += Int(r.expertMismatches)
         }
-        for id in final.leaving { hooks.stop(id) }
-        let event = ResizeEvent(generation: final.generation, fromRanks: final.oldMembers.count, toRanks: final.members.count,
+        let event = ResizeEvent(generation: plan.generation, fromRanks: plan.oldMembers.count, toRanks: plan.members.count,
                                 outcome: "committed", error: nil, phases: all,
-                                totalSeconds: (ContinuousClock.now - start).seconds, bytesMoved: bytes,
-                                migratedRequests: final.migrated, expertsChecked: checked, expertMismatches: mismatches,
+                                totalSeconds: (ContinuousClock.now - resizeStarted).seconds, bytesMoved: bytes,
+                                migratedRequests: machine.migrated, expertsChecked: checked, expertMismatches: mismatches,
                                 unroutableExperts: unroutable)
-        record(event)
-        log("resize to generation \(final.generation) committed in \(String(format: "%.2f", event.totalSeconds)) s: " +
+        recordLocked(event)
+        log("resize to generation \(plan.generation) committed in \(String(format: "%.2f", event.totalSeconds)) s: " +
             all.map { "\($0.0) \(String(format: "%.3f", $0.1)) s" }.joined(separator: ", "))
         return event
     }
 
-    private func record(_ event: ResizeEvent) {
-        let actions: [RankRecovery.Action] = lock.withLock {
-            resizeHistory.append(event)
-            if resizeHistory.count > 20 { resizeHistory.removeFirst(resizeHistory.count - 20) }
-            resizeCounts[event.outcome, default: 0] += 1
-            // A rank lost during the resize waited for it to end.
-            return recovery?.isRecovering == true ? recoveryLocked(.resizeEnded, now: .now) : []
-        }
-        performOutside(actions)
+    private func recordLocked(_ event: ResizeEvent) {
+        resizeHistory.append(event)
+        if resizeHistory.count > 20 { resizeHistory.removeFirst(resizeHistory.count - 20) }
+        resizeCounts[event.outcome, default: 0] += 1
     }
 }
 
@@ -418,7 +395,7 @@ extension Coordinator {
             func num(_ x: Double) -> JSONValue { .number(x.isFinite ? x : 0) }
             var ranks: [JSONValue] = []
             var ids = members
-            if let r = resize { ids += r.joining.sorted().filter { !ids.contains($0) } }
+            if let r = resize { ids += r.joining.filter { !ids.contains($0) } }
             for id in ids {
                 let e = engines[id]
                 let state: String
@@ -426,7 +403,7 @@ extension Coordinator {
                     state = "lost"
                 } else if resize?.leaving.contains(id) == true || e?.released == true {
                     state = "leaving"
-                } else if resize?.joining.contains(id) == true && resize?.committed != true {
+                } else if resize?.isJoining(id) == true {
                     state = "joining"
                 } else {
                     state = e?.ready != nil ? "serving" : "starting"

@@ -27,7 +27,13 @@ public final class Coordinator: EngineClient, ControlCoordinatorService.SimpleSe
     var waves = CoordinatorWaves()
     var failure: EbbError?
     var shuttingDown = false
-    var resize: ResizeState?
+    /// The running resize, its caller, when it began, its old ranks' results, and the work
+    /// its actions left for outside the lock.
+    var resize: ResizeMachine?
+    var resizeWaiter: CheckedContinuation<ResizeEvent, any Error>?
+    var resizeStarted = ContinuousClock.now
+    var resizeReports: [String: Ebb_Control_V1_ReconfigureResult] = [:]
+    var resizeWork: [ResizeWork] = []
     var resizeHistory: [ResizeEvent] = []
     var resizeCounts: [String: Int] = [:]
     var elasticHooks: ElasticHooks?
@@ -257,6 +263,7 @@ public final class Coordinator: EngineClient, ControlCoordinatorService.SimpleSe
             return (true, open)
         }
         guard first else { return }
+        resizeEvent(.deploymentFailed(error.message))
         for t in open {
             t.continuation.yield(.error(error))
             t.continuation.finish()
@@ -272,12 +279,13 @@ public final class Coordinator: EngineClient, ControlCoordinatorService.SimpleSe
     public func engineExited(_ id: String, description: String) {
         let fatal: String? = lock.withLock {
             if engines[id]?.released ?? true { return nil }
-            if resize?.joining.contains(id) == true {
-                resize?.joinerFailure = "joining engine core \(id) \(description)"
+            if resize?.isJoining(id) == true {
+                resizeLocked(.joinerFailed("joining engine core \(id) \(description)"))
                 return nil
             }
             return "engine core rank \(members.firstIndex(of: id).map(String.init) ?? id) \(description)"
         }
+        flushResizeWork()
         if let fatal { rankLost(id, .processExited, message: fatal) }
     }
 
@@ -325,6 +333,7 @@ public final class Coordinator: EngineClient, ControlCoordinatorService.SimpleSe
         }
         let engine = hello.engineID
         log("engine core \(engine) (rank \(hello.rank), generation \(hello.generation)) connected (pid \(hello.pid), \(hello.device)) in a world of \(worldSize)")
+        resizeEvent(.connected(engine))
         var streamError: (any Error)?
         await withTaskGroup(of: Void.self) { group in
             group.addTask {
@@ -372,8 +381,8 @@ public final class Coordinator: EngineClient, ControlCoordinatorService.SimpleSe
             let list: [String]
             if hello.generation == generationValue {
                 list = members
-            } else if let r = resize, hello.generation == r.generation {
-                list = r.members
+            } else if let r = resize, hello.generation == r.plan.generation {
+                list = r.plan.members
             } else {
                 return .failure(EbbError(.invalidArgument, "generation \(hello.generation) is not the current generation \(generationValue)"))
             }
@@ -406,13 +415,13 @@ public final class Coordinator: EngineClient, ControlCoordinatorService.SimpleSe
 
     /// Generations a message may carry: the current one, the one being built, the last one.
     private func acceptedLocked(_ g: UInt64) -> Bool {
-        g == generationValue || g == previousGeneration || g == resize?.generation
+        g == generationValue || g == previousGeneration || g == resize?.plan.generation
     }
 
     /// The rank `engine` has in generation `g` (nil if none).
     private func rankLocked(_ engine: String, generation g: UInt64) -> Int? {
         if g == generationValue { return members.firstIndex(of: engine) }
-        if let r = resize, g == r.generation { return r.members.firstIndex(of: engine) }
+        if let r = resize, g == r.plan.generation { return r.plan.members.firstIndex(of: engine) }
         return nil
     }
 
@@ -498,8 +507,8 @@ public final class Coordinator: EngineClient, ControlCoordinatorService.SimpleSe
             case .failure(let f) where f.dataPlane && members.contains(engine):
                 deferred += recoveryLocked(.dataPlaneFailed(engine), now: .now)
             case .failure(let f):
-                if resize?.joining.contains(engine) == true {
-                    resize?.joinerFailure = "engine core \(engine) failed: \(f.message)"
+                if resize?.isJoining(engine) == true {
+                    resizeLocked(.joinerFailed("engine core \(engine) failed: \(f.message)"))
                 } else if engines[engine]?.released == true {
                     // A rank that left (or a joiner whose resize rolled back) is no concern of
                     // the resize running now.
@@ -527,15 +536,14 @@ public final class Coordinator: EngineClient, ControlCoordinatorService.SimpleSe
         let (expected, rank): (Bool, Int?) = lock.withLock {
             engines[engine]?.outbound = nil
             engines[engine]?.connected = false
-            if resize?.joining.contains(engine) == true {
-                // Keep the reason the joiner reported before it went away, if it did.
-                if resize?.joinerFailure == nil {
-                    resize?.joinerFailure = "joining engine core \(engine) disconnected"
-                }
+            if resize?.isJoining(engine) == true {
+                // The resize keeps the reason the joiner reported before it went away, if it did.
+                resizeLocked(.joinerFailed("joining engine core \(engine) disconnected"))
                 return (true, nil)
             }
             return (shuttingDown || failure != nil || engines[engine]?.released != false, members.firstIndex(of: engine))
         }
+        flushResizeWork()
         if expected { return }
         let detail = error.map { ": \($0)" } ?? ""
         rankLost(engine, .controlStreamClosed,

@@ -114,7 +114,7 @@ struct EngineLoopState {
                     reconfiguration?.abortRequested = true
                 } else if a.generation > identity.generation {
                     // Never received, or dropped when the data plane failed: nothing to undo.
-                    report(generation: a.generation, committed: false, error: "aborted by the coordinator", phases: [], bytes: 0)
+                    report(generation: a.generation, committed: false, error: ResizeMachine.abortedByCoordinator, phases: [], bytes: 0)
                 } else {
                     log("rank \(identity.rank): abort of unknown reconfiguration \(a.generation) ignored")
                 }
@@ -372,7 +372,7 @@ struct EngineLoopState {
     private mutating func rollBack() {
         guard let r = reconfiguration else { return }
         reconfiguration = nil
-        var message = "aborted by the coordinator"
+        var message = ResizeMachine.abortedByCoordinator
         if let job = r.job {
             // The job's fields are its thread's until it is done.
             if job.done.load(ordering: .acquiring) {
