@@ -21,8 +21,8 @@ extension Coordinator {
     func lostLocked(_ engine: String, _ cause: LossCause, message: String) -> [RankRecovery.Action] {
         guard !shuttingDown, failure == nil else { return [] }
         // Before every rank was ready there is nothing to recover: start-up failed.
-        guard canRecoverLocked, recovery != nil || members.allSatisfy({ engines[$0]?.ready != nil }) else { return [.fail(message)] }
-        log("\(message); \(members.contains(engine) ? "recovering on the other ranks" : "it was not serving")")
+        guard canRecoverLocked, recovery != nil || membership.allReady else { return [.fail(message)] }
+        log("\(message); \(membership.members.contains(engine) ? "recovering on the other ranks" : "it was not serving")")
         if lossRecords[engine] == nil { lossRecords[engine] = (Date().timeIntervalSince1970, 0) }
         return recoveryLocked(.lost(engine, cause), now: .now)
     }
@@ -32,30 +32,29 @@ extension Coordinator {
     func recoveryLocked(_ event: RankRecovery.Event, now: ContinuousClock.Instant) -> [RankRecovery.Action] {
         if recovery == nil {
             // Still starting: nothing to recover (`lostLocked` fails a start-up that lost a rank).
-            guard members.allSatisfy({ engines[$0]?.ready != nil }), let first = members.first.flatMap({ engines[$0]?.ready }) else {
-                return []
-            }
+            guard membership.allReady, !membership.members.isEmpty else { return [] }
+            let shape = membership.expertShape
             recovery = RankRecovery(
-                config: .init(lockstep: expertParallel, canRecover: elasticHooks != nil, slotsPerRank: Int(first.slotsPerRank),
-                              numExperts: Int(first.numExperts), attemptTimeout: recoveryTimeout, failureTimeout: heartbeatTimeout),
-                generation: max(generationValue, lastAttemptedGeneration))
+                config: .init(lockstep: expertParallel, canRecover: elasticHooks != nil, slotsPerRank: shape.slotsPerRank,
+                              numExperts: shape.numExperts, attemptTimeout: recoveryTimeout, failureTimeout: heartbeatTimeout),
+                generation: membership.newestGeneration)
         }
-        recovery?.noteGeneration(max(generationValue, lastAttemptedGeneration))
-        let view = RankRecovery.View(members: members, resizing: resize != nil)
+        recovery?.noteGeneration(membership.newestGeneration)
+        let view = RankRecovery.View(members: membership.members, resizing: resize != nil)
         guard let actions = recovery?.handle(event, now: now, view: view) else { return [] }
         var outside: [RankRecovery.Action] = []
         for a in actions {
             switch a {
             case .fence(let id):
-                engines[id]?.accepting = false
-                engines[id]?.released = true
+                membership.engines[id]?.accepting = false
+                membership.engines[id]?.released = true
                 // A running resize that needs it rolls back; then the recovery runs.
                 resizeLocked(.lost(id))
                 outside.append(a)
             case .resubmit(let id):
                 resubmitLocked(from: id)
             case .startRecovery(let g, let survivors, let from):
-                lastAttemptedGeneration = max(lastAttemptedGeneration, g)
+                membership.noteAttempted(g)
                 log("recovery to generation \(g): \(survivors.count) of \(from.count) ranks survive (lost \(from.filter { !survivors.contains($0) }))")
                 var m = Ebb_Control_V1_Reconfigure()
                 m.generation = g
@@ -64,14 +63,10 @@ extension Coordinator {
                 m.oldWorldSize = UInt32(survivors.count)
                 m.recoveringFrom = from
                 m.timeoutSeconds = recoveryTimeout.seconds
-                for id in survivors { engines[id]?.outbound?.yield(.with { $0.reconfigure = m }) }
+                for id in survivors { membership.send(.reconfigure(m), to: id) }
             case .switchMembers(let g, let survivors):
-                if let g {
-                    previousGeneration = generationValue
-                    generationValue = g
-                }
-                let lost = members.filter { !survivors.contains($0) }
-                members = survivors
+                let lost = membership.members.filter { !survivors.contains($0) }
+                membership.switchTo(g, members: survivors)
                 log(survivors.isEmpty
                     ? "every engine core is lost: requests are refused (503) until one is back"
                     : "serving on \(survivors.count) ranks\(g.map { " at generation \($0)" } ?? "") without \(lost)")
@@ -81,6 +76,25 @@ extension Coordinator {
             }
         }
         return outside
+    }
+
+    /// A survivor's answer to the running recovery, with its phases and expert checks.
+    func recoveryResultLocked(_ r: Ebb_Control_V1_ReconfigureResult, from engine: String) -> [RankRecovery.Action] {
+        if r.committed {
+            var report = recoveryReports[r.generation] ?? ([], 0, 0)
+            for p in r.phases {
+                if let i = report.phases.firstIndex(where: { $0.0 == p.phase }) {
+                    report.phases[i].1 = max(report.phases[i].1, p.seconds)
+                } else {
+                    report.phases.append((p.phase, p.seconds))
+                }
+            }
+            report.checked += Int(r.expertsChecked)
+            report.mismatches += Int(r.expertMismatches)
+            recoveryReports[r.generation] = report
+            if recoveryReports.count > 20, let oldest = recoveryReports.keys.min() { recoveryReports.removeValue(forKey: oldest) }
+        }
+        return recoveryLocked(.result(engine: engine, generation: r.generation, ok: r.committed, error: r.error), now: .now)
     }
 
     func recoveryEvent(_ event: RankRecovery.Event, now: ContinuousClock.Instant = .now) {
@@ -109,17 +123,14 @@ extension Coordinator {
     /// client already has; with nobody left they end with 503.
     func resubmitLocked(from engine: String) {
         var orphaned: [AsyncStream<EngineEvent>.Continuation] = []
-        for (id, t) in requests where t.engine == engine {
-            engines[engine]?.live.remove(id)
-            guard let target = chooseLocked() else {
-                requests.removeValue(forKey: id)
+        for (id, t) in router.requests(on: engine) {
+            guard continueLocked(id, rng: { Self.resumeRNG($0.request, generated: $0.generated.count) }) else {
+                router.remove(id)
                 orphaned.append(t.continuation)
                 continue
             }
-            requests[id]?.engine = target
             resubmittedCount += 1
             lossRecords[engine]?.resubmitted += 1
-            sendLocked(t.request, to: target, resume: (t.generated, Self.resumeRNG(t.request, generated: t.generated.count)))
         }
         for c in orphaned {
             c.yield(.error(EbbError(.unavailable, "the engine core serving this request was lost and no other rank is left")))
@@ -145,42 +156,3 @@ extension Coordinator {
     public var resubmittedRequests: Int { lock.withLock { resubmittedCount } }
 }
 
-// MARK: Status
-
-extension Coordinator {
-    /// The lost-rank incidents for `/elastic_ep/status` (call under the lock).
-    func failuresJSONLocked() -> JSONValue {
-        func num(_ x: Double) -> JSONValue { .number(x.isFinite ? x : 0) }
-        var list: [JSONValue] = []
-        for i in (recovery?.incidents ?? []).suffix(20) {
-            let record = lossRecords[i.engine]
-            let report = i.generation.flatMap { recoveryReports[$0] }
-            let phases: [(String, Double)] = report?.phases ?? []
-            var phaseValues: [String: JSONValue] = [:]
-            for (name, seconds) in phases where phaseValues[name] == nil { phaseValues[name] = num(seconds) }
-            let rank: JSONValue = i.rank.map { num(Double($0)) } ?? .null
-            let detected: JSONValue = record.map { num($0.unixTime) } ?? .null
-            let generation: JSONValue = i.generation.map { num(Double($0)) } ?? .null
-            let recovered: JSONValue = i.recoveredAt.map { num(($0 - i.detectedAt).seconds) } ?? .null
-            let error: JSONValue = i.error.map { .string($0) } ?? .null
-            var values: [String: JSONValue] = [:]
-            values["engine_id"] = .string(i.engine)
-            values["rank"] = rank
-            values["cause"] = .string(i.cause.rawValue)
-            values["detected_unix"] = detected
-            values["outcome"] = .string(i.outcome)
-            values["generation"] = generation
-            values["attempts"] = num(Double(i.attempts))
-            values["recovery_seconds"] = recovered
-            values["requests_resubmitted"] = num(Double(record?.resubmitted ?? 0))
-            values["error"] = error
-            values["experts_checked"] = num(Double(report?.checked ?? 0))
-            values["expert_mismatches"] = num(Double(report?.mismatches ?? 0))
-            values["phases"] = .orderedObject(keys: phases.map(\.0), values: phaseValues)
-            list.append(.orderedObject(keys: ["engine_id", "rank", "cause", "detected_unix", "outcome", "generation", "attempts",
-                                              "recovery_seconds", "requests_resubmitted", "experts_checked", "expert_mismatches", "error",
-                                              "phases"], values: values))
-        }
-        return .array(list)
-    }
-}

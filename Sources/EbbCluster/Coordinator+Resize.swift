@@ -126,8 +126,8 @@ extension Coordinator {
                 waiter.resume(throwing: error)
             case .success(false):
                 let event: ResizeEvent = lock.withLock {
-                    let n = members.count
-                    let event = ResizeEvent(generation: generationValue, fromRanks: n, toRanks: n, outcome: "noop", error: nil, phases: [],
+                    let n = membership.members.count
+                    let event = ResizeEvent(generation: membership.generation, fromRanks: n, toRanks: n, outcome: "noop", error: nil, phases: [],
                                             totalSeconds: 0, bytesMoved: 0, migratedRequests: 0)
                     recordLocked(event)
                     return event
@@ -151,7 +151,7 @@ extension Coordinator {
         guard var machine = resize else { return }
         var actions = machine.handle(event, now: .now)
         if event == .tick, machine.phase == .drain,
-           machine.leaving.allSatisfy({ engines[$0]?.live.isEmpty ?? true }) {
+           machine.leaving.allSatisfy({ router.liveCount(on: $0) == 0 }) {
             actions += machine.handle(.leavingIdle, now: .now)
         }
         resize = machine
@@ -166,7 +166,7 @@ extension Coordinator {
         for action in actions {
             switch action {
             case .launch(let launches):
-                let kv = plan.oldMembers.compactMap { engines[$0]?.ready?.kvCacheBytes }.first ?? 0
+                let kv = plan.oldMembers.compactMap { membership.engines[$0]?.ready?.kvCacheBytes }.first ?? 0
                 resizeWork.append(.launch(plan, launches, kvCacheBytes: kv))
             case .sendReconfigure:
                 var m = Ebb_Control_V1_Reconfigure()
@@ -176,27 +176,23 @@ extension Coordinator {
                 m.oldWorldSize = UInt32(plan.oldMembers.count)
                 m.timeoutSeconds = machine.timeouts.phase.seconds
                 // The ranks vote on it in their step sync: wake them if they sleep.
-                if let start = waves.dispatch() { broadcastLocked(.startWave(.with { $0.wave = start })) }
-                for id in plan.union { engines[id]?.outbound?.yield(.with { $0.reconfigure = m }) }
+                if let start = waves.dispatch() { membership.broadcast(.startWave(.with { $0.wave = start })) }
+                for id in plan.union { membership.send(.reconfigure(m), to: id) }
             case .switchGeneration:
                 // Under the lock, before any request a leaving rank hands back is seen.
-                previousGeneration = generationValue
-                generationValue = plan.generation
-                members = plan.members
-                for id in plan.joining { engines[id]?.accepting = true }
-                for id in plan.leaving { engines[id]?.released = true }
+                membership.switchTo(plan.generation, members: plan.members)
+                for id in plan.joining { membership.engines[id]?.accepting = true }
+                for id in plan.leaving { membership.engines[id]?.released = true }
             case .abort(let reason):
                 for id in plan.oldMembers {
-                    engines[id]?.outbound?.yield(.with {
-                        $0.abortReconfigure = .with { a in
-                            a.generation = plan.generation
-                            a.reason = reason
-                        }
-                    })
+                    membership.send(.abortReconfigure(.with { a in
+                        a.generation = plan.generation
+                        a.reason = reason
+                    }), to: id)
                 }
             case .restoreOldGeneration:
-                for id in plan.joining { engines[id]?.released = true }
-                for id in plan.leaving { engines[id]?.accepting = true }
+                for id in plan.joining { membership.engines[id]?.released = true }
+                for id in plan.leaving { membership.engines[id]?.accepting = true }
             case .stop(let ids):
                 resizeWork.append(.stop(ids))
             case .finished(let outcome):
@@ -249,7 +245,7 @@ extension Coordinator {
                 for id in ids { hooks?.stop(id) }
             case .complete(let waiter, let result, let forget):
                 lock.withLock {
-                    for id in forget { engines.removeValue(forKey: id) }
+                    for id in forget { membership.engines.removeValue(forKey: id) }
                 }
                 // A rank lost during the resize waited for it to end.
                 let actions = lock.withLock { recovery?.isRecovering == true ? recoveryLocked(.resizeEnded, now: .now) : [] }
@@ -272,6 +268,7 @@ extension Coordinator {
         guard recovery?.isRecovering != true else {
             throw ResizeError.busy("the deployment is recovering from a lost rank; try again when it serves")
         }
+        let members = membership.members
         guard !members.isEmpty else { throw ResizeError.busy("every engine core is lost: nothing to resize") }
         let n = members.count
         var next: [String]
@@ -283,11 +280,7 @@ extension Coordinator {
             }
             if m == n { return nil }
             if m > n {
-                next = members
-                for _ in n..<m {
-                    next.append("engine-\(nextEngineNumber)")
-                    nextEngineNumber += 1
-                }
+                next = members + membership.newEngineIds(m - n)
             } else {
                 next = Array(members.prefix(m))
             }
@@ -298,8 +291,7 @@ extension Coordinator {
             guard ranks.count < n else { throw ResizeError.invalid("remove_ranks would remove every rank") }
             next = members.enumerated().filter { !ranks.contains($0.offset) }.map(\.element)
         }
-        let ready = members.compactMap { engines[$0]?.ready }
-        let perRank = Int(ready.first?.slotsPerRank ?? 0), experts = Int(ready.first?.numExperts ?? 0)
+        let (perRank, experts) = membership.expertShape
         guard perRank > 0 else {
             throw ResizeError.invalid("resizing needs expert parallelism with EPLB (--enable-elastic-ep)")
         }
@@ -307,11 +299,11 @@ extension Coordinator {
             let minimum = (experts + perRank - 1) / perRank
             throw ResizeError.invalid("\(next.count) ranks of \(perRank) expert slots cannot hold \(experts) experts; at least \(minimum) ranks are needed")
         }
-        lastAttemptedGeneration = max(lastAttemptedGeneration, generationValue) + 1
-        recovery?.noteGeneration(lastAttemptedGeneration)
-        let plan = ResizeMachine.Plan(generation: lastAttemptedGeneration, oldMembers: members, members: next)
-        for id in plan.leaving { engines[id]?.accepting = false }
-        for id in plan.joining { engines[id] = EngineSlot(accepting: false) }
+        let generation = membership.claimGeneration()
+        recovery?.noteGeneration(generation)
+        let plan = ResizeMachine.Plan(generation: generation, oldMembers: members, members: next)
+        for id in plan.leaving { membership.engines[id]?.accepting = false }
+        for id in plan.joining { membership.engines[id] = Membership.Engine(accepting: false) }
         let drain = drainTimeout.flatMap { $0 > 0 ? Duration.milliseconds(Int64($0 * 1000)) : nil }
         return (plan, ResizeMachine.Timeouts(drain: drain, phase: hooks.phaseTimeout))
     }
@@ -319,7 +311,7 @@ extension Coordinator {
     /// A rank's result for the running resize.
     func resultLocked(_ r: Ebb_Control_V1_ReconfigureResult, from engine: String, problems: inout [String]) {
         guard let machine = resize, r.generation == machine.plan.generation, machine.plan.oldMembers.contains(engine) else {
-            if r.generation != generationValue { problems.append("a reconfiguration result for generation \(r.generation)") }
+            if r.generation != membership.generation { problems.append("a reconfiguration result for generation \(r.generation)") }
             return
         }
         resizeReports[engine] = r
@@ -329,21 +321,17 @@ extension Coordinator {
     /// Requests a leaving rank handed back: each continues on a member, same stream.
     func migratedLocked(_ m: Ebb_Control_V1_Migrated, from engine: String, problems: inout [String],
                         events: inout [(AsyncStream<EngineEvent>.Continuation, EngineEvent, Bool)]) {
-        guard engines[engine]?.released == true else {
+        guard membership.engines[engine]?.released == true else {
             problems.append("migrated requests while still a member")
             return
         }
         for x in m.requests {
-            guard var t = requests[x.requestID], t.engine == engine else { continue }
-            engines[engine]?.live.remove(x.requestID)
-            guard let target = chooseLocked() else {
-                requests.removeValue(forKey: x.requestID)
+            guard let t = router.tracked(x.requestID), t.engine == engine else { continue }
+            guard continueLocked(x.requestID, rng: { _ in x.rngState }, outputs: x.outputTokenIds.map { Int($0) }) else {
+                router.remove(x.requestID)
                 events.append((t.continuation, .error(EbbError(.internal, "no rank left to continue the request")), true))
                 continue
             }
-            t.engine = target
-            requests[x.requestID] = t
-            sendLocked(t.request, to: target, resume: (x.outputTokenIds.map { Int($0) }, x.rngState))
             resize?.migrated += 1
         }
     }
@@ -363,7 +351,7 @@ extension Coordinator {
         let order = ["communicator", "weights", "exchange", "warmup", "commit"]
         let all = machine.phases + order.compactMap { k in enginePhases[k].map { ("rank:" + k, $0) } }
         // Joiners checked their experts before saying ready.
-        for r in plan.joining.compactMap({ engines[$0]?.ready }) {
+        for r in plan.joining.compactMap({ membership.engines[$0]?.ready }) {
             checked += Int(r.expertsChecked)
             mismatches += Int(r.expertMismatches)
         }
@@ -385,64 +373,3 @@ extension Coordinator {
     }
 }
 
-// MARK: Status
-
-extension Coordinator {
-    /// `GET /elastic_ep/status`: generation, ranks with their state and load, the placement
-    /// summary, and the last resizes with their phase timings.
-    public func elasticStatusJSON() -> JSONValue {
-        lock.withLock {
-            func num(_ x: Double) -> JSONValue { .number(x.isFinite ? x : 0) }
-            var ranks: [JSONValue] = []
-            var ids = members
-            if let r = resize { ids += r.joining.filter { !ids.contains($0) } }
-            for id in ids {
-                let e = engines[id]
-                let state: String
-                if recovery?.isFenced(id) == true {
-                    state = "lost"
-                } else if resize?.leaving.contains(id) == true || e?.released == true {
-                    state = "leaving"
-                } else if resize?.isJoining(id) == true {
-                    state = "joining"
-                } else {
-                    state = e?.ready != nil ? "serving" : "starting"
-                }
-                let load = e?.load ?? EngineStats()
-                ranks.append(.orderedObject(keys: ["rank", "engine_id", "state", "pid", "running", "waiting", "kv_cache_usage", "requests_assigned"], values: [
-                    "pid": e?.pid.map { .number(Double($0)) } ?? .null,
-                    "rank": members.firstIndex(of: id).map { .number(Double($0)) } ?? .null,
-                    "engine_id": .string(id), "state": .string(state),
-                    "running": num(Double(load.running)), "waiting": num(Double(load.waiting)),
-                    "kv_cache_usage": num(load.kvCacheUsage), "requests_assigned": num(Double(e?.assigned ?? 0)),
-                ]))
-            }
-            let first = members.first.flatMap { engines[$0] }
-            let eplb = first?.load.eplb ?? EPLBStats()
-            let placement: JSONValue = .orderedObject(keys: ["num_experts", "slots_per_rank", "physical_slots", "rearrangements", "layer_balancedness"], values: [
-                "num_experts": num(Double(first?.ready?.numExperts ?? 0)),
-                "slots_per_rank": num(Double(first?.ready?.slotsPerRank ?? 0)),
-                "physical_slots": num(Double(Int(first?.ready?.slotsPerRank ?? 0) * members.count)),
-                "rearrangements": num(Double(eplb.rearrangements)),
-                "layer_balancedness": .array(eplb.layerBalancedness.map(num)),
-            ])
-            let events: [JSONValue] = resizeHistory.suffix(10).map { ev in
-                .orderedObject(keys: ["generation", "from", "to", "outcome", "error", "total_seconds", "bytes_moved", "migrated_requests",
-                                      "experts_checked", "expert_mismatches", "unroutable_experts", "phases"], values: [
-                    "experts_checked": num(Double(ev.expertsChecked)), "expert_mismatches": num(Double(ev.expertMismatches)),
-                    "unroutable_experts": num(Double(ev.unroutableExperts)),
-                    "generation": num(Double(ev.generation)), "from": num(Double(ev.fromRanks)), "to": num(Double(ev.toRanks)),
-                    "outcome": .string(ev.outcome), "error": ev.error.map { .string($0) } ?? .null,
-                    "total_seconds": num(ev.totalSeconds), "bytes_moved": num(Double(ev.bytesMoved)),
-                    "migrated_requests": num(Double(ev.migratedRequests)),
-                    "phases": .orderedObject(keys: ev.phases.map(\.0), values: Dictionary(ev.phases.map { ($0.0, num($0.1)) }, uniquingKeysWith: { a, _ in a })),
-                ])
-            }
-            return .orderedObject(keys: ["generation", "is_scaling", "is_recovering", "ranks", "placement", "events", "failures"], values: [
-                "generation": num(Double(generationValue)), "is_scaling": .bool(resize != nil),
-                "is_recovering": .bool(recovery?.isRecovering ?? false), "failures": failuresJSONLocked(),
-                "ranks": .array(ranks), "placement": placement, "events": .array(events),
-            ])
-        }
-    }
-}

@@ -2,28 +2,27 @@ import EbbControl
 import EbbCore
 import EbbEngine
 import Foundation
-import GRPCCore
 
-/// The coordinator inside `ebb serve`: the engine cores' control-plane server and, for the
-/// HTTP front end, the engine (`EngineClient`) that spreads requests over the ranks.
+/// The coordinator inside `ebb serve`: for the HTTP front end, the engine (`EngineClient`)
+/// that spreads requests over the ranks; for the engine cores, the other end of their
+/// control streams (served by `ControlPlaneService`).
 ///
-/// It registers engine cores (hello → welcome … ready), sends each request to the rank
-/// with the lowest load, streams the rank's outputs back to the request, keeps the waves
-/// (see `CoordinatorWaves`), serves the rendezvous store, notices ranks that stop
-/// answering, and drives resizes (see `Coordinator+Resize.swift`). Engines are known by
-/// their id; a generation's `members` list gives their ranks. A message that is malformed
-/// or out of order is logged and dropped (or, for a bad hello, answered with `rejected`);
-/// it never takes the coordinator down.
-public final class Coordinator: EngineClient, ControlCoordinatorService.SimpleServiceProtocol, @unchecked Sendable {
-    /// A rank that sends nothing (no outputs, no heartbeat) for this long is dead.
+/// Its parts, each a plain value under one lock: `Membership` (who serves, at which
+/// generation, and what each engine said), `RequestRouter` (which rank runs each request and
+/// what its client has), `CoordinatorWaves`, and two state machines that decide changes of
+/// membership — `ResizeMachine` for a resize (see `Coordinator+Resize.swift`) and
+/// `RankRecovery` for lost ranks (see `Coordinator+Recovery.swift`). This class feeds them
+/// what happens and runs their actions. A message that is malformed or out of order is
+/// logged and dropped; it never takes the coordinator down.
+public final class Coordinator: EngineClient, @unchecked Sendable {
+    /// A rank that sends nothing (no outputs, no heartbeat) for this long is lost.
     public let heartbeatTimeout: Duration
+    /// The ranks step in lockstep over a data plane (expert parallelism).
+    public let expertParallel: Bool
 
     let lock = NSLock()
-    var generationValue: UInt64
-    /// Engine ids of the current generation, in rank order.
-    var members: [String]
-    var engines: [String: EngineSlot] = [:]
-    var requests: [String: Tracked] = [:]
+    var membership: Membership
+    var router = RequestRouter()
     var waves = CoordinatorWaves()
     var failure: EbbError?
     var shuttingDown = false
@@ -37,13 +36,6 @@ public final class Coordinator: EngineClient, ControlCoordinatorService.SimpleSe
     var resizeHistory: [ResizeEvent] = []
     var resizeCounts: [String: Int] = [:]
     var elasticHooks: ElasticHooks?
-    /// The generation before the current one, and the highest one a resize attempted (a
-    /// rolled-back attempt's number is never reused: its rendezvous keys are stale).
-    var previousGeneration: UInt64 = 0
-    var lastAttemptedGeneration: UInt64 = 0
-    var nextEngineNumber: Int
-    /// The ranks step in lockstep over a data plane (expert parallelism).
-    public let expertParallel: Bool
     /// Surviving lost ranks (built once the ranks are ready; see `RankRecovery`).
     var recovery: RankRecovery?
     var recoveryTimeout: Duration = .seconds(60)
@@ -59,44 +51,16 @@ public final class Coordinator: EngineClient, ControlCoordinatorService.SimpleSe
     /// Runs after the survivors serve (e.g. launches replacements).
     var afterRecovery: (@Sendable () -> Void)?
     let balancer = LoadBalancer()
-    let store = RendezvousTable()
     let log: @Sendable (String) -> Void
     private let onFailure: @Sendable (EbbError) -> Void
 
-    struct EngineSlot {
-        var connected = false
-        var ready: Ebb_Control_V1_Ready?
-        var outbound: AsyncStream<ControlCoordinatorMessage>.Continuation?
-        var load = EngineStats()
-        var live: Set<String> = []
-        var assigned = 0
-        var lastSeen: ContinuousClock.Instant?
-        /// New requests may go here (false while leaving, or before joining completes).
-        var accepting = true
-        /// Expected to disconnect (it left, or the resize that launched it rolled back).
-        var released = false
-        var pid: UInt32?
-    }
-
-    struct Tracked {
-        var engine: String
-        var continuation: AsyncStream<EngineEvent>.Continuation
-        var request: EngineRequest
-        /// Tokens streamed to the client so far (a request re-submitted after its rank was
-        /// lost continues after them).
-        var generated: [Int] = []
-    }
-
     /// `engineIds[r]` is the id the engine core of rank r says hello with. `onFailure` is
-    /// called once, when a rank dies or reports a failure.
+    /// called once, when the deployment cannot go on.
     public init(generation: UInt64, engineIds: [String], heartbeatTimeout: Duration = .seconds(10), expertParallel: Bool = false,
                 log: @escaping @Sendable (String) -> Void, onFailure: @escaping @Sendable (EbbError) -> Void) {
         self.expertParallel = expertParallel
-        self.generationValue = generation
-        self.members = engineIds
-        self.nextEngineNumber = engineIds.count
+        self.membership = Membership(generation: generation, engineIds: engineIds)
         self.heartbeatTimeout = heartbeatTimeout
-        for id in engineIds { engines[id] = EngineSlot() }
         self.log = log
         self.onFailure = onFailure
     }
@@ -111,9 +75,9 @@ public final class Coordinator: EngineClient, ControlCoordinatorService.SimpleSe
         }
     }
 
-    public var generation: UInt64 { lock.withLock { generationValue } }
-    public var engineIds: [String] { lock.withLock { members } }
-    public var worldSize: Int { lock.withLock { members.count } }
+    public var generation: UInt64 { lock.withLock { membership.generation } }
+    public var engineIds: [String] { lock.withLock { membership.members } }
+    public var worldSize: Int { lock.withLock { membership.members.count } }
 
     // MARK: EngineClient
 
@@ -134,16 +98,14 @@ public final class Coordinator: EngineClient, ControlCoordinatorService.SimpleSe
     }
 
     func updateLimitsLocked() {
-        let ready = members.compactMap { engines[$0]?.ready }
-        if let n = ready.map({ Int($0.maxModelLen) }).min() { lastLimits.maxModelLen = n }
-        if let n = ready.map({ Int($0.vocabSize) }).min() { lastLimits.vocabSize = n }
+        if let limits = membership.limits { lastLimits = limits }
     }
 
     public var rankStats: [EngineStats] {
         lock.withLock {
-            members.map { id in
-                var s = engines[id]?.load ?? EngineStats()
-                s.requestsAssigned = engines[id]?.assigned ?? 0
+            membership.members.map { id in
+                var s = membership.engines[id]?.load ?? EngineStats()
+                s.requestsAssigned = router.assignedCount(to: id)
                 return s
             }
         }
@@ -152,7 +114,7 @@ public final class Coordinator: EngineClient, ControlCoordinatorService.SimpleSe
     public var stats: EngineStats { EngineStats.total(rankStats) }
 
     /// What each rank of the current generation said when it became ready (nil until then).
-    public var readyReports: [Ebb_Control_V1_Ready?] { lock.withLock { members.map { engines[$0]?.ready } } }
+    public var readyReports: [Ebb_Control_V1_Ready?] { lock.withLock { membership.readyReports } }
 
     public func submit(_ request: EngineRequest) -> AsyncStream<EngineEvent> {
         let (stream, continuation) = AsyncStream<EngineEvent>.makeStream()
@@ -162,14 +124,14 @@ public final class Coordinator: EngineClient, ControlCoordinatorService.SimpleSe
         }
         let refusal: EbbError? = lock.withLock {
             if let failure { return failure }
-            guard requests[id] == nil else { return EbbError(.invalidArgument, "duplicate request id '\(id)'") }
+            guard router.tracked(id) == nil else { return EbbError(.invalidArgument, "duplicate request id '\(id)'") }
             guard let engine = chooseLocked() else {
-                if recovery?.isRecovering == true || members.isEmpty {
+                if recovery?.isRecovering == true || membership.members.isEmpty {
                     return EbbError(.unavailable, "no engine core is serving (every rank was lost)")
                 }
                 return EbbError(.internal, "no engine core is ready")
             }
-            requests[id] = Tracked(engine: engine, continuation: continuation, request: request)
+            _ = router.track(request, continuation: continuation, on: engine)
             sendLocked(request, to: engine)
             return nil
         }
@@ -182,48 +144,52 @@ public final class Coordinator: EngineClient, ControlCoordinatorService.SimpleSe
 
     /// The accepting member with the lowest load.
     func chooseLocked() -> String? {
-        let loads = members.map { id -> LoadBalancer.RankLoad in
-            let e = engines[id]
-            return LoadBalancer.RankLoad(accepting: e?.ready != nil && e?.outbound != nil && e?.accepting == true,
-                                         live: e?.live.count ?? 0, reported: e?.load ?? EngineStats())
+        let members = membership.members
+        let loads = members.map { id in
+            LoadBalancer.RankLoad(accepting: membership.accepting(id), live: router.liveCount(on: id),
+                                  reported: membership.engines[id]?.load ?? EngineStats())
         }
         return balancer.choose(loads).map { members[$0] }
     }
 
-    /// Sends a request (or a resumed one) to `engine`, starting a wave first if the ranks sleep.
+    /// Sends a tracked request (or a resumed one) to `engine`, starting a wave first if the
+    /// ranks sleep.
     func sendLocked(_ request: EngineRequest, to engine: String, resume: (outputs: [Int], rng: Data)? = nil) {
-        engines[engine]?.live.insert(request.id)
-        engines[engine]?.assigned += 1
-        if let start = waves.dispatch() { broadcastLocked(.startWave(.with { $0.wave = start })) }
-        let add = ProtoMapping.encode(request, wave: waves.wave, generation: generationValue)
+        if let start = waves.dispatch() { membership.broadcast(.startWave(.with { $0.wave = start })) }
+        let add = ProtoMapping.encode(request, wave: waves.wave, generation: membership.generation)
         if let resume {
-            engines[engine]?.outbound?.yield(.with {
-                $0.resumeRequest = .with { r in
-                    r.request = add
-                    r.outputTokenIds = resume.outputs.map { Int32(clamping: $0) }
-                    r.rngState = resume.rng
-                }
-            })
+            membership.send(.resumeRequest(.with { r in
+                r.request = add
+                r.outputTokenIds = resume.outputs.map { Int32(clamping: $0) }
+                r.rngState = resume.rng
+            }), to: engine)
         } else {
-            engines[engine]?.outbound?.yield(.with { $0.addRequest = add })
+            membership.send(.addRequest(add), to: engine)
         }
+    }
+
+    /// Request `id` continues on another member after the tokens its client has (its rank
+    /// left or was lost); false when no member is left to take it.
+    func continueLocked(_ id: String, rng: (RequestRouter.Tracked) -> Data, outputs: [Int]? = nil) -> Bool {
+        guard let t = router.tracked(id), let target = chooseLocked() else { return false }
+        router.move(id, to: target)
+        sendLocked(t.request, to: target, resume: (outputs ?? t.generated, rng(t)))
+        return true
     }
 
     public func abort(_ id: String) {
         lock.withLock {
-            guard let t = requests[id] else { return }
-            engines[t.engine]?.outbound?.yield(.with {
-                $0.abort = .with { a in
-                    a.requestID = id
-                    a.generation = generationValue
-                }
-            })
+            guard let t = router.tracked(id) else { return }
+            membership.send(.abort(.with { a in
+                a.requestID = id
+                a.generation = membership.generation
+            }), to: t.engine)
         }
     }
 
     /// The rank a request runs on (nil once it finished).
     public func rank(of requestId: String) -> Int? {
-        lock.withLock { requests[requestId].flatMap { members.firstIndex(of: $0.engine) } }
+        lock.withLock { router.tracked(requestId).flatMap { membership.members.firstIndex(of: $0.engine) } }
     }
 
     // MARK: Lifecycle
@@ -232,11 +198,11 @@ public final class Coordinator: EngineClient, ControlCoordinatorService.SimpleSe
     public func waitUntilReady(timeout: Duration) async throws {
         let end = ContinuousClock.now + timeout
         while true {
-            let (ready, failed) = lock.withLock { (members.allSatisfy { engines[$0]?.ready != nil }, failure) }
+            let (ready, failed) = lock.withLock { (membership.allReady, failure) }
             if let failed { throw failed }
             if ready { return }
             if ContinuousClock.now >= end {
-                let missing = lock.withLock { members.indices.filter { engines[members[$0]]?.ready == nil } }
+                let missing = lock.withLock { membership.readyReports.indices.filter { membership.readyReports[$0] == nil } }
                 throw EbbError(.io, "engine cores \(missing) did not become ready within \(timeout)")
             }
             try await Task.sleep(for: .milliseconds(20))
@@ -247,20 +213,17 @@ public final class Coordinator: EngineClient, ControlCoordinatorService.SimpleSe
     public func shutdown(reason: String) {
         lock.withLock {
             shuttingDown = true
-            broadcastAllLocked(.shutdown(.with { $0.reason = reason }))
-            for id in engines.keys { engines[id]?.outbound?.finish() }
+            membership.broadcastAll(.shutdown(.with { $0.reason = reason }))
+            for e in membership.engines.values { e.outbound?.finish() }
         }
     }
 
     /// Declares the deployment failed: every open request gets the error, `onFailure` runs once.
     public func fail(_ error: EbbError) {
-        let (first, open): (Bool, [Tracked]) = lock.withLock {
+        let (first, open): (Bool, [RequestRouter.Tracked]) = lock.withLock {
             guard failure == nil, !shuttingDown else { return (false, []) }
             failure = error
-            let open = Array(requests.values)
-            requests = [:]
-            for id in engines.keys { engines[id]?.live = [] }
-            return (true, open)
+            return (true, router.removeAll())
         }
         guard first else { return }
         resizeEvent(.deploymentFailed(error.message))
@@ -275,154 +238,54 @@ public final class Coordinator: EngineClient, ControlCoordinatorService.SimpleSe
     public var failed: EbbError? { lock.withLock { failure } }
 
     /// Engine `id`'s process exited: expected after it left, a failed resize when it was
-    /// joining, and the deployment's failure otherwise.
+    /// joining, a lost rank otherwise.
     public func engineExited(_ id: String, description: String) {
-        let fatal: String? = lock.withLock {
-            if engines[id]?.released ?? true { return nil }
+        let lost: String? = lock.withLock {
+            if membership.engines[id]?.released ?? true { return nil }
             if resize?.isJoining(id) == true {
                 resizeLocked(.joinerFailed("joining engine core \(id) \(description)"))
                 return nil
             }
-            return "engine core rank \(members.firstIndex(of: id).map(String.init) ?? id) \(description)"
+            return "engine core rank \(membership.label(id)) \(description)"
         }
         flushResizeWork()
-        if let fatal { rankLost(id, .processExited, message: fatal) }
+        if let lost { rankLost(id, .processExited, message: lost) }
     }
 
-    /// Fails the deployment if a ready member has been silent longer than `heartbeatTimeout`.
+    /// Declares lost a ready member that has been silent longer than `heartbeatTimeout`, and
+    /// gives the recovery its clock tick.
     public func checkLiveness(now: ContinuousClock.Instant = .now) {
-        let silent: Int? = lock.withLock {
-            members.indices.first { i in
-                guard let e = engines[members[i]], e.ready != nil, !e.released, let seen = e.lastSeen,
-                      recovery?.isFenced(members[i]) != true else { return false }
-                return now - seen > heartbeatTimeout
-            }
+        let silent: (String, String)? = lock.withLock {
+            membership.silentMember(now: now, timeout: heartbeatTimeout) { recovery?.isFenced($0) == true }
+                .map { ($0, membership.label($0)) }
         }
-        if let silent {
-            let id = lock.withLock { members[silent] }
-            rankLost(id, .heartbeatTimeout, message: "engine core rank \(silent) stopped answering (no message for \(heartbeatTimeout))")
+        if let (id, rank) = silent {
+            rankLost(id, .heartbeatTimeout, message: "engine core rank \(rank) stopped answering (no message for \(heartbeatTimeout))")
         }
         recoveryEvent(.tick, now: now)
     }
 
-    // MARK: Control-plane service
-
-    public func connect(request: RPCAsyncSequence<ControlEngineMessage, any Error>,
-                        response: RPCWriter<ControlCoordinatorMessage>, context: ServerContext) async throws {
-        var inbound = request.makeAsyncIterator()
-        let first: ControlEngineMessage?
-        do {
-            first = try await inbound.next()
-        } catch {
-            log("control plane: a connection failed before its hello: \(error)")
-            return
-        }
-        guard let first, case .hello(let hello)? = first.kind else {
-            log("control plane: rejected a connection whose first message is not a hello")
-            try? await response.write(.with { $0.rejected = .with { $0.reason = "the first message must be a hello" } })
-            return
-        }
-        let (outbound, continuation) = AsyncStream<ControlCoordinatorMessage>.makeStream()
-        let registered = register(hello, continuation)
-        guard case .success(let worldSize) = registered else {
-            if case .failure(let reason) = registered {
-                log("control plane: rejected hello from '\(hello.engineID)' (rank \(hello.rank), generation \(hello.generation)): \(reason.message)")
-                try? await response.write(.with { $0.rejected = .with { $0.reason = reason.message } })
-            }
-            return
-        }
-        let engine = hello.engineID
-        log("engine core \(engine) (rank \(hello.rank), generation \(hello.generation)) connected (pid \(hello.pid), \(hello.device)) in a world of \(worldSize)")
-        resizeEvent(.connected(engine))
-        var streamError: (any Error)?
-        await withTaskGroup(of: Void.self) { group in
-            group.addTask {
-                for await m in outbound {
-                    do { try await response.write(m) } catch { break }
-                }
-            }
-            do {
-                while let m = try await inbound.next() { handle(m, from: engine) }
-            } catch {
-                streamError = error
-            }
-            continuation.finish()
-            await group.waitForAll()
-        }
-        disconnected(engine, error: streamError)
-    }
-
-    public func storeSet(request: Ebb_Control_V1_StoreSetRequest, context: ServerContext) async throws -> Ebb_Control_V1_StoreSetResponse {
-        do {
-            try store.set(request.key, [UInt8](request.value))
-        } catch let e as EbbError {
-            throw RPCError(code: .invalidArgument, message: e.message)
-        }
-        return Ebb_Control_V1_StoreSetResponse()
-    }
-
-    public func storeGet(request: Ebb_Control_V1_StoreGetRequest, context: ServerContext) async throws -> Ebb_Control_V1_StoreGetResponse {
-        let timeout = Duration.milliseconds(Int64(min(request.timeoutMs, 30_000)))
-        var out = Ebb_Control_V1_StoreGetResponse()
-        if let v = await store.get(request.key, timeout: timeout) {
-            out.found = true
-            out.value = Data(v)
-        }
-        return out
-    }
-
-    // MARK: Message handling
+    // MARK: Engines' messages (from `ControlPlaneService`)
 
     /// Registers a hello; returns the world size of its generation, or why it is refused.
-    private func register(_ hello: Ebb_Control_V1_Hello, _ outbound: AsyncStream<ControlCoordinatorMessage>.Continuation)
+    func register(_ hello: Ebb_Control_V1_Hello, _ outbound: AsyncStream<ControlCoordinatorMessage>.Continuation)
         -> Result<Int, EbbError> {
         lock.withLock {
             if shuttingDown { return .failure(EbbError(.io, "the deployment is shutting down")) }
-            let list: [String]
-            if hello.generation == generationValue {
-                list = members
-            } else if let r = resize, hello.generation == r.plan.generation {
-                list = r.plan.members
-            } else {
-                return .failure(EbbError(.invalidArgument, "generation \(hello.generation) is not the current generation \(generationValue)"))
+            let admitted = membership.admit(hello, building: resize?.plan, outbound: outbound, now: .now)
+            if case .success(let size) = admitted {
+                // The welcome goes first, under the lock every other message to this engine is
+                // sent under (a resize may send its reconfiguration as soon as it sees it connected).
+                outbound.yield(.with {
+                    $0.welcome = .with { w in
+                        w.rank = hello.rank
+                        w.generation = hello.generation
+                        w.worldSize = UInt32(size)
+                    }
+                })
             }
-            guard Int(hello.rank) < list.count else {
-                return .failure(EbbError(.invalidArgument, "rank \(hello.rank) is outside 0..<\(list.count)"))
-            }
-            let r = Int(hello.rank)
-            guard hello.engineID == list[r] else {
-                return .failure(EbbError(.invalidArgument, "rank \(r) belongs to engine '\(list[r])', not '\(hello.engineID)'"))
-            }
-            guard let slot = engines[hello.engineID], !slot.connected, !slot.released else {
-                return .failure(EbbError(.invalidArgument, "rank \(r) is already connected"))
-            }
-            // The welcome goes first, under the lock every other message to this engine is
-            // sent under (a resize may send its reconfiguration as soon as it sees it connected).
-            outbound.yield(.with {
-                $0.welcome = .with { w in
-                    w.rank = hello.rank
-                    w.generation = hello.generation
-                    w.worldSize = UInt32(list.count)
-                }
-            })
-            engines[hello.engineID]?.connected = true
-            engines[hello.engineID]?.pid = hello.pid
-            engines[hello.engineID]?.outbound = outbound
-            engines[hello.engineID]?.lastSeen = .now
-            return .success(list.count)
+            return admitted
         }
-    }
-
-    /// Generations a message may carry: the current one, the one being built, the last one.
-    private func acceptedLocked(_ g: UInt64) -> Bool {
-        g == generationValue || g == previousGeneration || g == resize?.plan.generation
-    }
-
-    /// The rank `engine` has in generation `g` (nil if none).
-    private func rankLocked(_ engine: String, generation g: UInt64) -> Int? {
-        if g == generationValue { return members.firstIndex(of: engine) }
-        if let r = resize, g == r.plan.generation { return r.plan.members.firstIndex(of: engine) }
-        return nil
     }
 
     /// Applies one message of engine `engine`.
@@ -432,97 +295,73 @@ public final class Coordinator: EngineClient, ControlCoordinatorService.SimpleSe
         var failureMessage: String?
         var deferred: [RankRecovery.Action] = []
         lock.withLock {
-            engines[engine]?.lastSeen = .now
+            membership.engines[engine]?.lastSeen = .now
             switch m.kind {
             case .hello:
                 problems.append("a second hello")
             case .ready(let r):
-                guard rankLocked(engine, generation: r.generation) == Int(r.rank) else {
+                guard membership.rank(of: engine, generation: r.generation, building: resize?.plan) == Int(r.rank) else {
                     problems.append("ready for rank \(r.rank) generation \(r.generation)")
                     return
                 }
-                engines[engine]?.ready = r
+                membership.engines[engine]?.ready = r
                 updateLimitsLocked()
             case .outputs(let o):
-                guard acceptedLocked(o.generation) else {
+                guard membership.accepts(o.generation, building: resize?.plan) else {
                     problems.append("outputs for rank \(o.rank) generation \(o.generation)")
                     return
                 }
-                if o.hasLoad { engines[engine]?.load = ProtoMapping.decode(o.load) }
+                if o.hasLoad { membership.engines[engine]?.load = ProtoMapping.decode(o.load) }
                 for out in o.outputs {
-                    guard let t = requests[out.requestID], t.engine == engine else {
-                        problems.append("output for unknown request '\(out.requestID)'")
-                        continue
-                    }
                     let event: EngineEvent
                     do { event = try ProtoMapping.decode(out) } catch {
                         problems.append("bad output for '\(out.requestID)': \(error)")
                         event = .error(EbbError(.internal, "the engine core sent a malformed output"))
                     }
-                    let done: Bool
-                    switch event {
-                    case .error: done = true
-                    case .output(let x):
-                        done = x.isFinished
-                        requests[out.requestID]?.generated += x.newTokenIds
+                    guard let (continuation, done) = router.deliver(event, for: out.requestID, from: engine) else {
+                        problems.append("output for unknown request '\(out.requestID)'")
+                        continue
                     }
-                    if done {
-                        requests.removeValue(forKey: out.requestID)
-                        engines[engine]?.live.remove(out.requestID)
-                    }
-                    events.append((t.continuation, event, done))
+                    events.append((continuation, event, done))
                 }
             case .heartbeat(let h):
-                guard acceptedLocked(h.generation) else {
+                guard membership.accepts(h.generation, building: resize?.plan) else {
                     problems.append("heartbeat for rank \(h.rank) generation \(h.generation)")
                     return
                 }
-                if h.hasLoad { engines[engine]?.load = ProtoMapping.decode(h.load) }
+                if h.hasLoad { membership.engines[engine]?.load = ProtoMapping.decode(h.load) }
             case .idle(let i):
                 waves.idle(wave: i.wave)
             case .wakeRequest(let w):
                 if let start = waves.wakeRequested(wave: w.wave) {
-                    broadcastLocked(.startWave(.with { $0.wave = start }))
+                    membership.broadcast(.startWave(.with { $0.wave = start }))
                 }
             case .reconfigureResult(let r) where recovery?.isAttempt(r.generation) == true:
-                deferred += recoveryLocked(.result(engine: engine, generation: r.generation, ok: r.committed, error: r.error), now: .now)
-                if r.committed {
-                    var report = recoveryReports[r.generation] ?? ([], 0, 0)
-                    for p in r.phases {
-                        if let i = report.phases.firstIndex(where: { $0.0 == p.phase }) {
-                            report.phases[i].1 = max(report.phases[i].1, p.seconds)
-                        } else {
-                            report.phases.append((p.phase, p.seconds))
-                        }
-                    }
-                    report.checked += Int(r.expertsChecked)
-                    report.mismatches += Int(r.expertMismatches)
-                    recoveryReports[r.generation] = report
-                    if recoveryReports.count > 20, let oldest = recoveryReports.keys.min() { recoveryReports.removeValue(forKey: oldest) }
-                }
+                deferred += recoveryResultLocked(r, from: engine)
             case .reconfigureResult(let r):
                 resultLocked(r, from: engine, problems: &problems)
             case .migrated(let mig):
                 migratedLocked(mig, from: engine, problems: &problems, events: &events)
-            case .failure(let f) where f.dataPlane && members.contains(engine):
+            case .failure(let f) where f.dataPlane && membership.members.contains(engine):
                 deferred += recoveryLocked(.dataPlaneFailed(engine), now: .now)
             case .failure(let f):
+                let message = "engine core rank \(membership.label(engine)) failed: \(f.message)"
                 if resize?.isJoining(engine) == true {
                     resizeLocked(.joinerFailed("engine core \(engine) failed: \(f.message)"))
-                } else if engines[engine]?.released == true {
+                } else if membership.engines[engine]?.released == true {
                     // A rank that left (or a joiner whose resize rolled back) is no concern of
                     // the resize running now.
                     problems.append("a failure after it was released (\(f.message))")
                 } else if canRecoverLocked {
-                    deferred += lostLocked(engine, .rankFailed, message: "engine core rank \(members.firstIndex(of: engine).map(String.init) ?? engine) failed: \(f.message)")
+                    deferred += lostLocked(engine, .rankFailed, message: message)
                 } else {
-                    failureMessage = "engine core rank \(members.firstIndex(of: engine).map(String.init) ?? engine) failed: \(f.message)"
+                    failureMessage = message
                 }
             case nil:
                 problems.append("an empty or unknown message")
             }
         }
-        let rank = lock.withLock { members.firstIndex(of: engine).map(String.init) ?? engine }
+        let rank = lock.withLock { membership.label(engine) }
         for p in problems { log("control plane: rank \(rank) sent \(p); ignored") }
         for (c, e, done) in events {
             c.yield(e)
@@ -532,35 +371,21 @@ public final class Coordinator: EngineClient, ControlCoordinatorService.SimpleSe
         performOutside(deferred)
     }
 
-    private func disconnected(_ engine: String, error: (any Error)?) {
-        let (expected, rank): (Bool, Int?) = lock.withLock {
-            engines[engine]?.outbound = nil
-            engines[engine]?.connected = false
+    /// Engine `engine`'s control stream ended.
+    func disconnected(_ engine: String, error: (any Error)?) {
+        let (expected, rank): (Bool, String) = lock.withLock {
+            membership.engines[engine]?.outbound = nil
+            membership.engines[engine]?.connected = false
             if resize?.isJoining(engine) == true {
                 // The resize keeps the reason the joiner reported before it went away, if it did.
                 resizeLocked(.joinerFailed("joining engine core \(engine) disconnected"))
-                return (true, nil)
+                return (true, engine)
             }
-            return (shuttingDown || failure != nil || engines[engine]?.released != false, members.firstIndex(of: engine))
+            return (shuttingDown || failure != nil || membership.engines[engine]?.released != false, membership.label(engine))
         }
         flushResizeWork()
         if expected { return }
         let detail = error.map { ": \($0)" } ?? ""
-        rankLost(engine, .controlStreamClosed,
-                 message: "engine core rank \(rank.map(String.init) ?? engine) disconnected from the control plane\(detail)")
-    }
-
-    /// To every member of the current generation.
-    func broadcastLocked(_ kind: ControlCoordinatorMessage.OneOf_Kind) {
-        var m = ControlCoordinatorMessage()
-        m.kind = kind
-        for id in members { engines[id]?.outbound?.yield(m) }
-    }
-
-    /// To every connected engine (members, joiners, leavers).
-    func broadcastAllLocked(_ kind: ControlCoordinatorMessage.OneOf_Kind) {
-        var m = ControlCoordinatorMessage()
-        m.kind = kind
-        for id in engines.keys { engines[id]?.outbound?.yield(m) }
+        rankLost(engine, .controlStreamClosed, message: "engine core rank \(rank) disconnected from the control plane\(detail)")
     }
 }

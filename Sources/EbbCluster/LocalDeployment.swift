@@ -63,7 +63,7 @@ public final class LocalDeployment: Sendable {
             onFailure(error)
         }
         let transport = controlServerTransport(host: "127.0.0.1", port: 0)
-        let grpcServer = GRPCServer(transport: transport, services: [coordinator])
+        let grpcServer = GRPCServer(transport: transport, services: [ControlPlaneService(coordinator: coordinator)])
         Task {
             do { try await grpcServer.serve() } catch { log("control-plane server stopped: \(error)") }
         }

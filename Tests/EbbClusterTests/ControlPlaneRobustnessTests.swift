@@ -25,7 +25,7 @@ struct ControlPlaneRobustnessTests {
         let coordinator = Coordinator(generation: 1, engineIds: ["engine-0"], log: { logs.append($0) },
                                       onFailure: { logs.append("FAILURE: \($0.message)") })
         let transport = controlServerTransport(host: "127.0.0.1", port: 0)
-        let server = GRPCServer(transport: transport, services: [coordinator])
+        let server = GRPCServer(transport: transport, services: [ControlPlaneService(coordinator: coordinator)])
         try await withThrowingDiscardingTaskGroup { group in
             group.addTask { try await server.serve() }
             let address = try await transport.listeningAddress
