@@ -334,6 +334,7 @@ extension Coordinator {
             }
             resize?.migrated += 1
         }
+        if m.generation == resize?.plan.generation { resizeLocked(.handedBack(engine)) }
     }
 
     /// The committed resize's event: coordinator phases, then the slowest old rank's engine phases.

@@ -7,7 +7,8 @@
 /// drain timeout passes), **launch** (joiners' processes start), **register** (every joiner
 /// connects), **prepare** (every old rank prepares the new generation beside the serving one
 /// and they switch together in a step vote; the first committed result switches the
-/// coordinator too). A failure in any phase — a rank's error, a timeout, a joiner that dies,
+/// coordinator too; the resize ends once every old rank answered and every leaving rank
+/// handed its requests back). A failure in any phase — a rank's error, a timeout, a joiner that dies,
 /// a member that is lost — **rolls back**: the old ranks are told to abort (once they were
 /// told anything), the machine waits for their answers (a lost rank's never come), the
 /// joiners are stopped and the old generation serves again. A rank that commits during the
@@ -68,6 +69,8 @@ public struct ResizeMachine: Sendable {
         case connected(String)
         /// An old member's answer: it switched (`committed`), or why it did not.
         case result(engine: String, committed: Bool, error: String)
+        /// A leaving rank handed its unfinished requests back after switching.
+        case handedBack(String)
         /// A joiner reported a failure, exited or disconnected.
         case joinerFailed(String)
         /// An engine of the union was lost (fenced).
@@ -120,6 +123,7 @@ public struct ResizeMachine: Sendable {
     public private(set) var reconfigureSent = false
     private(set) var connected: Set<String> = []
     private(set) var lost: Set<String> = []
+    private(set) var handedBack: Set<String> = []
     private var failureReason: String?
     private var phaseStarted: ContinuousClock.Instant
     private var deadline: ContinuousClock.Instant?
@@ -175,6 +179,10 @@ public struct ResizeMachine: Sendable {
                 actions.append(.switchGeneration)
             }
             return actions + settle(now: now)
+        case .handedBack(let engine):
+            guard plan.leaving.contains(engine), reconfigureSent else { return [] }
+            handedBack.insert(engine)
+            return settle(now: now)
         case .joinerFailed(let reason):
             if [.launch, .register, .prepare].contains(phase) && !committed { return fail(reason, now: now) }
         case .lost(let engine):
@@ -209,6 +217,9 @@ public struct ResizeMachine: Sendable {
     /// Every old member answered or was lost.
     private var allAnswered: Bool { plan.oldMembers.allSatisfy { results[$0] != nil || lost.contains($0) } }
 
+    /// Every leaving rank handed its requests back or was lost (only after a commit).
+    private var allHandedBack: Bool { plan.leaving.allSatisfy { handedBack.contains($0) || lost.contains($0) } }
+
     private mutating func closePhase(now: ContinuousClock.Instant) {
         let name = phase == .prepare ? "prepare+commit" : phase.rawValue
         phases.append((name, (now - phaseStarted).seconds))
@@ -235,15 +246,17 @@ public struct ResizeMachine: Sendable {
         }
     }
 
-    /// After an answer or a loss during prepare or the rollback: finish when every old
-    /// member answered; a prepare where every answer is a refusal fails.
+    /// After an answer, a hand-back or a loss during prepare or the rollback: finish when
+    /// every old member answered (and, after a commit, every leaving rank handed its requests
+    /// back); a prepare where every answer is a refusal fails.
     private mutating func settle(now: ContinuousClock.Instant) -> [Action] {
         guard allAnswered else { return [] }
-        if committed { return finish(now: now) }
+        if committed { return allHandedBack ? finish(now: now) : [] }
         switch phase {
         case .prepare:
-            let text = plan.oldMembers.compactMap { results[$0].flatMap { $0.committed ? nil : $0.error } }.first { !$0.isEmpty }
-            return fail(text ?? "a rank did not commit", now: now)
+            // A rank's own error says more than the others' "aborted".
+            let errors = plan.oldMembers.compactMap { results[$0].flatMap { $0.committed ? nil : $0.error } }.filter { !$0.isEmpty }
+            return fail(errors.first { $0 != Self.abortedByCoordinator } ?? errors.first ?? "a rank did not commit", now: now)
         case .rollingBack:
             return finish(now: now)
         default:

@@ -68,10 +68,10 @@ struct ResizeMachineTests {
         #expect(m.leaving == ["engine-1"] && m.joining.isEmpty)
         #expect(actions == [.launch([])])
         #expect(m.handle(.launched, now: at(0.01)) == [.sendReconfigure])
-        var all = commitAll(&m, three, at: 0.2)
-        #expect(all == [.switchGeneration, .stop(["engine-1"]), .finished(.committed)])
-        all = m.handle(.tick, now: at(100))
-        #expect(all == [])
+        #expect(commitAll(&m, three, at: 0.2) == [.switchGeneration])
+        // The leaving rank hands its requests back after switching; then it is stopped.
+        #expect(m.handle(.handedBack("engine-1"), now: at(0.3)) == [.stop(["engine-1"]), .finished(.committed)])
+        #expect(m.handle(.tick, now: at(100)) == [])
     }
 
     @Test func drainWaitsForTheLeavingRanksOrItsTimeout() {
@@ -210,6 +210,14 @@ struct ResizeMachineTests {
         let end = m.handle(.result(engine: "engine-1", committed: false, error: ResizeMachine.abortedByCoordinator), now: at(1.2))
         #expect(end == [.restoreOldGeneration, .stop(["engine-3"]),
                         .finished(.rolledBack(reason: "engine core engine-0 was lost during the resize"))])
+    }
+
+    @Test func aCommittedResizeWhoseLeaverNeverHandsBackEndsAtTheTimeout() {
+        var (m, _) = ResizeMachine.start(removeMiddle(), timeouts: timeouts, now: t0)
+        _ = m.handle(.launched, now: at(0.1))
+        #expect(commitAll(&m, three, at: 0.2) == [.switchGeneration])
+        #expect(m.handle(.tick, now: at(20)) == [])
+        #expect(m.handle(.tick, now: at(30.2)) == [.stop(["engine-1"]), .finished(.committed)])
     }
 
     @Test func aMemberLostAfterTheCommitDoesNotUndoIt() {
