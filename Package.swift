@@ -96,7 +96,7 @@ let package = Package(
         .testTarget(name: "EbbEPLBTests", dependencies: ["EbbEPLB", "EbbCore"], swiftSettings: strict),
         .testTarget(name: "EbbBenchTests", dependencies: ["EbbBench"], swiftSettings: strict),
         .testTarget(name: "EbbServerTests", dependencies: ["EbbServer", "EbbEngine", "EbbModel", "EbbTokenizer", "EbbTestSupport"], swiftSettings: strict),
-        .testTarget(name: "EbbClusterTests", dependencies: ["EbbCluster", "EbbControl", "EbbEngine", "EbbModel", "EbbComm", "EbbCore", "EbbTestSupport"], swiftSettings: strict),
+        .testTarget(name: "EbbClusterTests", dependencies: ["EbbCluster", "EbbControl", "EbbEngine", "EbbModel", "EbbComm", "EbbCore", "EbbTensor", "EbbTestSupport"], swiftSettings: strict),
         .testTarget(name: "EbbCUDATests", dependencies: ["EbbCUDA", "CEbbCUDA", "EbbTensor", "EbbModel", "EbbCheckpoint", "EbbCore", "EbbTestSupport"], swiftSettings: strict),
         .testTarget(name: "EbbEngineTests", dependencies: ["EbbEngine", "EbbModel", "EbbTensor", "EbbSampling", "EbbCore", "EbbComm", "EbbEPLB", "EbbTestSupport"], swiftSettings: strict),
     ],

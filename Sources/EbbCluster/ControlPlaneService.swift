@@ -10,7 +10,7 @@ import GRPCCore
 /// with `rejected` and closed; it never reaches the coordinator's state.
 public final class ControlPlaneService: ControlCoordinatorService.SimpleServiceProtocol, Sendable {
     public let coordinator: Coordinator
-    let store = RendezvousTable()
+    var store: RendezvousTable { coordinator.rendezvous }
 
     public init(coordinator: Coordinator) {
         self.coordinator = coordinator
@@ -74,9 +74,14 @@ public final class ControlPlaneService: ControlCoordinatorService.SimpleServiceP
     public func storeGet(request: Ebb_Control_V1_StoreGetRequest, context: ServerContext) async throws -> Ebb_Control_V1_StoreGetResponse {
         let timeout = Duration.milliseconds(Int64(min(request.timeoutMs, 30_000)))
         var out = Ebb_Control_V1_StoreGetResponse()
-        if let v = await store.get(request.key, timeout: timeout) {
+        switch await store.get(request.key, timeout: timeout) {
+        case .found(let v):
             out.found = true
             out.value = Data(v)
+        case .missing:
+            break
+        case .abandoned(let g):
+            throw RPCError(code: .aborted, message: "generation \(g) was abandoned (a rank it needs was lost, or its resize rolled back)")
         }
         return out
     }

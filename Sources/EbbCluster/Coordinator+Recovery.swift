@@ -54,6 +54,10 @@ extension Coordinator {
             case .resubmit(let id):
                 resubmitLocked(from: id)
             case .startRecovery(let g, let survivors, let from):
+                // Earlier attempts that never served will not form: release whoever waits in them.
+                for abandoned in (membership.generation + 1)..<max(g, membership.generation + 1) {
+                    rendezvous.abandon(generation: abandoned)
+                }
                 membership.noteAttempted(g)
                 log("recovery to generation \(g): \(survivors.count) of \(from.count) ranks survive (lost \(from.filter { !survivors.contains($0) }))")
                 var m = Ebb_Control_V1_Reconfigure()

@@ -191,6 +191,7 @@ extension Coordinator {
                     }), to: id)
                 }
             case .restoreOldGeneration:
+                rendezvous.abandon(generation: plan.generation)
                 for id in plan.joining { membership.engines[id]?.released = true }
                 for id in plan.leaving { membership.engines[id]?.accepting = true }
             case .stop(let ids):

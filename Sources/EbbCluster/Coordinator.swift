@@ -51,6 +51,8 @@ public final class Coordinator: EngineClient, @unchecked Sendable {
     /// Runs after the survivors serve (e.g. launches replacements).
     var afterRecovery: (@Sendable () -> Void)?
     let balancer = LoadBalancer()
+    /// Where the engines' groups meet (served by `ControlPlaneService`).
+    let rendezvous = RendezvousTable()
     let log: @Sendable (String) -> Void
     private let onFailure: @Sendable (EbbError) -> Void
 

@@ -105,6 +105,8 @@ public final class EngineCoreShell: @unchecked Sendable {
     private let restoreSource: (@Sendable () throws -> any WeightSource)?
     /// A fault a test injects into resizes (`EBB_FAULT`).
     private let faults: FaultInjection?
+    /// Forms the host groups from the rendezvous store (Gloo; in-process groups in tests).
+    private let makeGroups: @Sendable (any KeyValueStore) -> any CommunicatorFactory
     private let log: @Sendable (String) -> Void
     private let inbox = Inbox()
     private let latestStats = Mutex(EngineStats())
@@ -120,8 +122,10 @@ public final class EngineCoreShell: @unchecked Sendable {
     public init(identity: EngineCoreIdentity, coordinator: ControlAddress, backend: any Backend,
                 dataPlaneTimeout: Duration = .seconds(120), restoreSource: (@Sendable () throws -> any WeightSource)? = nil,
                 faults: FaultInjection? = nil,
+                makeGroups: @escaping @Sendable (any KeyValueStore) -> any CommunicatorFactory = { GlooGroups(store: $0) },
                 log: @escaping @Sendable (String) -> Void, makeEngine: @escaping EngineFactory) {
         self.restoreSource = restoreSource
+        self.makeGroups = makeGroups
         self.faults = faults
         self.identity = identity
         self.backend = backend
@@ -329,19 +333,20 @@ public final class EngineCoreShell: @unchecked Sendable {
         var setup: ExpertParallelSetup?
         var transfer: (any Communicator)?
         let store = ControlPlaneStore(client: service)
+        let groups = makeGroups(store)
         // Expert parallelism over one rank too when it may grow (EPLB on): the exchange and
         // the lockstep are in place for the first resize.
         if identity.expertParallel && (identity.worldSize > 1 || identity.eplb != nil) {
             let started = ContinuousClock.now
-            let comm = try GlooCommunicator(rank: identity.rank, size: identity.worldSize, generation: identity.generation,
-                                            store: store, timeout: dataPlaneTimeout)
+            let labels = (0..<identity.worldSize).map { "rank\($0)" }
+            let comm = try groups.form("", rank: identity.rank, members: labels, generation: identity.generation,
+                                       timeout: dataPlaneTimeout)
             communicator = comm
             if identity.eplb != nil {
-                transfer = try GlooCommunicator(rank: identity.rank, size: identity.worldSize, generation: identity.generation,
-                                                store: store, storePrefix: "ebb/gen\(identity.generation)/eplb",
-                                                timeout: dataPlaneTimeout)
+                transfer = try groups.form("eplb", rank: identity.rank, members: labels, generation: identity.generation,
+                                           timeout: dataPlaneTimeout)
             }
-            log("rank \(identity.rank): data plane (gloo, generation \(identity.generation), \(identity.worldSize) ranks) formed in \(started.duration(to: .now))")
+            log("rank \(identity.rank): host group (generation \(identity.generation), \(identity.worldSize) ranks) formed in \(started.duration(to: .now))")
             setup = ExpertParallelSetup(rank: identity.rank, worldSize: identity.worldSize,
                                         group: ExpertParallelGroup(CommunicatorExchange(comm)), eplb: identity.eplb)
         }
@@ -358,7 +363,7 @@ public final class EngineCoreShell: @unchecked Sendable {
                                           placement: try setup.initialPlacement(config: core.model.config), config: eplb)
         }
         var loop = EngineLoopState(core: core, communicator: communicator, balancer: balancer, identity: identity,
-                                   out: out, log: log, store: store, recorded: recorder.withLock { $0 },
+                                   out: out, log: log, store: store, groups: groups, recorded: recorder.withLock { $0 },
                                    dataPlaneTimeout: dataPlaneTimeout)
         if let communicator, let group = core.model.expertParallel {
             let formed = try DataPlane.expertExchange(host: communicator, backend: core.model.backend, store: store,
@@ -398,7 +403,8 @@ public final class EngineCoreShell: @unchecked Sendable {
             throw EbbError(.invalidArgument, "the reconfiguration does not include this engine at generation \(identity.generation)")
         }
         let store = ControlPlaneStore(client: service)
-        let comms = try GenerationCommunicators.form(spec: spec, engine: identity.engineId, store: store,
+        let groups = makeGroups(store)
+        let comms = try GenerationCommunicators.form(spec: spec, engine: identity.engineId, groups: groups, store: store,
                                                      eplb: identity.eplb != nil, backend: backend,
                                                      servingTimeout: dataPlaneTimeout)
         defer { comms.closeTransfer() }
@@ -431,7 +437,7 @@ public final class EngineCoreShell: @unchecked Sendable {
         id.worldSize = spec.members.count
         log("rank \(newRank): joined generation \(spec.generation); \(peer.bytesReceived) bytes of dense weights from rank \(spec.denseServer(forJoiner: u))")
         var loop = EngineLoopState(core: core, communicator: serving, balancer: balancer, identity: id, out: out, log: log,
-                                   store: store, recorded: recorded, dataPlaneTimeout: dataPlaneTimeout)
+                                   store: store, groups: groups, recorded: recorded, dataPlaneTimeout: dataPlaneTimeout)
         loop.nccl = formed.nccl
         loop.oldestAcceptedGeneration = spec.generation - 1
         loop.checksums = checksums

@@ -22,6 +22,8 @@ struct EngineLoopState {
     /// For reconfigurations: where rendezvous happens, what this rank loaded (to hand dense
     /// weights to joiners), and the serving communicator's timeout.
     var store: (any KeyValueStore)? = nil
+    /// Forms host groups (Gloo between processes; in-process in tests).
+    var groups: (any CommunicatorFactory)? = nil
     var recorded: RecordingWeights? = nil
     var dataPlaneTimeout: Duration = .seconds(120)
     var reconfiguration: PendingReconfiguration? = nil
@@ -202,7 +204,7 @@ struct EngineLoopState {
     /// (EPLB over the new ranks, from the load summed over the old ones) and start preparing
     /// in the background.
     private mutating func begin() throws {
-        guard var r = reconfiguration, let communicator, let store else { return }
+        guard var r = reconfiguration, let communicator, let store, let groups else { return }
         let spec = r.spec
         let job = PreparedGeneration(spec: spec)
         r.job = job
@@ -240,7 +242,7 @@ struct EngineLoopState {
             do {
                 try faults.inject("communicator", generation: spec.generation)
                 let comms = try job.timed("communicator") {
-                    try GenerationCommunicators.form(spec: spec, engine: engine, store: store, eplb: eplb,
+                    try GenerationCommunicators.form(spec: spec, engine: engine, groups: groups, store: store, eplb: eplb,
                                                      backend: model.backend, servingTimeout: servingTimeout)
                 }
                 job.serving = comms.serving

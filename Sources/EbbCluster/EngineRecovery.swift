@@ -73,7 +73,7 @@ extension EngineLoopState {
 
     /// Forms generation `spec` over the survivors and switches to it.
     mutating func recover(_ spec: ReconfigurationSpec) throws {
-        guard let store, let balancer, communicator != nil || dataPlaneLost else {
+        guard let store, let groups, let balancer, communicator != nil || dataPlaneLost else {
             throw EbbError(.unsupported, "recovering from a lost rank needs expert parallelism with EPLB (--enable-elastic-ep)")
         }
         guard spec.generation > identity.generation, let newRank = spec.newRank(of: identity.engineId),
@@ -93,7 +93,7 @@ extension EngineLoopState {
         }
         let model = core.model
         let comms = try timed("communicator") {
-            try GenerationCommunicators.form(spec: spec, engine: identity.engineId, store: store, eplb: true,
+            try GenerationCommunicators.form(spec: spec, engine: identity.engineId, groups: groups, store: store, eplb: true,
                                              backend: model.backend, servingTimeout: dataPlaneTimeout)
         }
         defer { comms.closeTransfer() }

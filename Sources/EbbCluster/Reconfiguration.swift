@@ -145,23 +145,21 @@ struct GenerationCommunicators {
         transfer.close()
     }
 
-    static func form(spec: ReconfigurationSpec, engine: String, store: any KeyValueStore, eplb: Bool,
-                     backend: any Backend, servingTimeout: Duration) throws -> GenerationCommunicators {
+    /// `groups` forms the host groups; `store` is where device groups (NCCL) meet.
+    static func form(spec: ReconfigurationSpec, engine: String, groups: any CommunicatorFactory, store: any KeyValueStore,
+                     eplb: Bool, backend: any Backend, servingTimeout: Duration) throws -> GenerationCommunicators {
         guard let u = spec.unionIndex(of: engine) else {
             throw EbbError(.invalidArgument, "engine \(engine) is not part of generation \(spec.generation)")
         }
         let g = spec.generation
-        let transfer = try GlooCommunicator(rank: u, size: spec.union.count, generation: g, members: spec.union,
-                                            store: store, storePrefix: "ebb/gen\(g)/transfer", timeout: spec.timeout)
+        let transfer = try groups.form("transfer", rank: u, members: spec.union, generation: g, timeout: spec.timeout)
         let weights = try DataPlane.weightChannel("weights", host: transfer, backend: backend, store: store, timeout: spec.timeout)
         var serving: (any Communicator)?
         var eplbTransfer: (any WeightChannel)?
         if let r = spec.newRank(of: engine) {
-            serving = try GlooCommunicator(rank: r, size: spec.members.count, generation: g, members: spec.members,
-                                           store: store, storePrefix: "ebb/gen\(g)", timeout: servingTimeout)
+            serving = try groups.form("", rank: r, members: spec.members, generation: g, timeout: servingTimeout)
             if eplb {
-                let host = try GlooCommunicator(rank: r, size: spec.members.count, generation: g, members: spec.members,
-                                                store: store, storePrefix: "ebb/gen\(g)/eplb", timeout: servingTimeout)
+                let host = try groups.form("eplb", rank: r, members: spec.members, generation: g, timeout: servingTimeout)
                 eplbTransfer = try DataPlane.weightChannel("eplb", host: host, owning: true, backend: backend, store: store, timeout: servingTimeout)
             }
         }

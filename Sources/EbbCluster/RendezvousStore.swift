@@ -6,10 +6,21 @@ import GRPCCore
 import GRPCNIOTransportHTTP2
 
 /// The coordinator's side of the rendezvous store: keys and values in memory. Communicator
-/// generations use their own key prefixes (see `GlooCommunicator`).
+/// generations use their own key prefixes (`ebb/gen<g>…`, see `GlooCommunicator`). A
+/// generation that will never form (a rolled-back resize, a recovery attempt that included
+/// a rank found lost since) is abandoned: waiting for any of its keys fails at once, so
+/// survivors blocked in its rendezvous are released instead of waiting out the timeout.
 final class RendezvousTable: @unchecked Sendable {
     private let lock = NSLock()
     private var values: [String: [UInt8]] = [:]
+    private var abandoned: Set<UInt64> = []
+
+    enum Lookup: Equatable {
+        case found([UInt8])
+        case missing
+        /// The key's generation was abandoned.
+        case abandoned(UInt64)
+    }
     static let maxKeyBytes = 1024
     static let maxValueBytes = 1 << 20
 
@@ -22,12 +33,24 @@ final class RendezvousTable: @unchecked Sendable {
 
     func value(_ key: String) -> [UInt8]? { lock.withLock { values[key] } }
 
+    /// Keys of generation `g` will never all come.
+    func abandon(generation g: UInt64) { lock.withLock { _ = abandoned.insert(g) } }
+
+    /// The generation a key belongs to (`ebb/gen<g>` or `ebb/gen<g>/…`).
+    static func generation(of key: String) -> UInt64? {
+        guard key.hasPrefix("ebb/gen") else { return nil }
+        return UInt64(key.dropFirst("ebb/gen".count).prefix { $0.isNumber })
+    }
+
     /// Waits up to `timeout` for `key` (polling: rendezvous is rare and short).
-    func get(_ key: String, timeout: Duration) async -> [UInt8]? {
+    func get(_ key: String, timeout: Duration) async -> Lookup {
         let end = ContinuousClock.now + timeout
+        let g = Self.generation(of: key)
         while true {
-            if let v = value(key) { return v }
-            if ContinuousClock.now >= end { return nil }
+            let (value, gone) = lock.withLock { (values[key], g.map { abandoned.contains($0) } ?? false) }
+            if let value { return .found(value) }
+            if gone, let g { return .abandoned(g) }
+            if ContinuousClock.now >= end { return .missing }
             try? await Task.sleep(for: .milliseconds(2))
         }
     }

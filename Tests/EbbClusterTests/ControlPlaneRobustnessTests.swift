@@ -113,6 +113,31 @@ struct ControlPlaneRobustnessTests {
         }
     }
 
+    @Test func waitingForAnAbandonedGenerationFailsAtOnce() async throws {
+        #expect(RendezvousTable.generation(of: "ebb/gen12/transfer/rank0") == 12)
+        #expect(RendezvousTable.generation(of: "ebb/gen3") == 3)
+        #expect(RendezvousTable.generation(of: "other/key") == nil)
+        try await withCoordinator { coordinator, port, _ in
+            let table = coordinator.rendezvous
+            try table.set("ebb/gen2/a", [1])
+            table.abandon(generation: 3)
+            #expect(await table.get("ebb/gen2/a", timeout: .seconds(1)) == .found([1]))
+            #expect(await table.get("ebb/gen3/b", timeout: .seconds(30)) == .abandoned(3))
+            #expect(await table.get("ebb/gen4/b", timeout: .milliseconds(50)) == .missing)
+            // Over the control plane: an engine waiting in the rendezvous gets an error at once.
+            let outcome: String = try await withGRPCClient(transport: try controlClientTransport(ControlAddress(host: "127.0.0.1", port: port))) { client in
+                let service = ControlCoordinatorService.Client(wrapping: client)
+                do {
+                    _ = try await service.storeGet(.with { $0.key = "ebb/gen3/transfer/x"; $0.timeoutMs = 30_000 })
+                    return "no error"
+                } catch let e as RPCError {
+                    return "\(e.code): \(e.message)"
+                }
+            }
+            #expect(outcome.contains("abandoned"))
+        }
+    }
+
     @Test func garbageBytesDoNotTakeTheServerDown() async throws {
         try await withCoordinator { coordinator, port, logs in
             for payload in [Array("GET / HTTP/1.1\r\nHost: x\r\n\r\n".utf8), (0..<4096).map { UInt8(truncatingIfNeeded: $0 &* 7919) },
