@@ -117,6 +117,26 @@ def test_without_replacement_the_deployment_stays_smaller_then_resizes(start_ser
         server.assert_alive()
 
 
+def test_two_ranks_killed_at_once(start_server):
+    """DP=4: kill -9 ranks 1 and 3 together; one new generation over the other two serves."""
+    d = require_fixture("qwen3-moe-tiny-f32")
+    reference = load_reference(d)
+    flags = ["--data-parallel-size", "4", *BASE, *redundancy_for_survivors(d, 4, 2)]
+    with running_server(start_server, "qwen3-moe-tiny-f32", *flags) as server:
+        with Load(server, reference, workers=6) as load:
+            time.sleep(1.0)
+            pids = serving_pids(server)
+            os.kill(pids[1], signal.SIGKILL)
+            os.kill(pids[3], signal.SIGKILL)
+            s = wait_for(server, "the two survivors serving", serving(2, 2))
+            check_incidents(s, 2)
+            assert sorted(f["rank"] for f in s["failures"]) == [1, 3], s["failures"]
+            assert [r["engine_id"] for r in s["ranks"]] == ["engine-0", "engine-2"], s["ranks"]
+            time.sleep(1.0)
+        load.check()
+        server.assert_alive()
+
+
 def test_ten_kills_in_a_row_with_replacement(start_server):
     d = require_fixture("qwen3-moe-tiny-f32")
     reference = load_reference(d)
