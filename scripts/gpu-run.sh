@@ -90,11 +90,14 @@ if [ "$what" = recovery ]; then
     if [ -d .whl ]; then
         python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl && export PYTHONPATH=/tmp/site
     fi
-    (for i in 1 2 3 4 5 6 7 8 9 10; do sleep 40; echo "=== $((i * 40)) s"; nvidia-smi --query-compute-apps=pid,used_memory --format=csv,noheader
+    # The image has cuda-gdb (no gdb); it attaches to any process. Stacks name functions when
+    # the staged binary keeps its symbol table (objcopy --strip-debug instead of strip).
+    debugger=$(command -v gdb || command -v cuda-gdb || ls /usr/local/cuda*/bin/cuda-gdb 2>/dev/null | head -1)
+    (for i in $(seq 1 ${EBB_STACK_SAMPLES:-10}); do sleep ${EBB_STACK_INTERVAL:-40}; echo "=== sample $i"; nvidia-smi --query-compute-apps=pid,used_memory --format=csv,noheader
         for p in $(pgrep -f "ebb engine-core"); do echo "== pid $p"; for t in /proc/$p/task/*; do
         echo "$(cat $t/comm 2>/dev/null) $(cat $t/wchan 2>/dev/null) $(cut -d' ' -f3 $t/stat 2>/dev/null)"; done
-        if command -v gdb >/dev/null; then timeout 20 gdb -batch -p $p -ex "thread apply all bt 12" 2>/dev/null | grep -E "^Thread|^#" | head -150; fi
-        if command -v eu-stack >/dev/null; then timeout 20 eu-stack -p $p 2>/dev/null | head -150; fi; done; done > "$out/threads-recovery.log" 2>&1) &
+        if [ -n "$debugger" ]; then timeout 60 "$debugger" -batch -p $p -ex "thread apply all bt 14" 2>&1 | grep -E "^Thread|^#" | cut -c1-400 | head -220; fi
+        done; done > "$out/threads-recovery.log" 2>&1) &
     EBB_BIN=$PWD/$ebb EBB_FIXTURES=$PWD/gpu-stage/fixtures \
         EBB_SERVE_EXTRA_ARGS="--dtype f32 --devices cuda:0,cuda:0,cuda:0,cuda:0 --gpu-memory-utilization 0.1" \
         timeout ${EBB_RECOVERY_TIMEOUT:-420} python3 -m pytest -q --basetemp="$out/pytest-recovery" \

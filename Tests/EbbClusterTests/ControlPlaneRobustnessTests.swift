@@ -24,15 +24,9 @@ struct ControlPlaneRobustnessTests {
         let logs = Logs()
         let coordinator = Coordinator(generation: 1, engineIds: ["engine-0"], log: { logs.append($0) },
                                       onFailure: { logs.append("FAILURE: \($0.message)") })
-        let transport = controlServerTransport(host: "127.0.0.1", port: 0)
-        let server = GRPCServer(transport: transport, services: [ControlPlaneService(coordinator: coordinator)])
-        try await withThrowingDiscardingTaskGroup { group in
-            group.addTask { try await server.serve() }
-            let address = try await transport.listeningAddress
-            guard let port = address.ipv4?.port else { throw EbbError(.io, "no port") }
+        try await withLoopbackControlPlane(coordinator) { port in
             try await body(coordinator, port, logs)
             coordinator.shutdown(reason: "test over")
-            server.beginGracefulShutdown()
         }
     }
 

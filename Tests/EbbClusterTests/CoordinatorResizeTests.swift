@@ -172,12 +172,7 @@ struct CoordinatorResizeTests {
         let coordinator = Coordinator(generation: 1, engineIds: ids, expertParallel: true,
                                       log: { line in logs.withLock { $0.append(line) } },
                                       onFailure: { e in logs.withLock { $0.append("FAILURE: \(e.message)") } })
-        let transport = controlServerTransport(host: "127.0.0.1", port: 0)
-        let server = GRPCServer(transport: transport, services: [ControlPlaneService(coordinator: coordinator)])
-        try await withThrowingDiscardingTaskGroup { group in
-            group.addTask { try await server.serve() }
-            let address = try await transport.listeningAddress
-            guard let port = address.ipv4?.port else { throw EbbError(.io, "no port") }
+        try await withLoopbackControlPlane(coordinator) { port in
             let d = Deployment(coordinator: coordinator, port: port)
             coordinator.enableElastic(ElasticHooks(maxRanks: 8, phaseTimeout: phaseTimeout, launch: { id, rank, _, generation, _ in
                 guard let joiner else { return }  // launched, never connects
@@ -197,7 +192,6 @@ struct CoordinatorResizeTests {
             try await body(d)
             coordinator.shutdown(reason: "test over")
             for e in d.engines.withLock({ Array($0.values) }) { e.kill() }
-            server.beginGracefulShutdown()
         }
     }
 

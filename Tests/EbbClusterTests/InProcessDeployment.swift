@@ -46,12 +46,7 @@ final class InProcessDeployment: Sendable {
         let coordinator = Coordinator(generation: 1, engineIds: ids, heartbeatTimeout: .seconds(5), expertParallel: true,
                                       log: { line in lines.withLock { $0.append("[coordinator] " + line) } },
                                       onFailure: { e in lines.withLock { $0.append("[coordinator] FAILURE: \(e.message)") } })
-        let transport = controlServerTransport(host: "127.0.0.1", port: 0)
-        let server = GRPCServer(transport: transport, services: [ControlPlaneService(coordinator: coordinator)])
-        try await withThrowingDiscardingTaskGroup { group in
-            group.addTask { try await server.serve() }
-            let address = try await transport.listeningAddress
-            guard let port = address.ipv4?.port else { throw EbbError(.io, "no port") }
+        try await withLoopbackControlPlane(coordinator) { port in
             let eplb = EPLBConfig(numRedundantExperts: slotsPerRank * ranks - 16)
             let d = InProcessDeployment(coordinator: coordinator, port: port, eplb: eplb, faults: faults)
             coordinator.enableElastic(ElasticHooks(maxRanks: 8, phaseTimeout: phaseTimeout, launch: { id, rank, size, generation, _ in
@@ -74,12 +69,10 @@ final class InProcessDeployment: Sendable {
                 let tail = d.logs.withLock { $0.suffix(60).joined(separator: "\n") }
                 coordinator.shutdown(reason: "test failed")
                 await d.stopAll()
-                server.beginGracefulShutdown()
                 throw EbbError(.internal, "\(error)\n--- last log lines ---\n\(tail)")
             }
             coordinator.shutdown(reason: "test over")
             await d.stopAll()
-            server.beginGracefulShutdown()
             if ProcessInfo.processInfo.environment["EBB_TEST_LOGS"] != nil {
                 print((lines.withLock { $0 } + d.logs.withLock { $0 }).joined(separator: "\n"))
             }
