@@ -16,6 +16,8 @@ public final class OpenAIServer: Sendable {
     public let eosTokenIds: [Int]
     /// Resizing, when the engine is a resizable deployment.
     public let scaling: (any ElasticScaling)?
+    /// Who may call what (`--api-key`, `--admin-api-key`).
+    public let keys: AccessKeys
     let metrics = ServerMetrics()
     let startTime = Date()
     public static let version = "0.1.0"
@@ -25,9 +27,10 @@ public final class OpenAIServer: Sendable {
     public static let maxJSONDepth = 64
 
     public init(engine: any EngineClient, tokenizer: Tokenizer, chatTemplate: ChatTemplate?, modelName: String, eosTokenIds: [Int],
-                scaling: (any ElasticScaling)? = nil) {
+                scaling: (any ElasticScaling)? = nil, keys: AccessKeys = AccessKeys()) {
         self.engine = engine
         self.scaling = scaling
+        self.keys = keys
         self.tokenizer = tokenizer
         self.chatTemplate = chatTemplate
         self.modelName = modelName
@@ -36,6 +39,7 @@ public final class OpenAIServer: Sendable {
 
     public func makeRouter() -> Router<EbbRequestContext> {
         let router = Router(context: EbbRequestContext.self)
+        router.add(middleware: AccessMiddleware(keys: keys))
         router.get("/health") { _, _ in Response(status: .ok) }
         router.get("/version") { _, _ in Self.json(.object(["version": .string(Self.version)])) }
         router.get("/v1/models") { [self] _, _ in Self.json(modelsJSON()) }

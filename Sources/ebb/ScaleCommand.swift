@@ -20,6 +20,9 @@ struct ScaleCommand: ParsableCommand {
     @Option(help: "Seconds to let the leaving ranks finish their requests before moving them")
     var drainTimeout: Double?
 
+    @Option(help: "The server's admin key (or its --api-key when it has none); default: $EBB_ADMIN_API_KEY, else $EBB_API_KEY")
+    var apiKey: String?
+
     func run() throws {
         try runReportingErrors {
             var body: [String: JSONValue] = [:]
@@ -36,7 +39,10 @@ struct ScaleCommand: ParsableCommand {
             default: throw EbbError(.invalidArgument, "give exactly one of --to and --remove")
             }
             if let drainTimeout { body["drain_timeout"] = .number(drainTimeout) }
-            let (status, text) = try HTTPPost.send(url: url, path: "/scale_elastic_ep", body: JSONValue.object(body).serialized())
+            let env = ProcessInfo.processInfo.environment
+            let key = apiKey ?? env["EBB_ADMIN_API_KEY"] ?? env["EBB_API_KEY"]
+            let (status, text) = try HTTPPost.send(url: url, path: "/scale_elastic_ep", body: JSONValue.object(body).serialized(),
+                                                   bearer: key)
             print(text)
             if status != 200 { throw ExitCode(1) }
         }
@@ -45,7 +51,7 @@ struct ScaleCommand: ParsableCommand {
 
 /// A minimal HTTP/1.1 POST over a TCP socket (the command line needs no HTTP library).
 enum HTTPPost {
-    static func send(url: String, path: String, body: String) throws -> (Int, String) {
+    static func send(url: String, path: String, body: String, bearer: String? = nil) throws -> (Int, String) {
         guard let u = URL(string: url), u.scheme == "http", let host = u.host else {
             throw EbbError(.invalidArgument, "'\(url)' is not an http:// URL")
         }
@@ -65,7 +71,8 @@ enum HTTPPost {
             throw EbbError(.io, "cannot connect to \(host):\(port)")
         }
         let payload = Array(body.utf8)
-        let request = "POST \(path) HTTP/1.1\r\nHost: \(host):\(port)\r\nContent-Type: application/json\r\nContent-Length: \(payload.count)\r\nConnection: close\r\n\r\n"
+        let authorization = bearer.map { "Authorization: Bearer \($0)\r\n" } ?? ""
+        let request = "POST \(path) HTTP/1.1\r\nHost: \(host):\(port)\r\nContent-Type: application/json\r\n\(authorization)Content-Length: \(payload.count)\r\nConnection: close\r\n\r\n"
         let bytes = Array(request.utf8) + payload
         var sent = 0
         while sent < bytes.count {

@@ -57,6 +57,18 @@ struct Serve: AsyncParsableCommand {
                                valueName: "cuda:N,..."))
     var devices: String?
 
+    @Option(help: "Key clients must send (Authorization: Bearer KEY) on the model routes, as vLLM's --api-key (default: $EBB_API_KEY)")
+    var apiKey: String?
+
+    @Option(help: "Key the routes that change the deployment (resizes) require; the --api-key does not open them (default: $EBB_ADMIN_API_KEY)")
+    var adminApiKey: String?
+
+    /// The keys from the flags, else the environment.
+    var accessKeys: AccessKeys {
+        let env = ProcessInfo.processInfo.environment
+        return AccessKeys(apiKey: apiKey ?? env["EBB_API_KEY"], adminKey: adminApiKey ?? env["EBB_ADMIN_API_KEY"])
+    }
+
     func run() async throws {
         guard (1...65535).contains(port), dataParallelSize >= 1, dataParallelSize <= 256, engineStartTimeout > 0 else {
             FileHandle.standardError.write(Data("error: --port must be in 1...65535 and --data-parallel-size in 1...256\n".utf8))
@@ -106,7 +118,7 @@ struct Serve: AsyncParsableCommand {
             let core = try EngineCore(model: loaded.model, config: config)
             loop = EngineLoop(core: core)
             server = OpenAIServer(engine: loop, tokenizer: tokenizer, chatTemplate: template,
-                                  modelName: servedModelName ?? model, eosTokenIds: loaded.eosTokenIds)
+                                  modelName: servedModelName ?? model, eosTokenIds: loaded.eosTokenIds, keys: accessKeys)
             let stats = core.stats
             log("model \(loaded.name): \(loaded.model.config.architecture.rawValue), \(String(format: "%.1f", Double(loaded.model.weightBytes) / 1e6)) MB of weights on \(backend.summary)")
             log("KV cache: \(stats.numBlocks) blocks of \(config.blockSize) tokens; max model length \(core.maxModelLen); prefix caching \(config.enablePrefixCaching ? "on" : "off")"
@@ -181,7 +193,8 @@ struct Serve: AsyncParsableCommand {
             server = OpenAIServer(engine: deployment.coordinator, tokenizer: tokenizer, chatTemplate: template,
                                   modelName: servedModelName ?? model,
                                   eosTokenIds: LoadedModel.eosTokenIds(config: config, tokenizer: tokenizer),
-                                  scaling: enableElasticEp ? CoordinatorScaling(coordinator: deployment.coordinator) : nil)
+                                  scaling: enableElasticEp ? CoordinatorScaling(coordinator: deployment.coordinator) : nil,
+                                  keys: accessKeys)
             log("model \(model): \(config.architecture.rawValue) on \(ranks) data-parallel ranks\(enableExpertParallel ? " with expert parallelism" : ""); max model length \(deployment.coordinator.maxModelLen)")
         } catch {
             FileHandle.standardError.write(Data("error: \(describe(error))\n".utf8))
