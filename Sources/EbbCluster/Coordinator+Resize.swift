@@ -78,7 +78,7 @@ enum ResizeWork {
     case launch(ResizeMachine.Plan, [ResizeMachine.Launch], kvCacheBytes: UInt64)
     case stop([String])
     /// The resize ended: answer the caller, forget rolled-back joiners' slots.
-    case complete(CheckedContinuation<ResizeEvent, any Error>?, Result<ResizeEvent, ResizeError>, forget: [String])
+    case complete(ResizeTicket?, Result<ResizeEvent, ResizeError>, forget: [String])
 }
 
 extension Coordinator {
@@ -97,45 +97,103 @@ extension Coordinator {
     /// throws `ResizeError` otherwise (after rolling back to the old generation). The steps
     /// are `ResizeMachine`'s; this runs its actions and feeds it what happens.
     public func resize(_ target: ResizeTarget, drainTimeout: Double? = nil) async throws -> ResizeEvent {
-        // The clock the machine's timeouts run on while this resize is open.
-        let ticker = Task { [weak self] in
-            while !Task.isCancelled {
-                try? await Task.sleep(for: .milliseconds(50))
-                self?.resizeEvent(.tick)
+        try await beginResize(target, drainTimeout: drainTimeout, operationId: nil).value()
+    }
+
+    /// Starts a resize and returns its operation at once (for orchestrators: poll it with
+    /// `operation(_:)`). An `operationId` already known returns that operation, and a size a
+    /// running resize already targets returns the running one: neither resizes twice.
+    /// Throws `ResizeError` when the resize cannot start.
+    public func startResize(_ target: ResizeTarget, drainTimeout: Double? = nil, operationId: String? = nil) throws -> ResizeOperation {
+        let ticket = try beginResize(target, drainTimeout: drainTimeout, operationId: operationId)
+        guard let op = operation(ticket.operationId) else { throw ResizeError.invalid("operation \(ticket.operationId) was forgotten") }
+        return op
+    }
+
+    /// Waits for operation `id` to end: its event, or its `ResizeError`.
+    public func result(of id: String) async throws -> ResizeEvent {
+        guard let ticket = lock.withLock({ tickets[id] }) else { throw ResizeError.invalid("no operation '\(id)'") }
+        return try await ticket.value()
+    }
+
+    /// An operation by id, with its phases so far (nil if unknown).
+    public func operation(_ id: String) -> ResizeOperation? {
+        lock.withLock {
+            guard var op = operations[id] else { return nil }
+            if !op.isFinished, let machine = resize, resizeTicket?.operationId == id {
+                op.phases = machine.phasesSoFar(now: .now)
             }
+            return op
         }
-        defer { ticker.cancel() }
-        return try await withCheckedThrowingContinuation { (waiter: CheckedContinuation<ResizeEvent, any Error>) in
-            let claimed: Result<Bool, any Error> = lock.withLock {
-                do {
-                    guard let (plan, timeouts) = try claimResizeLocked(target, drainTimeout: drainTimeout) else { return .success(false) }
-                    resizeWaiter = waiter
-                    resizeStarted = .now
-                    resizeReports = [:]
-                    log("resize to generation \(plan.generation): \(plan.oldMembers.count) → \(plan.members.count) ranks (joining \(plan.joining), leaving \(plan.leaving))")
-                    let (machine, actions) = ResizeMachine.start(plan, timeouts: timeouts, now: .now)
-                    resize = machine
-                    runResizeLocked(actions)
-                    return .success(true)
-                } catch {
-                    return .failure(error)
+    }
+
+    /// What resizing to `target` would do (which ranks retire), without doing it.
+    public func plan(_ target: ResizeTarget) throws -> ResizePlan {
+        try lock.withLock {
+            let members = membership.members
+            guard let (keep, joining) = try validateLocked(target) else {
+                return ResizePlan(fromRanks: members.count, toRanks: members.count, retiringRanks: [], retiringEngines: [], joining: 0)
+            }
+            let retiring = members.indices.filter { !keep.contains(members[$0]) }
+            return ResizePlan(fromRanks: members.count, toRanks: keep.count + joining, retiringRanks: retiring,
+                              retiringEngines: retiring.map { members[$0] }, joining: joining)
+        }
+    }
+
+    /// Claims and starts a resize (or finds the one the request repeats).
+    private func beginResize(_ target: ResizeTarget, drainTimeout: Double?, operationId: String?) throws -> ResizeTicket {
+        let (ticket, started): (ResizeTicket, Bool) = try lock.withLock {
+            if let id = operationId, let known = tickets[id] { return (known, false) }
+            if case .size(let m) = target, let running = resize, running.plan.members.count == m, let t = resizeTicket {
+                return (t, false)
+            }
+            let id = operationId ?? "resize-\(UUID().uuidString.lowercased().prefix(12))"
+            let n = membership.members.count
+            guard let (plan, timeouts) = try claimResizeLocked(target, drainTimeout: drainTimeout) else {
+                let event = ResizeEvent(generation: membership.generation, fromRanks: n, toRanks: n, outcome: "noop", error: nil,
+                                        phases: [], totalSeconds: 0, bytesMoved: 0, migratedRequests: 0)
+                recordLocked(event)
+                let ticket = ResizeTicket(operationId: id)
+                let now = Date().timeIntervalSince1970
+                rememberLocked(ResizeOperation(id: id, target: target, fromRanks: n, toRanks: n, generation: membership.generation,
+                                               state: "committed", createdUnix: now, finishedUnix: now), ticket)
+                ticket.complete(.success(event))
+                return (ticket, false)
+            }
+            let ticket = ResizeTicket(operationId: id)
+            resizeTicket = ticket
+            resizeStarted = .now
+            resizeReports = [:]
+            rememberLocked(ResizeOperation(id: id, target: target, fromRanks: n, toRanks: plan.members.count, generation: plan.generation,
+                                           state: "preparing", createdUnix: Date().timeIntervalSince1970), ticket)
+            log("resize to generation \(plan.generation): \(plan.oldMembers.count) → \(plan.members.count) ranks (joining \(plan.joining), leaving \(plan.leaving))")
+            let (machine, actions) = ResizeMachine.start(plan, timeouts: timeouts, now: .now)
+            resize = machine
+            runResizeLocked(actions)
+            return (ticket, true)
+        }
+        if started {
+            // The clock the machine's timeouts run on while this resize is open.
+            Task { [weak self] in
+                while let self, self.isResizing {
+                    try? await Task.sleep(for: .milliseconds(50))
+                    self.resizeEvent(.tick)
                 }
             }
-            switch claimed {
-            case .failure(let error):
-                waiter.resume(throwing: error)
-            case .success(false):
-                let event: ResizeEvent = lock.withLock {
-                    let n = membership.members.count
-                    let event = ResizeEvent(generation: membership.generation, fromRanks: n, toRanks: n, outcome: "noop", error: nil, phases: [],
-                                            totalSeconds: 0, bytesMoved: 0, migratedRequests: 0)
-                    recordLocked(event)
-                    return event
-                }
-                waiter.resume(returning: event)
-            case .success(true):
-                flushResizeWork()
-            }
+            flushResizeWork()
+        }
+        return ticket
+    }
+
+    /// Keeps an operation (the last 100) and its ticket.
+    private func rememberLocked(_ op: ResizeOperation, _ ticket: ResizeTicket) {
+        operations[op.id] = op
+        tickets[op.id] = ticket
+        operationOrder.append(op.id)
+        while operationOrder.count > 100 {
+            let old = operationOrder.removeFirst()
+            operations.removeValue(forKey: old)
+            tickets.removeValue(forKey: old)
         }
     }
 
@@ -179,6 +237,7 @@ extension Coordinator {
                 if let start = waves.dispatch() { membership.broadcast(.startWave(.with { $0.wave = start })) }
                 for id in plan.union { membership.send(.reconfigure(m), to: id) }
             case .switchGeneration:
+                if let id = resizeTicket?.operationId { operations[id]?.state = "committing" }
                 // Under the lock, before any request a leaving rank hands back is seen.
                 membership.switchTo(plan.generation, members: plan.members)
                 for id in plan.joining { membership.engines[id]?.accepting = true }
@@ -198,12 +257,22 @@ extension Coordinator {
                 resizeWork.append(.stop(ids))
             case .finished(let outcome):
                 resize = nil
-                let waiter = resizeWaiter
-                resizeWaiter = nil
+                let ticket = resizeTicket
+                resizeTicket = nil
+                if let id = ticket?.operationId {
+                    operations[id]?.phases = machine.phases
+                    operations[id]?.finishedUnix = Date().timeIntervalSince1970
+                    switch outcome {
+                    case .committed: operations[id]?.state = "committed"
+                    case .rolledBack(let reason):
+                        operations[id]?.state = failure == nil ? "rolled_back" : "failed"
+                        operations[id]?.error = reason
+                    }
+                }
                 switch outcome {
                 case .committed:
                     let event = committedEventLocked(machine)
-                    resizeWork.append(.complete(waiter, .success(event), forget: []))
+                    resizeWork.append(.complete(ticket, .success(event), forget: []))
                 case .rolledBack(let reason):
                     let event = ResizeEvent(generation: plan.generation, fromRanks: plan.oldMembers.count, toRanks: plan.members.count,
                                             outcome: "rolled_back", error: reason, phases: machine.phases,
@@ -211,7 +280,7 @@ extension Coordinator {
                     recordLocked(event)
                     log("resize to generation \(plan.generation) rolled back: \(reason)")
                     let error = ResizeError.rolledBack("resize to \(plan.members.count) ranks failed and was rolled back: \(reason)")
-                    resizeWork.append(.complete(waiter, .failure(error), forget: plan.joining))
+                    resizeWork.append(.complete(ticket, .failure(error), forget: plan.joining))
                 }
             }
         }
@@ -244,13 +313,13 @@ extension Coordinator {
                 }
             case .stop(let ids):
                 for id in ids { hooks?.stop(id) }
-            case .complete(let waiter, let result, let forget):
+            case .complete(let ticket, let result, let forget):
                 lock.withLock {
                     for id in forget { membership.engines.removeValue(forKey: id) }
                 }
                 // A rank lost during the resize waited for it to end.
                 let actions = lock.withLock { recovery?.isRecovering == true ? recoveryLocked(.resizeEnded, now: .now) : [] }
-                waiter?.resume(with: result.mapError { $0 as any Error })
+                ticket?.complete(result)
                 performOutside(actions)
             }
         }
@@ -261,18 +330,35 @@ extension Coordinator {
     /// Validates the target and records the resize's plan; nil when there is nothing to do.
     private func claimResizeLocked(_ target: ResizeTarget, drainTimeout: Double?) throws
         -> (ResizeMachine.Plan, ResizeMachine.Timeouts)? {
-        guard let hooks = elasticHooks else {
-            throw ResizeError.invalid("elastic EP is off: start `ebb serve` with --enable-elastic-ep")
-        }
+        guard elasticHooks != nil else { throw ResizeError.invalid("elastic EP is off: start `ebb serve` with --enable-elastic-ep") }
         if let failure { throw ResizeError.deploymentFailed("the deployment has failed: \(failure.message)") }
         guard resize == nil else { throw ResizeError.busy("a resize is already running") }
         guard recovery?.isRecovering != true else {
             throw ResizeError.busy("the deployment is recovering from a lost rank; try again when it serves")
         }
+        guard let (keep, joining) = try validateLocked(target), let hooks = elasticHooks else { return nil }
+        let members = membership.members
+        let generation = membership.claimGeneration()
+        recovery?.noteGeneration(generation)
+        let plan = ResizeMachine.Plan(generation: generation, oldMembers: members, members: keep + membership.newEngineIds(joining))
+        for id in plan.leaving { membership.engines[id]?.accepting = false }
+        for id in plan.joining { membership.engines[id] = Membership.Engine(accepting: false) }
+        let drain = drainTimeout.flatMap { $0 > 0 ? Duration.milliseconds(Int64($0 * 1000)) : nil }
+        return (plan, ResizeMachine.Timeouts(drain: drain, phase: hooks.phaseTimeout))
+    }
+
+    /// Checks `target` against the deployment: the members that stay (in rank order) and how
+    /// many join; nil when the deployment already has that size.
+    private func validateLocked(_ target: ResizeTarget) throws -> (keep: [String], joining: Int)? {
+        guard let hooks = elasticHooks else {
+            throw ResizeError.invalid("elastic EP is off: start `ebb serve` with --enable-elastic-ep")
+        }
+        if let failure { throw ResizeError.deploymentFailed("the deployment has failed: \(failure.message)") }
         let members = membership.members
         guard !members.isEmpty else { throw ResizeError.busy("every engine core is lost: nothing to resize") }
         let n = members.count
-        var next: [String]
+        let keep: [String]
+        var joining = 0
         switch target {
         case .size(let m):
             guard m >= 1 else { throw ResizeError.invalid("new_data_parallel_size must be at least 1, got \(m)") }
@@ -280,33 +366,25 @@ extension Coordinator {
                 throw ResizeError.invalid("new_data_parallel_size \(m) is above --max-data-parallel-size \(hooks.maxRanks)")
             }
             if m == n { return nil }
-            if m > n {
-                next = members + membership.newEngineIds(m - n)
-            } else {
-                next = Array(members.prefix(m))
-            }
+            keep = Array(members.prefix(m))
+            joining = max(0, m - n)
         case .remove(let ranks):
             guard !ranks.isEmpty, Set(ranks).count == ranks.count, ranks.allSatisfy({ $0 >= 0 && $0 < n }) else {
                 throw ResizeError.invalid("remove_ranks must list distinct ranks in 0..<\(n)")
             }
             guard ranks.count < n else { throw ResizeError.invalid("remove_ranks would remove every rank") }
-            next = members.enumerated().filter { !ranks.contains($0.offset) }.map(\.element)
+            keep = members.enumerated().filter { !ranks.contains($0.offset) }.map(\.element)
         }
         let (perRank, experts) = membership.expertShape
         guard perRank > 0 else {
             throw ResizeError.invalid("resizing needs expert parallelism with EPLB (--enable-elastic-ep)")
         }
-        guard next.count * perRank >= experts else {
+        let size = keep.count + joining
+        guard size * perRank >= experts else {
             let minimum = (experts + perRank - 1) / perRank
-            throw ResizeError.invalid("\(next.count) ranks of \(perRank) expert slots cannot hold \(experts) experts; at least \(minimum) ranks are needed")
+            throw ResizeError.invalid("\(size) ranks of \(perRank) expert slots cannot hold \(experts) experts; at least \(minimum) ranks are needed")
         }
-        let generation = membership.claimGeneration()
-        recovery?.noteGeneration(generation)
-        let plan = ResizeMachine.Plan(generation: generation, oldMembers: members, members: next)
-        for id in plan.leaving { membership.engines[id]?.accepting = false }
-        for id in plan.joining { membership.engines[id] = Membership.Engine(accepting: false) }
-        let drain = drainTimeout.flatMap { $0 > 0 ? Duration.milliseconds(Int64($0 * 1000)) : nil }
-        return (plan, ResizeMachine.Timeouts(drain: drain, phase: hooks.phaseTimeout))
+        return (keep, joining)
     }
 
     /// A rank's result for the running resize.

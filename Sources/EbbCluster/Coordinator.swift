@@ -29,7 +29,11 @@ public final class Coordinator: EngineClient, @unchecked Sendable {
     /// The running resize, its caller, when it began, its old ranks' results, and the work
     /// its actions left for outside the lock.
     var resize: ResizeMachine?
-    var resizeWaiter: CheckedContinuation<ResizeEvent, any Error>?
+    var resizeTicket: ResizeTicket?
+    /// Resize operations by id (the last 100), for orchestrators that poll them.
+    var operations: [String: ResizeOperation] = [:]
+    var tickets: [String: ResizeTicket] = [:]
+    var operationOrder: [String] = []
     var resizeStarted = ContinuousClock.now
     var resizeReports: [String: Ebb_Control_V1_ReconfigureResult] = [:]
     var resizeWork: [ResizeWork] = []

@@ -151,6 +151,13 @@ public struct ResizeMachine: Sendable {
     }
 
     public var isFinished: Bool { phase == .committed || phase == .rolledBack }
+
+    /// The finished phases, then the running one with its seconds so far.
+    public func phasesSoFar(now: ContinuousClock.Instant) -> [(String, Double)] {
+        guard !isFinished else { return phases }
+        let name = phase == .prepare ? "prepare+commit" : phase.rawValue
+        return phases + [(name, (now - phaseStarted).seconds)]
+    }
     public var joining: [String] { plan.joining }
     public var leaving: [String] { plan.leaving }
 

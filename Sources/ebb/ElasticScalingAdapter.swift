@@ -6,28 +6,64 @@ import EbbServer
 struct CoordinatorScaling: ElasticScaling {
     let coordinator: Coordinator
 
-    func scale(newSize: Int?, removeRanks: [Int]?, drainTimeout: Double?) async -> ScaleAnswer {
-        let target: ResizeTarget = newSize.map { .size($0) } ?? .remove(removeRanks ?? [])
+    static func target(newSize: Int?, removeRanks: [Int]?) -> ResizeTarget {
+        newSize.map { .size($0) } ?? .remove(removeRanks ?? [])
+    }
+
+    func scale(newSize: Int?, removeRanks: [Int]?, drainTimeout: Double?, operationId: String?) async -> ScaleAnswer {
+        let target = Self.target(newSize: newSize, removeRanks: removeRanks)
         do {
-            let event = try await coordinator.resize(target, drainTimeout: drainTimeout)
+            let event: ResizeEvent
+            if let operationId {
+                let op = try coordinator.startResize(target, drainTimeout: drainTimeout, operationId: operationId)
+                event = try await coordinator.result(of: op.id)
+            } else {
+                event = try await coordinator.resize(target, drainTimeout: drainTimeout)
+            }
             return ScaleAnswer(status: 200, body: .orderedObject(keys: ["message", "generation", "seconds"], values: [
                 "message": .string("Scaled to \(event.toRanks) data parallel engines"),
                 "generation": .number(Double(event.generation)),
                 "seconds": .number(event.totalSeconds),
             ]))
-        } catch let e as ResizeError {
-            let (status, type): (Int, String)
-            switch e {
-            case .invalid: (status, type) = (400, "BadRequestError")
-            case .busy: (status, type) = (409, "ConflictError")
-            case .rolledBack, .deploymentFailed: (status, type) = (500, "InternalServerError")
-            }
-            return ScaleAnswer(status: status, body: .object(["error": .object([
-                "message": .string(e.message), "type": .string(type), "code": .number(Double(status)),
-            ])]))
         } catch {
+            return Self.answer(error)
+        }
+    }
+
+    func startScale(newSize: Int?, removeRanks: [Int]?, drainTimeout: Double?, operationId: String?) -> ScaleAnswer {
+        do {
+            let op = try coordinator.startResize(Self.target(newSize: newSize, removeRanks: removeRanks), drainTimeout: drainTimeout,
+                                                 operationId: operationId)
+            return ScaleAnswer(status: 202, body: op.json)
+        } catch {
+            return Self.answer(error)
+        }
+    }
+
+    func operation(_ id: String) -> JSONValue? { coordinator.operation(id)?.json }
+
+    func plan(newSize: Int?, removeRanks: [Int]?) -> ScaleAnswer {
+        do {
+            return ScaleAnswer(status: 200, body: try coordinator.plan(Self.target(newSize: newSize, removeRanks: removeRanks)).json)
+        } catch {
+            return Self.answer(error)
+        }
+    }
+
+    /// A refused or failed resize in OpenAI's error shape.
+    static func answer(_ error: any Error) -> ScaleAnswer {
+        guard let e = error as? ResizeError else {
             return ScaleAnswer(status: 500, body: .object(["error": .object(["message": .string("\(error)"), "code": .number(500)])]))
         }
+        let (status, type): (Int, String)
+        switch e {
+        case .invalid: (status, type) = (400, "BadRequestError")
+        case .busy: (status, type) = (409, "ConflictError")
+        case .rolledBack, .deploymentFailed: (status, type) = (500, "InternalServerError")
+        }
+        return ScaleAnswer(status: status, body: .object(["error": .object([
+            "message": .string(e.message), "type": .string(type), "code": .number(Double(status)),
+        ])]))
     }
 
     var isScaling: Bool { coordinator.isResizing }

@@ -335,4 +335,36 @@ struct CoordinatorResizeTests {
             }
         }
     }
+
+    @Test func operationsStartAtOncePollToTheEndAndAreNotRepeated() async throws {
+        try await withDeployment([.commit, .commit]) { d in
+            let op = try d.coordinator.startResize(.size(3), operationId: "grow-1")
+            #expect(op.id == "grow-1" && op.state == "preparing" && op.toRanks == 3)
+            // The same absolute target, or the same id, while it runs: the same operation.
+            #expect(try d.coordinator.startResize(.size(3)).id == "grow-1")
+            #expect(try d.coordinator.startResize(.size(2), operationId: "grow-1").id == "grow-1")
+            try await eventually("the operation to commit") { d.coordinator.operation("grow-1")?.state == "committed" }
+            let done = try #require(d.coordinator.operation("grow-1"))
+            #expect(done.generation == 2 && done.finishedUnix != nil)
+            #expect(done.phases.map(\.0) == ["launch", "register", "prepare+commit"])
+            // Done: the id answers the finished operation; the same size again changes nothing.
+            #expect(try d.coordinator.startResize(.size(2), operationId: "grow-1").state == "committed")
+            let again = try d.coordinator.startResize(.size(3))
+            #expect(again.state == "committed" && again.generation == 2 && again.id != "grow-1")
+            #expect(d.coordinator.generation == 2)
+            #expect(d.coordinator.operation("no-such-id") == nil)
+        }
+    }
+
+    @Test func aPlanNamesTheRetiringRanksWithoutResizing() async throws {
+        try await withDeployment([.commit, .commit, .commit]) { d in
+            let down = try d.coordinator.plan(.size(2))
+            #expect(down == ResizePlan(fromRanks: 3, toRanks: 2, retiringRanks: [2], retiringEngines: ["engine-2"], joining: 0))
+            let chosen = try d.coordinator.plan(.remove([0]))
+            #expect(chosen.retiringEngines == ["engine-0"] && chosen.toRanks == 2)
+            #expect(try d.coordinator.plan(.size(5)).joining == 2)
+            #expect(throws: ResizeError.self) { try d.coordinator.plan(.size(0)) }
+            #expect(d.coordinator.generation == 1 && !d.coordinator.isResizing)
+        }
+    }
 }
