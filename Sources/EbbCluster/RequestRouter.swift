@@ -11,7 +11,12 @@ struct RequestRouter {
         var request: EngineRequest
         /// Tokens streamed to the client so far.
         var generated: [Int] = []
+        var submitted: ContinuousClock.Instant
+        var lastTokenAt: ContinuousClock.Instant?
     }
+
+    /// Time to first token, time per output token and tokens, as clients got them.
+    private(set) var window = ServiceWindow()
 
     private(set) var requests: [String: Tracked] = [:]
     private var live: [String: Set<String>] = [:]
@@ -33,7 +38,7 @@ struct RequestRouter {
     /// Starts tracking a new request on `engine`; false if its id is taken.
     mutating func track(_ request: EngineRequest, continuation: AsyncStream<EngineEvent>.Continuation, on engine: String) -> Bool {
         guard requests[request.id] == nil else { return false }
-        requests[request.id] = Tracked(engine: engine, continuation: continuation, request: request)
+        requests[request.id] = Tracked(engine: engine, continuation: continuation, request: request, submitted: .now)
         assign(request.id, to: engine)
         return true
     }
@@ -53,7 +58,7 @@ struct RequestRouter {
 
     /// An event for request `id` from `engine`: where to deliver it and whether the request
     /// ended (then it is forgotten). Nil when `id` does not run on `engine`.
-    mutating func deliver(_ event: EngineEvent, for id: String, from engine: String)
+    mutating func deliver(_ event: EngineEvent, for id: String, from engine: String, now: ContinuousClock.Instant = .now)
         -> (continuation: AsyncStream<EngineEvent>.Continuation, done: Bool)? {
         guard let t = requests[id], t.engine == engine else { return nil }
         let done: Bool
@@ -62,6 +67,15 @@ struct RequestRouter {
         case .output(let x):
             done = x.isFinished
             requests[id]?.generated += x.newTokenIds
+            if !x.newTokenIds.isEmpty {
+                if let last = t.lastTokenAt {
+                    window.nextTokens(perToken: (now - last).seconds / Double(x.newTokenIds.count), at: now)
+                } else {
+                    window.firstToken(after: (now - t.submitted).seconds, at: now)
+                }
+                window.delivered(x.newTokenIds.count, at: now)
+                requests[id]?.lastTokenAt = now
+            }
         }
         if done { remove(id) }
         return (t.continuation, done)

@@ -114,6 +114,12 @@ final class ServerMetrics: Sendable {
             }
             gauge("ebb:requests_resubmitted_total", "Requests continued on another rank after theirs was lost")
                 .set(Double(elastic.resubmittedRequests))
+            if let decisions = elastic.autoscaleDecisions {
+                for action in ["up", "down", "hold"] {
+                    gauge("ebb:autoscaler_decisions_total", "Autoscaler decisions by action (one per sample)", labels: [("action", action)])
+                        .set(Double(decisions[action] ?? 0))
+                }
+            }
             for (phase, seconds) in elastic.lastPhases {
                 gauge("ebb:elastic_last_resize_phase_seconds", "Seconds each phase of the last resize took",
                       labels: [("phase", phase)]).set(seconds)

@@ -23,6 +23,8 @@ public protocol ElasticScaling: Sendable {
     func operation(_ id: String) -> JSONValue?
     /// `GET /elastic_ep/plan`: which ranks a resize would retire.
     func plan(newSize: Int?, removeRanks: [Int]?) -> ScaleAnswer
+    /// `POST /elastic_ep/autoscale`: pause or resume the autoscaler, change its bounds.
+    func autoscale(enabled: Bool?, minRanks: Int?, maxRanks: Int?, cooldown: Double?) -> ScaleAnswer
     var isScaling: Bool { get }
     /// `GET /elastic_ep/status`.
     func statusJSON() -> JSONValue
@@ -39,8 +41,11 @@ public struct ElasticMetricsSnapshot: Sendable {
     public var rankFailures: [String: Int]
     /// Requests continued on another rank after theirs was lost.
     public var resubmittedRequests: Int
+    /// Autoscaler decisions by action (nil: no autoscaler).
+    public var autoscaleDecisions: [String: Int]?
     public init(generation: UInt64, ranks: Int, resizes: [String: Int], lastPhases: [(String, Double)],
-                rankFailures: [String: Int] = [:], resubmittedRequests: Int = 0) {
+                rankFailures: [String: Int] = [:], resubmittedRequests: Int = 0, autoscaleDecisions: [String: Int]? = nil) {
+        self.autoscaleDecisions = autoscaleDecisions
         self.rankFailures = rankFailures
         self.resubmittedRequests = resubmittedRequests
         self.generation = generation
@@ -72,6 +77,9 @@ extension OpenAIServer {
             }
             return Self.json(op)
         }
+        router.post("/elastic_ep/autoscale") { [self] request, _ in
+            await handle(request) { body in try autoscaleRoute(body) }
+        }
         router.get("/elastic_ep/plan") { [self] request, _ in
             guard let scaling else { return Self.errorResponse(Self.elasticOff) }
             let query = request.uri.queryParameters
@@ -84,6 +92,35 @@ extension OpenAIServer {
                 return Self.errorResponse(APIError.from(error))
             }
         }
+    }
+
+    func autoscaleRoute(_ body: JSONValue) throws -> Response {
+        guard let scaling else { throw Self.elasticOff }
+        guard let fields = body.objectValue else { throw APIError.badRequest("the body must be a JSON object") }
+        let known: Set<String> = ["enabled", "min_data_parallel_size", "max_data_parallel_size", "cooldown"]
+        if let unknown = fields.keys.sorted().first(where: { !known.contains($0) }) {
+            throw APIError.badRequest("unknown field '\(unknown)'", param: unknown)
+        }
+        func integer(_ name: String) throws -> Int? {
+            guard let v = fields[name] else { return nil }
+            guard let d = v.doubleValue, d == d.rounded(), d >= 1, d <= 1024 else {
+                throw APIError.badRequest("\(name) must be an integer in 1...1024", param: name)
+            }
+            return Int(d)
+        }
+        var enabled: Bool?
+        if let v = fields["enabled"] {
+            guard let b = v.boolValue else { throw APIError.badRequest("enabled must be true or false", param: "enabled") }
+            enabled = b
+        }
+        var cooldown: Double?
+        if let v = fields["cooldown"] {
+            guard let d = v.doubleValue else { throw APIError.badRequest("cooldown must be seconds", param: "cooldown") }
+            cooldown = d
+        }
+        let answer = scaling.autoscale(enabled: enabled, minRanks: try integer("min_data_parallel_size"),
+                                       maxRanks: try integer("max_data_parallel_size"), cooldown: cooldown)
+        return Self.json(answer.body, status: HTTPResponse.Status(code: answer.status))
     }
 
     static let elasticOff = APIError(.notFound, "elastic EP is off: start `ebb serve` with --enable-elastic-ep")

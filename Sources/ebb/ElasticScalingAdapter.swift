@@ -5,6 +5,8 @@ import EbbServer
 /// The coordinator's resizing, as the HTTP routes call it.
 struct CoordinatorScaling: ElasticScaling {
     let coordinator: Coordinator
+    var autoscaler: Autoscaler?
+    var maxRanks: Int
 
     static func target(newSize: Int?, removeRanks: [Int]?) -> ResizeTarget {
         newSize.map { .size($0) } ?? .remove(removeRanks ?? [])
@@ -68,12 +70,34 @@ struct CoordinatorScaling: ElasticScaling {
 
     var isScaling: Bool { coordinator.isResizing }
 
-    func statusJSON() -> JSONValue { coordinator.elasticStatusJSON() }
+    func statusJSON() -> JSONValue {
+        let status = coordinator.elasticStatusJSON()
+        guard case .orderedObject(let keys, let values) = status else { return status }
+        var all = values
+        all["autoscaler"] = autoscaler?.json ?? .null
+        return .orderedObject(keys: keys + ["autoscaler"], values: all)
+    }
+
+    func autoscale(enabled: Bool?, minRanks: Int?, maxRanks: Int?, cooldown: Double?) -> ScaleAnswer {
+        guard let autoscaler else {
+            return ScaleAnswer(status: 404, body: .object(["error": .object([
+                "message": .string("the autoscaler is off: start `ebb serve` with --autoscale"), "type": .string("NotFoundError"),
+                "code": .number(404),
+            ])]))
+        }
+        do {
+            try autoscaler.control(enabled: enabled, minRanks: minRanks, maxRanks: maxRanks, cooldown: cooldown, limit: self.maxRanks)
+            return ScaleAnswer(status: 200, body: autoscaler.json)
+        } catch {
+            return Self.answer(error)
+        }
+    }
 
     func metricsSnapshot() -> ElasticMetricsSnapshot {
         let failures = Dictionary(coordinator.incidents.map { ($0.outcome, 1) }, uniquingKeysWith: +)
         return ElasticMetricsSnapshot(generation: coordinator.generation, ranks: coordinator.worldSize,
                                       resizes: coordinator.resizeOutcomeCounts, lastPhases: coordinator.resizeEvents.last?.phases ?? [],
-                                      rankFailures: failures, resubmittedRequests: coordinator.resubmittedRequests)
+                                      rankFailures: failures, resubmittedRequests: coordinator.resubmittedRequests,
+                                      autoscaleDecisions: autoscaler?.decisionCounts)
     }
 }

@@ -57,6 +57,24 @@ struct Serve: AsyncParsableCommand {
                                valueName: "cuda:N,..."))
     var devices: String?
 
+    @Flag(help: "Resize by itself to the load, within --min-data-parallel-size...--max-data-parallel-size (needs --enable-elastic-ep)")
+    var autoscale = false
+
+    @Option(help: "Fewest ranks the autoscaler keeps (default: the fewest that hold every expert)")
+    var minDataParallelSize: Int?
+
+    @Option(help: "Seconds the autoscaler waits after a resize before the next")
+    var autoscaleCooldown: Double = 30
+
+    @Option(help: "Autoscaler target: requests in flight per rank (scale up above it; down below a quarter of it)")
+    var autoscaleTargetConcurrency: Double = 8
+
+    @Option(help: "Autoscaler target: p90 time to first token in seconds (scale up above it)")
+    var autoscaleTtftTarget: Double?
+
+    @Option(help: "Autoscaler target: p90 time per output token in seconds (scale up above it)")
+    var autoscaleTpotTarget: Double?
+
     @Option(help: "Key clients must send (Authorization: Bearer KEY) on the model routes, as vLLM's --api-key (default: $EBB_API_KEY)")
     var apiKey: String?
 
@@ -91,6 +109,16 @@ struct Serve: AsyncParsableCommand {
                 throw EbbError(.invalidArgument, "--devices places the ranks of a multi-rank deployment; use --device for one engine")
             }
             guard scaleTimeout > 0 else { throw EbbError(.invalidArgument, "--scale-timeout must be positive") }
+            if autoscale && !enableElasticEp {
+                throw EbbError(.invalidArgument, "--autoscale resizes the deployment: it needs --enable-elastic-ep")
+            }
+            guard autoscaleCooldown >= 0, autoscaleCooldown <= 86_400, (autoscaleTtftTarget ?? 1) > 0, (autoscaleTpotTarget ?? 1) > 0,
+                  autoscaleTargetConcurrency > 0, autoscaleTargetConcurrency <= 100_000 else {
+                throw EbbError(.invalidArgument, "--autoscale-cooldown must be in 0...86400 seconds and the targets positive")
+            }
+            if let m = minDataParallelSize, m < 1 || m > (maxDataParallelSize ?? 256) {
+                throw EbbError(.invalidArgument, "--min-data-parallel-size must be in 1...--max-data-parallel-size")
+            }
             if try eplb.config(implied: enableElasticEp) != nil && !enableElasticEp && (dataParallelSize < 2 || !enableExpertParallel) {
                 throw EbbError(.invalidArgument, "--enable-eplb balances experts over expert-parallel ranks: it needs --data-parallel-size ≥ 2 and --enable-expert-parallel")
             }
@@ -190,11 +218,28 @@ struct Serve: AsyncParsableCommand {
                 engineArguments: engine.arguments + eplbArguments, startTimeout: .milliseconds(Int64(engineStartTimeout * 1000)),
                 onFailure: { _ in Foundation.exit(1) },  // serve cannot go on: the error is logged, the engine cores are stopped
                 elastic: elastic, gpus: gpus, rankFailureTimeout: .milliseconds(Int64(rankFailureTimeout * 1000)), log: log)
+            var scaling: CoordinatorScaling?
+            if let elastic {
+                scaling = CoordinatorScaling(coordinator: deployment.coordinator, autoscaler: nil, maxRanks: elastic.maxRanks)
+                if autoscale {
+                    let floor = deployment.coordinator.minimumRanks
+                    let minimum = minDataParallelSize ?? floor
+                    guard minimum >= floor else {
+                        throw EbbError(.invalidArgument, "--min-data-parallel-size \(minimum) is below \(floor), the fewest ranks that hold every expert")
+                    }
+                    let config = AutoscalePolicy.Config(minRanks: minimum, maxRanks: elastic.maxRanks,
+                                                        cooldown: .milliseconds(Int64(autoscaleCooldown * 1000)),
+                                                        targetConcurrency: autoscaleTargetConcurrency, ttftTarget: autoscaleTtftTarget, tpotTarget: autoscaleTpotTarget)
+                    let autoscaler = Autoscaler(coordinator: deployment.coordinator, config: config, floor: floor, log: log)
+                    autoscaler.start()
+                    scaling?.autoscaler = autoscaler
+                    log("autoscaler on: \(minimum)...\(elastic.maxRanks) ranks, cooldown \(autoscaleCooldown) s")
+                }
+            }
             server = OpenAIServer(engine: deployment.coordinator, tokenizer: tokenizer, chatTemplate: template,
                                   modelName: servedModelName ?? model,
                                   eosTokenIds: LoadedModel.eosTokenIds(config: config, tokenizer: tokenizer),
-                                  scaling: enableElasticEp ? CoordinatorScaling(coordinator: deployment.coordinator) : nil,
-                                  keys: accessKeys)
+                                  scaling: scaling, keys: accessKeys)
             log("model \(model): \(config.architecture.rawValue) on \(ranks) data-parallel ranks\(enableExpertParallel ? " with expert parallelism" : ""); max model length \(deployment.coordinator.maxModelLen)")
         } catch {
             FileHandle.standardError.write(Data("error: \(describe(error))\n".utf8))
