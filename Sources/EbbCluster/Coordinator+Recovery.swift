@@ -20,6 +20,7 @@ extension Coordinator {
 
     func lostLocked(_ engine: String, _ cause: LossCause, message: String) -> [RankRecovery.Action] {
         guard !shuttingDown, failure == nil else { return [] }
+        if let restartLoss = restartLostLocked(engine, message: message) { return restartLoss }
         // Before every rank was ready there is nothing to recover: start-up failed.
         guard canRecoverLocked, recovery != nil || membership.allReady else { return [.fail(message)] }
         log("\(message); \(membership.members.contains(engine) ? "recovering on the other ranks" : "it was not serving")")

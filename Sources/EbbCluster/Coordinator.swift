@@ -44,6 +44,8 @@ public final class Coordinator: EngineClient, @unchecked Sendable {
     var recovery: RankRecovery?
     var recoveryTimeout: Duration = .seconds(60)
     var resubmittedCount = 0
+    /// A generation starting from the checkpoint after every rank was lost, and why it failed.
+    var restarting: (ids: Set<String>, problem: String?)?
     var lastLimits = (maxModelLen: 0, vocabSize: 0)
     /// Per lost engine: when it was noticed (Unix seconds) and how many requests moved.
     var lossRecords: [String: (unixTime: Double, resubmitted: Int)] = [:]
@@ -134,6 +136,9 @@ public final class Coordinator: EngineClient, @unchecked Sendable {
             guard let engine = chooseLocked() else {
                 if recovery?.isRecovering == true || membership.members.isEmpty {
                     return EbbError(.unavailable, "no engine core is serving (every rank was lost)")
+                }
+                if restarting != nil {
+                    return EbbError(.unavailable, "no engine core is serving yet (new ranks are loading the checkpoint)")
                 }
                 return EbbError(.internal, "no engine core is ready")
             }

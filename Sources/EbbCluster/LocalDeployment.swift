@@ -23,8 +23,9 @@ public struct ElasticSettings: Sendable {
 
 /// A deployment on this host: the coordinator's control-plane server on loopback, and one
 /// engine-core child process per rank started by `LocalLauncher`. A rank that exits or stops
-/// answering fails the deployment: the error names the rank, every child is stopped and the
-/// process exits non-zero (recovering from it is the elastic issues' job).
+/// answering is lost: the coordinator recovers on the others (elastic EP, or plain data
+/// parallelism), or fails the deployment when it cannot — then every child is stopped and
+/// `onFailure` runs.
 public final class LocalDeployment: Sendable {
     public let coordinator: Coordinator
     public let launcher: LocalLauncher
@@ -115,7 +116,11 @@ public final class LocalDeployment: Sendable {
             gpus?.release(id)
         }
         var heal: (@Sendable () -> Void)?
-        if elastic?.replaceFailedRanks == true { heal = { deployment.heal(to: ranks) } }
+        if elastic?.replaceFailedRanks == true {
+            heal = {
+                deployment.heal(to: ranks, startTimeout: startTimeout) { id, rank, size, g in try launch(id, rank, size, g, [], [:]) }
+            }
+        }
         coordinator.setRecoveryHooks(fence: fence, afterRecovery: heal, timeout: elastic?.phaseTimeout ?? .seconds(60))
         do {
             for rank in 0..<ranks {
@@ -134,9 +139,12 @@ public final class LocalDeployment: Sendable {
     }
 
     /// Brings the deployment back to `size` ranks after a loss (`--replace-failed-ranks`)
-    /// through the scale-up path: one healing task at a time; a failed scale-up is tried
-    /// again after 1, 2, 4, 8 s, and given up after 5 failures in a row (the status says so).
-    public func heal(to size: Int) {
+    /// through the scale-up path — or, with no rank left to copy weights from, as a new
+    /// generation that loads the checkpoint (`launchInitial` starts its ranks): one healing
+    /// task at a time; a failed attempt is tried again after 1, 2, 4, 8 s, and given up after
+    /// 5 failures in a row (the status says so).
+    public func heal(to size: Int, startTimeout: Duration,
+                     launchInitial: @escaping @Sendable (_ engineId: String, _ rank: Int, _ size: Int, _ generation: UInt64) throws -> Void) {
         let start = healing.withLock { running -> Bool in
             if running { return false }
             running = true
@@ -149,13 +157,23 @@ public final class LocalDeployment: Sendable {
             for attempt in 1...5 {
                 let now = coordinator.worldSize
                 guard now < size, coordinator.failed == nil else { return }
-                guard now > 0 else {
-                    log("cannot replace lost ranks: no rank is left to copy weights from")
-                    return
-                }
                 do {
-                    let event = try await coordinator.resize(.size(size))
-                    log("replaced lost ranks: \(event.fromRanks) → \(event.toRanks) ranks in \(String(format: "%.2f", event.totalSeconds)) s")
+                    if now == 0 {
+                        let started = ContinuousClock.now
+                        let (g, ids) = try coordinator.restartFromCheckpoint(size: size)
+                        log("no rank is left to copy weights from: starting \(size) new ranks at generation \(g) from the checkpoint")
+                        do {
+                            for (rank, id) in ids.enumerated() { try launchInitial(id, rank, size, g) }
+                        } catch {
+                            coordinator.abandonRestart()
+                            throw error
+                        }
+                        try await coordinator.waitUntilRestarted(timeout: startTimeout)
+                        log("serving again on \(size) new ranks at generation \(g), \(String(format: "%.2f", (ContinuousClock.now - started).seconds)) s after the restart began")
+                    } else {
+                        let event = try await coordinator.resize(.size(size))
+                        log("replaced lost ranks: \(event.fromRanks) → \(event.toRanks) ranks in \(String(format: "%.2f", event.totalSeconds)) s")
+                    }
                 } catch {
                     let message = (error as? ResizeError)?.message ?? "\(error)"
                     log("replacing lost ranks failed (attempt \(attempt) of 5): \(message); trying again in \(delay)")

@@ -137,6 +137,43 @@ def test_two_ranks_killed_at_once(start_server):
         server.assert_alive()
 
 
+def test_every_rank_killed_then_a_new_generation_loads_the_checkpoint(start_server):
+    """Both ranks killed at once: requests get 503 while nobody serves, then
+    `--replace-failed-ranks` starts a new generation from the checkpoint (nobody is left to
+    copy weights from) and it serves the reference outputs again."""
+    d = require_fixture("qwen3-moe-tiny-f32")
+    reference = load_reference(d)
+    flags = ["--data-parallel-size", "2", *BASE, *redundancy_for_survivors(d, 2, 1), "--replace-failed-ranks"]
+    with running_server(start_server, "qwen3-moe-tiny-f32", *flags) as server:
+        model = server.client().models.list().data[0].id
+        before = status(server)["generation"]
+        pids = serving_pids(server)
+        for pid in pids.values():
+            os.kill(pid, signal.SIGKILL)
+        saw_503 = False
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline:
+            s = status(server)
+            serving_now = [r for r in s["ranks"] if r["state"] == "serving"]
+            if len(serving_now) == 2 and s["generation"] > before and not s["is_recovering"]:
+                break
+            if not serving_now:
+                r = http_request("127.0.0.1", server.port, "POST", "/v1/completions", {"model": model, "prompt": "hi", "max_tokens": 2})
+                saw_503 = saw_503 or r.status == 503
+                assert r.status in (200, 503), r.text
+            time.sleep(0.1)
+        else:
+            raise AssertionError(f"no new generation serves: {json.dumps(status(server))[:2000]}\n{server.log_tail(60)}")
+        assert saw_503, "requests while no rank served were not answered 503"
+        assert len(s["failures"]) == 2 and any(f["outcome"] == "no_survivors" for f in s["failures"]), s["failures"]
+        assert "from the checkpoint" in server.log_text()
+        with Load(server, reference, workers=3) as load:
+            time.sleep(2.0)
+        load.check()
+        assert server.request("GET", "/health").status == 200
+        server.assert_alive()
+
+
 def test_ten_kills_in_a_row_with_replacement(start_server):
     d = require_fixture("qwen3-moe-tiny-f32")
     reference = load_reference(d)
