@@ -4,16 +4,17 @@ import Foundation
 /// (scale to N ranks, or hold) with its reason. It holds no lock, starts nothing and reads
 /// no clock.
 ///
-/// Up, one rank at a time, when the same pressure shows in `upAfter` samples in a row: more
-/// requests in flight per rank than `targetConcurrency` (Knative's concurrency target), more
-/// waiting requests per rank than `queuePerRank`, KV-cache use above `kvHigh`, or a p90 time
-/// to first token or time per output token above its target. Down, one rank at a time, when
-/// nothing waits and the other ranks could carry the requests at `lowPerRank` each for
-/// `downAfter`. Between the two thresholds it holds (hysteresis).
-/// Never while a resize or a recovery runs, never within `cooldown` of its last resize,
-/// never outside `minRanks...maxRanks`. After a scale-up it checks, `settle` later and if
-/// the load is still there, that the token rate rose by `minGain`; when it did not, it adds
-/// no rank above that size until the deployment has shrunk again, and says so.
+/// Up when the same pressure shows in `upAfter` samples in a row (at once when requests in
+/// flight are twice the target): more requests in flight per rank than `targetConcurrency`
+/// (Knative's concurrency target), more waiting requests per rank than `queuePerRank`,
+/// KV-cache use above `kvHigh`, or a p90 time to first token or time per output token above
+/// its target — to the size that brings requests in flight per rank to the target, at least
+/// one rank more. Down when nothing waits and fewer ranks would carry the requests in
+/// flight at half the target each, for `downAfter` — to that size. Between the two it holds
+/// (hysteresis). Never while a resize or a recovery runs, never within `cooldown` of its last
+/// resize, never outside `minRanks...maxRanks`. After a scale-up it checks, `settle` later
+/// and if the pressure is still there, that the token rate rose by `minGain`; when it did
+/// not, it adds no rank above that size until the deployment has shrunk again, and says so.
 public struct AutoscalePolicy: Sendable {
     public struct Config: Sendable, Equatable {
         public var minRanks: Int
@@ -21,7 +22,6 @@ public struct AutoscalePolicy: Sendable {
         public var cooldown: Duration
         public var targetConcurrency: Double = 8
         public var queuePerRank: Double = 2
-        public var lowPerRank: Double = 2
         public var kvHigh: Double = 0.9
         /// p90 targets in seconds (nil: not a signal).
         public var ttftTarget: Double?
@@ -34,7 +34,6 @@ public struct AutoscalePolicy: Sendable {
         public init(minRanks: Int, maxRanks: Int, cooldown: Duration, targetConcurrency: Double = 8, ttftTarget: Double? = nil,
                     tpotTarget: Double? = nil) {
             self.targetConcurrency = targetConcurrency
-            self.lowPerRank = targetConcurrency / 4
             self.minRanks = minRanks
             self.maxRanks = maxRanks
             self.cooldown = cooldown
@@ -56,9 +55,15 @@ public struct AutoscalePolicy: Sendable {
         public var tokensPerSecond: Double
         /// A resize or a recovery runs.
         public var busy: Bool
+        /// Requests arriving a second lately, and how long a request lasts (Little's law gives
+        /// the requests in flight the arrivals will keep, before the queue shows them).
+        public var arrivalsPerSecond: Double
+        public var meanRequestSeconds: Double?
 
         public init(ranks: Int, live: Int, waiting: Int, kvUsage: Double, ttftP90: Double? = nil, tpotP90: Double? = nil,
-                    tokensPerSecond: Double, busy: Bool = false) {
+                    tokensPerSecond: Double, busy: Bool = false, arrivalsPerSecond: Double = 0, meanRequestSeconds: Double? = nil) {
+            self.arrivalsPerSecond = arrivalsPerSecond
+            self.meanRequestSeconds = meanRequestSeconds
             self.ranks = ranks
             self.live = live
             self.waiting = waiting
@@ -117,7 +122,9 @@ public struct AutoscalePolicy: Sendable {
         if paused { return hold("paused") }
         if s.busy { return hold("a resize or a recovery is running") }
         let pressure = pressures(s)
-        let low = s.waiting == 0 && Double(s.live) <= Double(max(s.ranks - 1, 0)) * config.lowPerRank
+        // The size at which requests in flight would sit at half the target.
+        let comfortable = max(config.minRanks, Int((Double(s.live) / (config.targetConcurrency / 2)).rounded(.up)))
+        let low = s.waiting == 0 && comfortable < s.ranks
         if !pressure.isEmpty {
             upStreak += 1
             lowSince = nil
@@ -128,7 +135,7 @@ public struct AutoscalePolicy: Sendable {
         var note = ""
         if let c = check, now - c.at >= config.settle {
             check = nil
-            if s.live > 0 && s.tokensPerSecond < c.before * (1 + config.minGain) {
+            if !pressure.isEmpty && s.tokensPerSecond < c.before * (1 + config.minGain) {
                 ceiling = c.from
                 lastFinding = "scaling \(c.from) → \(c.to) ranks did not raise throughput (\(Self.rate(c.before)) → \(Self.rate(s.tokensPerSecond)) tokens/s)"
                 note = "; \(lastFinding ?? ""): no ranks above \(c.from) are added until the deployment shrinks (ranks sharing this host's cores do not add capacity)"
@@ -142,12 +149,18 @@ public struct AutoscalePolicy: Sendable {
             guard s.ranks < limit else {
                 return hold("\(why) (\(load)), but at \(s.ranks == config.maxRanks ? "--max-data-parallel-size" : "the size above which ranks did not help") (\(s.ranks))\(note)")
             }
-            guard upStreak >= config.upAfter else { return hold("\(why) (\(load)); waiting for it to persist\(note)") }
+            let surge = Double(s.live) > 2 * config.targetConcurrency * Double(max(s.ranks, 1))
+            guard upStreak >= config.upAfter || surge else { return hold("\(why) (\(load)); waiting for it to persist\(note)") }
             guard !cooling else { return hold("\(why) (\(load)); in the cooldown after the last resize\(note)") }
+            // Size for the requests in flight, or for what the arrivals will keep in flight plus
+            // the queue, whichever is more.
+            let demand = max(Double(s.live), s.arrivalsPerSecond * (s.meanRequestSeconds ?? 0) + Double(s.waiting))
+            let needed = Int((demand / config.targetConcurrency).rounded(.up))
+            let to = min(limit, max(s.ranks + 1, needed))
             lastResize = now
             upStreak = 0
-            check = (s.ranks, s.ranks + 1, s.tokensPerSecond, now)
-            return Decision(action: .scale(to: s.ranks + 1), reason: "\(why) (\(load)): scaling up to \(s.ranks + 1)\(note)")
+            check = (s.ranks, to, s.tokensPerSecond, now)
+            return Decision(action: .scale(to: to), reason: "\(why) (\(load)): scaling up to \(to)\(note)")
         }
         if low, let since = lowSince, s.ranks > config.minRanks {
             guard now - since >= config.downAfter else {
@@ -158,7 +171,7 @@ public struct AutoscalePolicy: Sendable {
             lowSince = nil
             ceiling = nil
             check = nil
-            return Decision(action: .scale(to: s.ranks - 1), reason: "low load (\(load)) for \(Self.rate(config.downAfter.seconds)) s: scaling down to \(s.ranks - 1)\(note)")
+            return Decision(action: .scale(to: comfortable), reason: "low load (\(load)) for \(Self.rate(config.downAfter.seconds)) s: scaling down to \(comfortable)\(note)")
         }
         return hold("within targets (\(load))\(note)")
     }

@@ -169,7 +169,8 @@ extension Coordinator {
             return AutoscalePolicy.Sample(
                 ranks: members.count, live: live, waiting: max(loads.reduce(0) { $0 + $1.waiting }, live - running),
                 kvUsage: loads.map(\.kvCacheUsage).max() ?? 0, ttftP90: service.ttftP90, tpotP90: service.tpotP90,
-                tokensPerSecond: service.tokensPerSecond, busy: resize != nil || recovery?.isRecovering == true)
+                tokensPerSecond: service.tokensPerSecond, busy: resize != nil || recovery?.isRecovering == true,
+                arrivalsPerSecond: service.arrivalsPerSecond, meanRequestSeconds: service.meanRequestSeconds)
         }
     }
 

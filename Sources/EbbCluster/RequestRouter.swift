@@ -39,6 +39,7 @@ struct RequestRouter {
     mutating func track(_ request: EngineRequest, continuation: AsyncStream<EngineEvent>.Continuation, on engine: String) -> Bool {
         guard requests[request.id] == nil else { return false }
         requests[request.id] = Tracked(engine: engine, continuation: continuation, request: request, submitted: .now)
+        window.arrived(at: .now)
         assign(request.id, to: engine)
         return true
     }
@@ -77,7 +78,10 @@ struct RequestRouter {
                 requests[id]?.lastTokenAt = now
             }
         }
-        if done { remove(id) }
+        if done {
+            window.finished(after: (now - t.submitted).seconds, at: now)
+            remove(id)
+        }
         return (t.continuation, done)
     }
 

@@ -10,11 +10,23 @@ struct ServiceWindow {
     private var ttft: [Point] = []
     private var tpot: [Point] = []
     private var tokens: [Point] = []
+    private var arrivals: [Point] = []
+    private var durations: [Point] = []
 
     struct Summary: Sendable, Equatable {
         var ttftP90: Double?
         var tpotP90: Double?
         var tokensPerSecond: Double
+        var arrivalsPerSecond: Double
+        var meanRequestSeconds: Double?
+    }
+
+    mutating func arrived(at now: ContinuousClock.Instant) {
+        append(&arrivals, Point(at: now, value: 1))
+    }
+
+    mutating func finished(after seconds: Double, at now: ContinuousClock.Instant) {
+        append(&durations, Point(at: now, value: seconds))
     }
 
     mutating func firstToken(after seconds: Double, at now: ContinuousClock.Instant) {
@@ -44,7 +56,10 @@ struct ServiceWindow {
             guard !sorted.isEmpty else { return nil }
             return sorted[min(sorted.count - 1, Int((Double(sorted.count) * 0.9).rounded(.down)))]
         }
+        let lasted = recent(durations)
         return Summary(ttftP90: p90(ttft), tpotP90: p90(tpot),
-                       tokensPerSecond: recent(tokens).reduce(0, +) / max(window.seconds, 1e-9))
+                       tokensPerSecond: recent(tokens).reduce(0, +) / max(window.seconds, 1e-9),
+                       arrivalsPerSecond: recent(arrivals).reduce(0, +) / max(window.seconds, 1e-9),
+                       meanRequestSeconds: lasted.isEmpty ? nil : lasted.reduce(0, +) / Double(lasted.count))
     }
 }

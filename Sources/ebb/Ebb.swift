@@ -7,7 +7,7 @@ struct Ebb: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "ebb",
         abstract: "Ebb: elastic expert-parallel serving of Mixture-of-Experts models",
-        subcommands: [Serve.self, EngineCoreCommand.self, ScaleCommand.self, EPLBCommand.self, Generate.self, Logits.self, SelfTestCUDA.self, Tokenize.self, Detokenize.self, RenderChat.self, Bench.self])
+        subcommands: [Serve.self, EngineCoreCommand.self, ScaleCommand.self, AutoscaleCommand.self, EPLBCommand.self, Generate.self, Logits.self, SelfTestCUDA.self, Tokenize.self, Detokenize.self, RenderChat.self, Bench.self])
 }
 
 /// Runs a command body, turning thrown errors into a message on stderr and exit code 1.

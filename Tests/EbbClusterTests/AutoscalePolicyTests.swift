@@ -56,8 +56,8 @@ struct AutoscalePolicyTests {
 
     @Test func loadBetweenTheThresholdsHolds() {
         var p = policy()
-        // Two ranks, 3 live requests, none waiting: too much to drop a rank, too little to add one.
-        let s = AutoscalePolicy.Sample(ranks: 2, live: 3, waiting: 0, kvUsage: 0.5, tokensPerSecond: 80)
+        // Two ranks, 10 live requests, none waiting: too much to drop a rank, too little to add one.
+        let s = AutoscalePolicy.Sample(ranks: 2, live: 10, waiting: 0, kvUsage: 0.5, tokensPerSecond: 80)
         for t in 0..<30 {
             let d = p.decide(s, now: at(Double(t)))
             #expect(d.action == .hold && d.reason.hasPrefix("within targets"))
