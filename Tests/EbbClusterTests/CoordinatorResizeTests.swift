@@ -165,7 +165,7 @@ struct CoordinatorResizeTests {
 
     /// Runs `body` against a coordinator of `answers.count` scripted ranks, all ready, with
     /// elastic hooks whose launches start scripted joiners answering `joiner`.
-    func withDeployment(_ answers: [Answer], joiner: Answer? = .commit, phaseTimeout: Duration = .seconds(3),
+    func withDeployment(_ answers: [Answer], joiner: Answer? = .commit, phaseTimeout: Duration = .seconds(30),
                         _ body: @Sendable (Deployment) async throws -> Void) async throws {
         let ids = answers.indices.map { "engine-\($0)" }
         let logs = Mutex<[String]>([])
@@ -188,16 +188,17 @@ struct CoordinatorResizeTests {
             for (rank, answer) in answers.enumerated() {
                 d.add(ScriptedEngine(id: ids[rank], rank: rank, generation: 1, answer: answer))
             }
-            try await coordinator.waitUntilReady(timeout: .seconds(10))
+            // Generous bounds: CI runs many suites at once on two cores.
+            try await coordinator.waitUntilReady(timeout: .seconds(60))
             try await body(d)
             coordinator.shutdown(reason: "test over")
             for e in d.engines.withLock({ Array($0.values) }) { e.kill() }
         }
     }
 
-    /// Waits (up to 10 s) for `condition`.
+    /// Waits (up to 60 s) for `condition`.
     func eventually(_ what: String, _ condition: () -> Bool) async throws {
-        let end = ContinuousClock.now + .seconds(10)
+        let end = ContinuousClock.now + .seconds(60)
         while !condition() {
             if ContinuousClock.now > end { throw EbbError(.io, "timed out waiting for \(what)") }
             try await Task.sleep(for: .milliseconds(10))
@@ -303,7 +304,7 @@ struct CoordinatorResizeTests {
     }
 
     @Test func aSecondResizeWhileOneRunsIsBusy() async throws {
-        try await withDeployment([.silent, .silent], phaseTimeout: .milliseconds(500)) { d in
+        try await withDeployment([.silent, .silent], phaseTimeout: .seconds(2)) { d in
             let first = Task { try await d.coordinator.resize(.size(1)) }
             try await eventually("the first resize") { d.coordinator.isResizing }
             await #expect(throws: ResizeError.busy("a resize is already running")) { try await d.coordinator.resize(.size(3)) }

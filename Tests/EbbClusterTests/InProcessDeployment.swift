@@ -43,7 +43,7 @@ final class InProcessDeployment: Sendable {
                      _ body: @Sendable (InProcessDeployment) async throws -> Void) async throws {
         let lines = Mutex<[String]>([])
         let ids = (0..<ranks).map { "engine-\($0)" }
-        let coordinator = Coordinator(generation: 1, engineIds: ids, heartbeatTimeout: .seconds(5), expertParallel: true,
+        let coordinator = Coordinator(generation: 1, engineIds: ids, heartbeatTimeout: .seconds(30), expertParallel: true,
                                       log: { line in lines.withLock { $0.append("[coordinator] " + line) } },
                                       onFailure: { e in lines.withLock { $0.append("[coordinator] FAILURE: \(e.message)") } })
         try await withLoopbackControlPlane(coordinator) { port in
@@ -166,7 +166,7 @@ final class InProcessDeployment: Sendable {
     }
 
     /// Waits (up to `timeout`) for `condition`.
-    func eventually(_ what: String, timeout: Duration = .seconds(30), _ condition: () -> Bool) async throws {
+    func eventually(_ what: String, timeout: Duration = .seconds(60), _ condition: () -> Bool) async throws {
         let end = ContinuousClock.now + timeout
         while !condition() {
             if ContinuousClock.now > end { throw EbbError(.io, "timed out waiting for \(what)") }
