@@ -6,7 +6,7 @@ struct ServiceWindow {
         var value: Double
     }
 
-    var horizon: Duration = .seconds(60)
+    var horizon: Duration = .seconds(10)
     private var ttft: [Point] = []
     private var tpot: [Point] = []
     private var tokens: [Point] = []
