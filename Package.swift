@@ -95,7 +95,7 @@ let package = Package(
         .testTarget(name: "EbbCommTests", dependencies: ["EbbComm", "EbbCore"], swiftSettings: strict),
         .testTarget(name: "EbbEPLBTests", dependencies: ["EbbEPLB", "EbbCore"], swiftSettings: strict),
         .testTarget(name: "EbbBenchTests", dependencies: ["EbbBench"], swiftSettings: strict),
-        .testTarget(name: "EbbServerTests", dependencies: ["EbbServer", "EbbEngine", "EbbModel", "EbbTokenizer", "EbbTestSupport"], swiftSettings: strict),
+        .testTarget(name: "EbbServerTests", dependencies: ["EbbServer", "EbbEngine", "EbbModel", "EbbTokenizer", "EbbTestSupport", "EbbCore", .product(name: "HummingbirdTesting", package: "hummingbird")], swiftSettings: strict),
         .testTarget(name: "EbbClusterTests", dependencies: ["EbbCluster", "EbbControl", "EbbEngine", "EbbModel", "EbbComm", "EbbCore", "EbbTensor", "EbbTestSupport"], swiftSettings: strict),
         .testTarget(name: "EbbCUDATests", dependencies: ["EbbCUDA", "CEbbCUDA", "EbbTensor", "EbbModel", "EbbCheckpoint", "EbbCore", "EbbTestSupport"], swiftSettings: strict),
         .testTarget(name: "EbbEngineTests", dependencies: ["EbbEngine", "EbbModel", "EbbTensor", "EbbSampling", "EbbCore", "EbbComm", "EbbEPLB", "EbbTestSupport"], swiftSettings: strict),
