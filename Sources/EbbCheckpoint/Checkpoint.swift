@@ -1,3 +1,4 @@
+import EbbCore
 import Foundation
 import Synchronization
 
@@ -100,7 +101,7 @@ public final class Checkpoint: @unchecked Sendable {
         }
         let json: JSONValue
         do {
-            json = try JSONParser.parse([UInt8](data))
+            json = try JSONParser.parse([UInt8](data), maxDepth: 64)
         } catch {
             throw .invalidIndex(file: path, reason: "invalid JSON: \(error.description)")
         }

@@ -1,3 +1,4 @@
+import EbbCore
 import Foundation
 import EbbTensor
 #if canImport(Glibc)
@@ -162,7 +163,7 @@ public final class SafeTensorsFile: @unchecked Sendable {
         }
         let json: JSONValue
         do {
-            json = try JSONParser.parse(headerBytes)
+            json = try JSONParser.parse(headerBytes, maxDepth: 64)
         } catch {
             throw .corruptHeader(file: path, reason: "invalid JSON: \(error.description)")
         }

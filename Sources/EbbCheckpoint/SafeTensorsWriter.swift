@@ -1,3 +1,4 @@
+import EbbCore
 import Foundation
 import EbbTensor
 
@@ -100,11 +101,11 @@ public enum SafeTensorsWriter {
         }
         if !metadata.isEmpty {
             let pairs = metadata.sorted { $0.key.utf8.lexicographicallyPrecedes($1.key.utf8) }
-                .map { "\(JSONText.quoted($0.key)):\(JSONText.quoted($0.value))" }
+                .map { "\(Self.quoted($0.key)):\(Self.quoted($0.value))" }
             entries.append(("__metadata__", "{" + pairs.joined(separator: ",") + "}"))
             entries.sort { $0.key.utf8.lexicographicallyPrecedes($1.key.utf8) }
         }
-        var header = Array(("{" + entries.map { "\(JSONText.quoted($0.key)):\($0.json)" }.joined(separator: ",") + "}").utf8)
+        var header = Array(("{" + entries.map { "\(Self.quoted($0.key)):\($0.json)" }.joined(separator: ",") + "}").utf8)
         while header.count % 8 != 0 { header.append(0x20) }
         var out = [UInt8]()
         out.reserveCapacity(8 + header.count + offset)
@@ -124,4 +125,9 @@ public enum SafeTensorsWriter {
             throw .io(file: url.path, reason: "cannot write: \(error.localizedDescription)")
         }
     }
+}
+
+extension SafeTensorsWriter {
+    /// A JSON string literal (EbbCore's writer).
+    static func quoted(_ s: String) -> String { EbbCore.JSONValue.string(s).serialized() }
 }

@@ -45,21 +45,29 @@ public enum JSONValue: Sendable, Equatable, Codable {
         }
     }
 
-    /// Parses `data`; a syntax error is thrown as an `EbbError` with `.invalidArgument`.
+    /// Parses `data` with `JSONParser` (a later duplicate member wins); a syntax error is
+    /// thrown as an `EbbError` with `.invalidArgument`.
     public static func parse(_ data: Data) throws -> JSONValue {
         do {
-            return try JSONDecoder().decode(JSONValue.self, from: data)
+            return JSONValue(try JSONParser.parse([UInt8](data)))
         } catch {
-            throw EbbError(.invalidArgument, "invalid JSON: \(Self.describe(decodingError: error))")
+            throw EbbError(.invalidArgument, "invalid JSON: \(error.description)")
         }
     }
 
-    static func describe(decodingError error: any Error) -> String {
-        if case let DecodingError.dataCorrupted(context) = error {
-            if let underlying = context.underlyingError { return "\(underlying.localizedDescription)" }
-            return context.debugDescription
+    /// The parse tree as values: numbers as doubles, objects as dictionaries.
+    public init(_ node: JSONNode) {
+        switch node {
+        case .null: self = .null
+        case .bool(let b): self = .bool(b)
+        case .string(let s): self = .string(s)
+        case .number(let text): self = .number(Double(text) ?? .nan)
+        case .array(let items): self = .array(items.map(JSONValue.init))
+        case .object(let members):
+            var o: [String: JSONValue] = [:]
+            for (k, v) in members { o[k] = JSONValue(v) }
+            self = .object(o)
         }
-        return "\(error)"
     }
 
     public var isNull: Bool { self == .null }

@@ -71,8 +71,7 @@ extension JinjaValue {
     /// Parses JSON the way Python's `json.loads` does: object key order is kept, numbers
     /// without a fraction or exponent are integers, the rest are floats.
     public init(json data: [UInt8]) throws {
-        var parser = JSONParser(bytes: data)
-        self = try parser.parseDocument()
+        self = try Self.parseJSON(data)
     }
 
     public init(jsonString: String) throws {
@@ -98,198 +97,30 @@ extension JinjaValue {
     }
 }
 
-// MARK: - JSON parsing (ordered, Python-like number typing)
+// MARK: - JSON reading (ordered, Python-like number typing)
 
-struct JSONParser {
-    let bytes: [UInt8]
-    var pos = 0
-    var depth = 0
-    static let maxDepth = 256
-
-    init(bytes: [UInt8]) { self.bytes = bytes }
-
-    func fail(_ msg: String) -> EbbError {
-        EbbError(.invalidArgument, "invalid JSON at byte \(pos): \(msg)")
-    }
-
-    mutating func parseDocument() throws -> JinjaValue {
-        // Skip a UTF-8 byte order mark.
-        if bytes.count >= 3, bytes[0] == 0xEF, bytes[1] == 0xBB, bytes[2] == 0xBF { pos = 3 }
-        let v = try parseValue()
-        skipWS()
-        if pos != bytes.count { throw fail("trailing characters") }
-        return v
-    }
-
-    mutating func skipWS() {
-        while pos < bytes.count, bytes[pos] == 0x20 || bytes[pos] == 0x0A || bytes[pos] == 0x0D || bytes[pos] == 0x09 {
-            pos += 1
+extension JinjaValue {
+    /// EbbCore's parse tree as a Jinja value: members in order, numbers written without a
+    /// fraction or exponent are integers (when they fit), the rest floats.
+    init(_ node: JSONNode) {
+        switch node {
+        case .null: self = .null
+        case .bool(let b): self = .bool(b)
+        case .string(let s): self = .string(s)
+        case .number(let text):
+            if let i = node.exactInt { self = .int(i) } else { self = .double(Double(text) ?? .nan) }
+        case .array(let items): self = .array(items.map(JinjaValue.init))
+        case .object(let members): self = .object(JinjaObject(members.map { ($0.0, JinjaValue($0.1)) }))
         }
     }
 
-    mutating func parseValue() throws -> JinjaValue {
-        skipWS()
-        guard pos < bytes.count else { throw fail("unexpected end of input") }
-        switch bytes[pos] {
-        case UInt8(ascii: "{"):
-            depth += 1
-            defer { depth -= 1 }
-            if depth > Self.maxDepth { throw fail("nesting too deep") }
-            pos += 1
-            var obj = JinjaObject()
-            skipWS()
-            if pos < bytes.count, bytes[pos] == UInt8(ascii: "}") { pos += 1; return .object(obj) }
-            while true {
-                skipWS()
-                guard pos < bytes.count, bytes[pos] == UInt8(ascii: "\"") else { throw fail("expected a string key") }
-                let key = try parseString()
-                skipWS()
-                guard pos < bytes.count, bytes[pos] == UInt8(ascii: ":") else { throw fail("expected ':'") }
-                pos += 1
-                obj[key] = try parseValue()
-                skipWS()
-                guard pos < bytes.count else { throw fail("unexpected end of input") }
-                if bytes[pos] == UInt8(ascii: ",") { pos += 1; continue }
-                if bytes[pos] == UInt8(ascii: "}") { pos += 1; return .object(obj) }
-                throw fail("expected ',' or '}'")
-            }
-        case UInt8(ascii: "["):
-            depth += 1
-            defer { depth -= 1 }
-            if depth > Self.maxDepth { throw fail("nesting too deep") }
-            pos += 1
-            var arr: [JinjaValue] = []
-            skipWS()
-            if pos < bytes.count, bytes[pos] == UInt8(ascii: "]") { pos += 1; return .array(arr) }
-            while true {
-                arr.append(try parseValue())
-                skipWS()
-                guard pos < bytes.count else { throw fail("unexpected end of input") }
-                if bytes[pos] == UInt8(ascii: ",") { pos += 1; continue }
-                if bytes[pos] == UInt8(ascii: "]") { pos += 1; return .array(arr) }
-                throw fail("expected ',' or ']'")
-            }
-        case UInt8(ascii: "\""):
-            return .string(try parseString())
-        case UInt8(ascii: "t"):
-            try expectWord("true"); return .bool(true)
-        case UInt8(ascii: "f"):
-            try expectWord("false"); return .bool(false)
-        case UInt8(ascii: "n"):
-            try expectWord("null"); return .null
-        case UInt8(ascii: "N"):
-            try expectWord("NaN"); return .double(.nan)
-        case UInt8(ascii: "I"):
-            try expectWord("Infinity"); return .double(.infinity)
-        default:
-            return try parseNumber()
+    static func parseJSON(_ data: [UInt8]) throws -> JinjaValue {
+        // A UTF-8 byte order mark is allowed (as Python's reader of config files allows it).
+        let body = data.starts(with: [0xEF, 0xBB, 0xBF]) ? Array(data.dropFirst(3)) : data
+        do {
+            return JinjaValue(try JSONParser.parse(body, maxDepth: 256))
+        } catch {
+            throw EbbError(.invalidArgument, "invalid JSON at byte \(error.offset): \(error.reason)")
         }
-    }
-
-    mutating func expectWord(_ w: String) throws {
-        let u = Array(w.utf8)
-        guard pos + u.count <= bytes.count, Array(bytes[pos..<pos + u.count]) == u else {
-            throw fail("unexpected character")
-        }
-        pos += u.count
-    }
-
-    mutating func parseNumber() throws -> JinjaValue {
-        let start = pos
-        if pos < bytes.count, bytes[pos] == UInt8(ascii: "-") {
-            pos += 1
-            if pos < bytes.count, bytes[pos] == UInt8(ascii: "I") {
-                try expectWord("Infinity"); return .double(-.infinity)
-            }
-        }
-        var isFloat = false
-        let digitsStart = pos
-        while pos < bytes.count, bytes[pos] >= 0x30, bytes[pos] <= 0x39 { pos += 1 }
-        if pos == digitsStart { throw fail("unexpected character") }
-        if bytes[digitsStart] == 0x30, pos - digitsStart > 1 { throw fail("leading zero in number") }
-        if pos < bytes.count, bytes[pos] == UInt8(ascii: ".") {
-            isFloat = true
-            pos += 1
-            let f = pos
-            while pos < bytes.count, bytes[pos] >= 0x30, bytes[pos] <= 0x39 { pos += 1 }
-            if pos == f { throw fail("expected digits after '.'") }
-        }
-        if pos < bytes.count, bytes[pos] == UInt8(ascii: "e") || bytes[pos] == UInt8(ascii: "E") {
-            isFloat = true
-            pos += 1
-            if pos < bytes.count, bytes[pos] == UInt8(ascii: "+") || bytes[pos] == UInt8(ascii: "-") { pos += 1 }
-            let e = pos
-            while pos < bytes.count, bytes[pos] >= 0x30, bytes[pos] <= 0x39 { pos += 1 }
-            if pos == e { throw fail("expected exponent digits") }
-        }
-        let text = String(decoding: bytes[start..<pos], as: UTF8.self)
-        if !isFloat, let i = Int(text) { return .int(i) }
-        guard let d = Double(text) else { throw fail("bad number") }
-        return .double(d)
-    }
-
-    mutating func parseHex4() throws -> UInt32 {
-        guard pos + 4 <= bytes.count else { throw fail("truncated \\u escape") }
-        var v: UInt32 = 0
-        for _ in 0..<4 {
-            let c = bytes[pos]
-            v <<= 4
-            switch c {
-            case 0x30...0x39: v |= UInt32(c - 0x30)
-            case 0x41...0x46: v |= UInt32(c - 0x41 + 10)
-            case 0x61...0x66: v |= UInt32(c - 0x61 + 10)
-            default: throw fail("bad \\u escape")
-            }
-            pos += 1
-        }
-        return v
-    }
-
-    mutating func parseString() throws -> String {
-        pos += 1  // opening quote
-        var out: [UInt8] = []
-        while true {
-            guard pos < bytes.count else { throw fail("unterminated string") }
-            let c = bytes[pos]
-            if c == UInt8(ascii: "\"") { pos += 1; break }
-            if c == UInt8(ascii: "\\") {
-                pos += 1
-                guard pos < bytes.count else { throw fail("unterminated string") }
-                let e = bytes[pos]
-                pos += 1
-                switch e {
-                case UInt8(ascii: "\""): out.append(0x22)
-                case UInt8(ascii: "\\"): out.append(0x5C)
-                case UInt8(ascii: "/"): out.append(0x2F)
-                case UInt8(ascii: "b"): out.append(0x08)
-                case UInt8(ascii: "f"): out.append(0x0C)
-                case UInt8(ascii: "n"): out.append(0x0A)
-                case UInt8(ascii: "r"): out.append(0x0D)
-                case UInt8(ascii: "t"): out.append(0x09)
-                case UInt8(ascii: "u"):
-                    var code = try parseHex4()
-                    if code >= 0xD800, code < 0xDC00, pos + 6 <= bytes.count,
-                        bytes[pos] == UInt8(ascii: "\\"), bytes[pos + 1] == UInt8(ascii: "u")
-                    {
-                        let save = pos
-                        pos += 2
-                        let low = try parseHex4()
-                        if low >= 0xDC00, low < 0xE000 {
-                            code = 0x10000 + ((code - 0xD800) << 10) + (low - 0xDC00)
-                        } else {
-                            pos = save
-                        }
-                    }
-                    let scalar = Unicode.Scalar(code) ?? "\u{FFFD}"
-                    out.append(contentsOf: Array(String(Character(scalar)).utf8))
-                default: throw fail("bad escape")
-                }
-                continue
-            }
-            if c < 0x20 { throw fail("control character in string") }
-            out.append(c)
-            pos += 1
-        }
-        return String(decoding: out, as: UTF8.self)
     }
 }

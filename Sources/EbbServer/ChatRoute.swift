@@ -31,7 +31,7 @@ extension OpenAIServer {
             guard let o = kwargs.objectValue else {
                 throw APIError.badRequest("'chat_template_kwargs' must be an object", param: "chat_template_kwargs")
             }
-            for (k, v) in o { extra[k] = try JinjaValue(json: Array(v.serialized().utf8)) }
+            for (k, v) in o { extra[k] = JinjaValue(v) }
         }
         let tools = r.present("tools").map { Data($0.serialized().utf8) }
         let text = try template.render(messagesJSON: Data(JSONValue.array(messages.map(Self.flattenContent)).serialized().utf8),

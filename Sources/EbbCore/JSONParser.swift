@@ -1,15 +1,15 @@
-/// A small strict JSON parser for safetensors headers and index files. It works on raw
-/// bytes, never traps on any input, limits nesting depth, keeps object keys in order (so
-/// duplicates can be reported) and keeps numbers as text so integers are parsed exactly.
-enum JSONValue: Equatable {
-    case object([(String, JSONValue)])
-    case array([JSONValue])
+/// A parsed JSON document as written: object members in order (duplicates kept, so they can
+/// be reported), numbers as their text (so integers are exact). `JSONParser` makes it; each
+/// module reads it into its own types (`JSONNode`, tokenizer files, Jinja values).
+public enum JSONNode: Equatable, Sendable {
+    case object([(String, JSONNode)])
+    case array([JSONNode])
     case string(String)
     case number(String)
     case bool(Bool)
     case null
 
-    static func == (a: JSONValue, b: JSONValue) -> Bool {
+    public static func == (a: JSONNode, b: JSONNode) -> Bool {
         switch (a, b) {
         case let (.object(x), .object(y)):
             return x.count == y.count && zip(x, y).allSatisfy { $0.0 == $1.0 && $0.1 == $1.1 }
@@ -22,7 +22,7 @@ enum JSONValue: Equatable {
         }
     }
 
-    var typeName: String {
+    public var typeName: String {
         switch self {
         case .object: return "an object"
         case .array: return "an array"
@@ -34,27 +34,29 @@ enum JSONValue: Equatable {
     }
 
     /// The value as an exact integer if it is written as one (no fraction or exponent) and fits in Int.
-    var exactInt: Int? {
+    public var exactInt: Int? {
         guard case let .number(text) = self else { return nil }
         guard !text.contains(where: { $0 == "." || $0 == "e" || $0 == "E" }) else { return nil }
         return Int(text)
     }
 }
 
-struct JSONParseError: Error {
-    let offset: Int
-    let reason: String
-    var description: String { "\(reason) at byte \(offset)" }
+public struct JSONParseError: Error, Sendable {
+    public let offset: Int
+    public let reason: String
+    public var description: String { "\(reason) at byte \(offset)" }
 }
 
-struct JSONParser {
+/// The one strict JSON parser: raw bytes in, never traps on any input, nesting limited to
+/// `maxDepth`, trailing data refused.
+public struct JSONParser {
     private let bytes: UnsafeRawBufferPointer
     private var i = 0
-    private let maxDepth = 64
+    private let maxDepth: Int
 
     /// Parses one JSON value that fills `bytes`, allowing surrounding whitespace.
-    static func parse(_ bytes: UnsafeRawBufferPointer) throws(JSONParseError) -> JSONValue {
-        var p = JSONParser(bytes: bytes)
+    public static func parse(_ bytes: UnsafeRawBufferPointer, maxDepth: Int = 512) throws(JSONParseError) -> JSONNode {
+        var p = JSONParser(bytes: bytes, maxDepth: maxDepth)
         p.skipWhitespace()
         let value = try p.parseValue(depth: 0)
         p.skipWhitespace()
@@ -62,14 +64,17 @@ struct JSONParser {
         return value
     }
 
-    static func parse(_ array: [UInt8]) throws(JSONParseError) -> JSONValue {
-        let result: Result<JSONValue, JSONParseError> = array.withUnsafeBytes { raw in
-            do throws(JSONParseError) { return .success(try parse(raw)) } catch { return .failure(error) }
+    public static func parse(_ array: [UInt8], maxDepth: Int = 512) throws(JSONParseError) -> JSONNode {
+        let result: Result<JSONNode, JSONParseError> = array.withUnsafeBytes { raw in
+            do throws(JSONParseError) { return .success(try parse(raw, maxDepth: maxDepth)) } catch { return .failure(error) }
         }
         return try result.get()
     }
 
-    private init(bytes: UnsafeRawBufferPointer) { self.bytes = bytes }
+    private init(bytes: UnsafeRawBufferPointer, maxDepth: Int) {
+        self.bytes = bytes
+        self.maxDepth = maxDepth
+    }
 
     private func fail(_ reason: String) -> JSONParseError { JSONParseError(offset: i, reason: reason) }
 
@@ -92,7 +97,7 @@ struct JSONParser {
         }
     }
 
-    private mutating func parseValue(depth: Int) throws(JSONParseError) -> JSONValue {
+    private mutating func parseValue(depth: Int) throws(JSONParseError) -> JSONNode {
         guard depth < maxDepth else { throw fail("nesting deeper than \(maxDepth)") }
         guard let c = peek else { throw fail("unexpected end of JSON") }
         switch c {
@@ -107,9 +112,9 @@ struct JSONParser {
         }
     }
 
-    private mutating func parseObject(depth: Int) throws(JSONParseError) -> JSONValue {
+    private mutating func parseObject(depth: Int) throws(JSONParseError) -> JSONNode {
         i += 1 // {
-        var members: [(String, JSONValue)] = []
+        var members: [(String, JSONNode)] = []
         skipWhitespace()
         if peek == UInt8(ascii: "}") { i += 1; return .object(members) }
         while true {
@@ -130,9 +135,9 @@ struct JSONParser {
         }
     }
 
-    private mutating func parseArray(depth: Int) throws(JSONParseError) -> JSONValue {
+    private mutating func parseArray(depth: Int) throws(JSONParseError) -> JSONNode {
         i += 1 // [
-        var items: [JSONValue] = []
+        var items: [JSONNode] = []
         skipWhitespace()
         if peek == UInt8(ascii: "]") { i += 1; return .array(items) }
         while true {
@@ -235,29 +240,5 @@ struct JSONParser {
             while let c = peek, (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(c) { i += 1 }
         }
         return String(decoding: UnsafeRawBufferPointer(rebasing: bytes[start..<i]), as: UTF8.self)
-    }
-}
-
-/// JSON text writing for the safetensors writer.
-enum JSONText {
-    static func quoted(_ s: String) -> String {
-        var out = "\""
-        for u in s.unicodeScalars {
-            switch u {
-            case "\"": out += "\\\""
-            case "\\": out += "\\\\"
-            case "\n": out += "\\n"
-            case "\r": out += "\\r"
-            case "\t": out += "\\t"
-            default:
-                if u.value < 0x20 {
-                    let hex = String(u.value, radix: 16)
-                    out += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
-                } else {
-                    out.unicodeScalars.append(u)
-                }
-            }
-        }
-        return out + "\""
     }
 }
