@@ -33,9 +33,15 @@ extension OpenAIServer {
             }
             for (k, v) in o { extra[k] = JinjaValue(v) }
         }
-        let tools = r.present("tools").map { Data($0.serialized().utf8) }
-        let text = try template.render(messagesJSON: Data(JSONValue.array(messages.map(Self.flattenContent)).serialized().utf8),
-                                       addGenerationPrompt: addGenerationPrompt && !continueFinal, toolsJSON: tools,
+        var tools: [JinjaValue]?
+        switch r.present("tools") {
+        case nil, .null?: tools = nil
+        case .array(let list)?: tools = list.map { JinjaValue($0) }
+        default: throw APIError.badRequest("'tools' must be a list", param: "tools")
+        }
+        // The request's values go to the template as they are (no JSON text round trip).
+        let text = try template.render(messages: messages.map { JinjaValue(Self.flattenContent($0)) },
+                                       addGenerationPrompt: addGenerationPrompt && !continueFinal, tools: tools,
                                        continueFinalMessage: continueFinal, extraContext: extra)
         // The template already writes any BOS it wants; adding special tokens again would double it.
         return tokenizer.encode(text, addSpecialTokens: false)
