@@ -200,6 +200,7 @@ public final class EngineCoreShell: @unchecked Sendable {
                             if case .reconfigure(let r)? = m.kind, !r.recoveringFrom.isEmpty,
                                let nccl = servingNCCL.withLock({ $0 }) {
                                 let started = ContinuousClock.now
+                                log("rank \(identity.rank): aborting the serving NCCL group for the recovery to generation \(r.generation)")
                                 nccl.abort(reason: "a rank was lost; recovering to generation \(r.generation)")
                                 log("rank \(identity.rank): aborted the serving NCCL group for the recovery to generation \(r.generation) in \(started.duration(to: .now))")
                             }

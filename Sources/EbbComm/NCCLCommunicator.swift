@@ -129,6 +129,10 @@ public final class NCCLCommunicator: @unchecked Sendable {
         guard let comm else { throw EbbError(.io, "\(what): the NCCL communicator is closed") }
         var state: Int32 = Int32(EBB_NCCL_IN_PROGRESS)
         while true {
+            // Aborted meanwhile (a recovery, the watchdog): stop polling a handle being freed.
+            if let broken = lock.withLock({ self.comm == nil ? (failure ?? EbbError(.io, "closed")) : nil }) {
+                throw EbbError(.io, "\(what): the NCCL group of generation \(generation) was aborted: \(broken.message)")
+            }
             let code = api.pointee.ncclCommGetAsyncError(comm, &state)
             try Self.check(api, code, what, comm)
             if state != Int32(EBB_NCCL_IN_PROGRESS) { break }
@@ -176,8 +180,8 @@ public final class NCCLCommunicator: @unchecked Sendable {
     }
 
     private func poll() {
-        lock.withLock {
-            guard !closed, failure == nil, let comm else { return }
+        let broken: EbbNcclComm? = lock.withLock {
+            guard !closed, failure == nil, let comm else { return nil }
             var state: Int32 = 0
             let code = api.pointee.ncclCommGetAsyncError(comm, &state)
             let bad = code != Int32(EBB_NCCL_SUCCESS) ? code : state
@@ -186,21 +190,26 @@ public final class NCCLCommunicator: @unchecked Sendable {
             } else if let busySince, ContinuousClock.now - busySince > timeout {
                 failure = EbbError(.io, "the NCCL group of generation \(generation) made no progress for \(timeout) (a peer died or hung in a collective); the group was aborted")
             } else {
-                return
+                return nil
             }
-            _ = api.pointee.ncclCommAbort(comm)
             self.comm = nil
+            return comm
         }
+        // Outside the lock (see `abort`).
+        if let broken { _ = api.pointee.ncclCommAbort(broken) }
     }
 
     /// Aborts the group (peers blocked in a collective with it are released). Idempotent.
+    /// `ncclCommAbort` runs outside the lock: a call that waits for NCCL must not keep the
+    /// engine thread's `waitReady` (which reads `failure`) or the watchdog behind it.
     public func abort(reason: String) {
-        lock.withLock {
-            guard let comm else { return }
+        let handle: EbbNcclComm? = lock.withLock {
+            guard let comm else { return nil }
             if failure == nil { failure = EbbError(.io, reason) }
-            _ = api.pointee.ncclCommAbort(comm)
             self.comm = nil
+            return comm
         }
+        if let handle { _ = api.pointee.ncclCommAbort(handle) }
     }
 
     /// Leaves the group: waits for the stream, then destroys the communicator (aborts it
