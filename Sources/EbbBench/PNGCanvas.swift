@@ -186,9 +186,8 @@ enum Deflate {
 
     /// A match of `length` (3...258) at distance 1.
     private static func match(_ length: Int, _ bits: inout Bits) {
-        var i = lengthBase.count - 1
+        var i = lengthBase.count - 1  // 258 has a code of its own
         while lengthBase[i] > length { i -= 1 }
-        if length == 258 { i = lengthBase.count - 1 } else if i == lengthBase.count - 1 { i -= 1 }
         symbol(257 + i, &bits)
         if lengthExtra[i] > 0 { bits.write(UInt32(length - lengthBase[i]), lengthExtra[i]) }
         bits.code(0, 5)  // distance code 0: distance 1

@@ -314,11 +314,11 @@ extension Coordinator {
             case .stop(let ids):
                 for id in ids { hooks?.stop(id) }
             case .complete(let ticket, let result, let forget):
-                lock.withLock {
+                let actions: [RankRecovery.Action] = lock.withLock {
                     for id in forget { membership.engines.removeValue(forKey: id) }
+                    // A rank lost during the resize waited for it to end.
+                    return recovery?.isRecovering == true ? recoveryLocked(.resizeEnded, now: .now) : []
                 }
-                // A rank lost during the resize waited for it to end.
-                let actions = lock.withLock { recovery?.isRecovering == true ? recoveryLocked(.resizeEnded, now: .now) : [] }
                 ticket?.complete(result)
                 performOutside(actions)
             }

@@ -152,11 +152,13 @@ public struct ResizeMachine: Sendable {
 
     public var isFinished: Bool { phase == .committed || phase == .rolledBack }
 
+    /// How the running phase is reported (preparing includes the switch).
+    private var phaseName: String { phase == .prepare ? "prepare+commit" : phase.rawValue }
+
     /// The finished phases, then the running one with its seconds so far.
     public func phasesSoFar(now: ContinuousClock.Instant) -> [(String, Double)] {
         guard !isFinished else { return phases }
-        let name = phase == .prepare ? "prepare+commit" : phase.rawValue
-        return phases + [(name, (now - phaseStarted).seconds)]
+        return phases + [(phaseName, (now - phaseStarted).seconds)]
     }
     public var joining: [String] { plan.joining }
     public var leaving: [String] { plan.leaving }
@@ -228,8 +230,7 @@ public struct ResizeMachine: Sendable {
     private var allHandedBack: Bool { plan.leaving.allSatisfy { handedBack.contains($0) || lost.contains($0) } }
 
     private mutating func closePhase(now: ContinuousClock.Instant) {
-        let name = phase == .prepare ? "prepare+commit" : phase.rawValue
-        phases.append((name, (now - phaseStarted).seconds))
+        phases.append((phaseName, (now - phaseStarted).seconds))
         phaseStarted = now
     }
 
