@@ -29,6 +29,7 @@ let package = Package(
         // C shims and system libraries
         .systemLibrary(name: "CEbbBLAS", path: "Sources/CEbbBLAS"),
         .target(name: "CEbbGloo",
+                cxxSettings: [.headerSearchPath("compat")],
                 linkerSettings: hasGloo ? [.linkedLibrary("gloo"), .linkedLibrary("stdc++")] : [.linkedLibrary("stdc++")]),
         .target(name: "CEbbCUDA", linkerSettings: [.linkedLibrary("dl")]),
 

@@ -22,6 +22,7 @@
 #include <gloo/rendezvous/context.h>
 #include <gloo/rendezvous/store.h>
 #include <gloo/transport/tcp/device.h>
+#include <gloo/transport/tcp/pair.h>
 #include <gloo/types.h>
 
 namespace {
@@ -171,6 +172,18 @@ struct ebb_gloo_ctx {
   std::shared_ptr<gloo::rendezvous::Context> context;
 };
 
+namespace {
+// Gloo fails a pair's pending operations with `signalExceptionExternal` (what its buffers
+// call when they time out); the TCP pair keeps it protected. Named through a derived class
+// it yields a pointer to the pair's own member, which any code may call.
+struct PairFailure : gloo::transport::tcp::Pair {
+  static void fail(gloo::transport::tcp::Pair &pair, const std::string &reason) {
+    auto signal = &PairFailure::signalExceptionExternal;
+    (pair.*signal)(reason);
+  }
+};
+}  // namespace
+
 extern "C" {
 
 int ebb_gloo_connect(const ebb_gloo_store *store, int rank, int size, const char *hostname,
@@ -210,6 +223,20 @@ void ebb_gloo_destroy(ebb_gloo_ctx *ctx) {
   if (ctx == nullptr) return;
   try {
     delete ctx;
+  } catch (...) {
+  }
+}
+
+void ebb_gloo_abort(ebb_gloo_ctx *ctx, const char *reason) {
+  if (ctx == nullptr || !ctx->context) return;
+  try {
+    std::string why = std::string("aborted: ") + (reason != nullptr ? reason : "no reason given");
+    auto &c = *ctx->context;
+    for (int peer = 0; peer < c.size; peer++) {
+      if (peer == c.rank) continue;
+      auto *pair = dynamic_cast<gloo::transport::tcp::Pair *>(c.getPair(peer).get());
+      if (pair != nullptr) PairFailure::fail(*pair, why);
+    }
   } catch (...) {
   }
 }
@@ -351,6 +378,7 @@ int ebb_gloo_connect(const ebb_gloo_store *, int, int, const char *, const char 
   return unavailable(err, errcap);
 }
 void ebb_gloo_destroy(ebb_gloo_ctx *) {}
+void ebb_gloo_abort(ebb_gloo_ctx *, const char *) {}
 int ebb_gloo_allreduce(ebb_gloo_ctx *, void *, size_t, int, int, char *err, size_t errcap) {
   return unavailable(err, errcap);
 }

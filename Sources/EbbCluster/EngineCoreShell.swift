@@ -114,10 +114,11 @@ public final class EngineCoreShell: @unchecked Sendable {
     /// When the engine thread's current round began (nil between rounds), and the running
     /// preparation, for the stall report.
     private let roundInProgress = Mutex<(since: ContinuousClock.Instant, job: PreparedGeneration?)?>(nil)
-    /// The serving generation's NCCL group, for the control thread to abort when a recovery
-    /// comes: a step blocked in a collective with a lost peer (NCCL kernels wait for it, they
-    /// do not fail) is released that way, then the engine thread runs the recovery.
-    private let servingNCCL = Mutex<NCCLCommunicator?>(nil)
+    /// The serving generation's groups (host, and NCCL on GPU ranks), for the control thread
+    /// to abort when a recovery comes: a step blocked in a collective with a lost or stuck
+    /// peer (NCCL kernels wait for it; a Gloo peer that is alive but elsewhere holds its
+    /// connection open) is released that way, then the engine thread runs the recovery.
+    private let servingGroups = Mutex<(host: (any Communicator)?, nccl: NCCLCommunicator?)>((nil, nil))
 
     public init(identity: EngineCoreIdentity, coordinator: ControlAddress, backend: any Backend,
                 dataPlaneTimeout: Duration = .seconds(120), restoreSource: (@Sendable () throws -> any WeightSource)? = nil,
@@ -197,12 +198,8 @@ public final class EngineCoreShell: @unchecked Sendable {
                     defer { heartbeat.cancel() }
                     do {
                         while let m = try await messages.next() {
-                            if case .reconfigure(let r)? = m.kind, !r.recoveringFrom.isEmpty,
-                               let nccl = servingNCCL.withLock({ $0 }) {
-                                let started = ContinuousClock.now
-                                log("rank \(identity.rank): aborting the serving NCCL group for the recovery to generation \(r.generation)")
-                                nccl.abort(reason: "a rank was lost; recovering to generation \(r.generation)")
-                                log("rank \(identity.rank): aborted the serving NCCL group for the recovery to generation \(r.generation) in \(started.duration(to: .now))")
+                            if case .reconfigure(let r)? = m.kind, !r.recoveringFrom.isEmpty {
+                                abortServingGroups(recoveringTo: r.generation)
                             }
                             inbox.push(m)
                         }
@@ -294,10 +291,27 @@ public final class EngineCoreShell: @unchecked Sendable {
         log("rank \(heartbeatIdentity.withLock { $0.rank }): the engine thread has been in one step round for \(Int(stuck.seconds)) s\(phase)")
     }
 
+    /// Breaks the serving generation's groups from the control thread when a recovery comes
+    /// (the engine thread may be blocked in one of their collectives).
+    private func abortServingGroups(recoveringTo generation: UInt64) {
+        let (host, nccl) = servingGroups.withLock { g in
+            defer { g = (nil, nil) }
+            return g
+        }
+        guard host != nil || nccl != nil else { return }
+        let rank = heartbeatIdentity.withLock { $0.rank }
+        let reason = "a rank was lost; recovering to generation \(generation)"
+        let started = ContinuousClock.now
+        log("rank \(rank): aborting the serving groups for the recovery to generation \(generation)")
+        host?.abort(reason: reason)
+        nccl?.abort(reason: reason)
+        log("rank \(rank): aborted the serving groups in \(started.duration(to: .now))")
+    }
+
     /// What heartbeats report.
     private func publish(_ loop: EngineLoopState) {
-        let nccl = loop.nccl
-        servingNCCL.withLock { $0 = nccl }
+        let groups = (host: loop.dataPlaneLost ? nil : loop.communicator, nccl: loop.nccl)
+        servingGroups.withLock { $0 = groups }
         let s = loop.stats, rank = loop.identity.rank, generation = loop.identity.generation
         latestStats.withLock { $0 = s }
         heartbeatIdentity.withLock { $0 = (rank, generation) }

@@ -109,6 +109,10 @@ public protocol Communicator: AnyObject, Sendable {
     func barrier() throws
     /// Leaves the group; peers waiting on this rank get an error. Idempotent.
     func close()
+    /// Breaks the group from any thread, while another thread may be inside an operation:
+    /// that operation and every later one throw `.io` naming `reason`, and peers waiting on
+    /// this rank fail too. `close()` still releases the group.
+    func abort(reason: String)
 }
 
 // MARK: - Typed conveniences

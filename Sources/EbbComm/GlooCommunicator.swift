@@ -100,8 +100,11 @@ public final class GlooCommunicator: Communicator, @unchecked Sendable {
     public let members: [String]
     public let timeout: Duration
 
-    private let lock = NSLock()
-    private var ctx: OpaquePointer?  // ebb_gloo_ctx*, guarded by `lock`
+    /// Held for the whole of an operation (one at a time) and while the context is destroyed.
+    private let operationLock = NSLock()
+    /// Guards `ctx`; never held while waiting on the network, so `abort` runs at once.
+    private let contextLock = NSLock()
+    private var ctx: OpaquePointer?  // ebb_gloo_ctx*; destroyed only under both locks
 
     /// Whether this build links libgloo.
     public static var isAvailable: Bool { ebb_gloo_available() != 0 }
@@ -157,10 +160,13 @@ public final class GlooCommunicator: Communicator, @unchecked Sendable {
         return EbbError(code, "gloo communicator \(who)\(kind): \(msg)")
     }
 
-    /// Runs one shim call with the context, under the lock, mapping failures to EbbError.
+    /// Runs one shim call with the context, one operation at a time, mapping failures to EbbError.
     private func call(_ what: String, _ body: (OpaquePointer, UnsafeMutablePointer<CChar>, Int) -> Int32) throws {
-        lock.lock()
-        defer { lock.unlock() }
+        operationLock.lock()
+        defer { operationLock.unlock() }
+        contextLock.lock()
+        let ctx = self.ctx
+        contextLock.unlock()
         guard let ctx else { throw EbbError(.io, "gloo communicator gen \(generation) rank \(rank): \(what) on a closed communicator") }
         var err = [CChar](repeating: 0, count: 1024)
         let n = err.count
@@ -231,12 +237,25 @@ public final class GlooCommunicator: Communicator, @unchecked Sendable {
         try call("barrier") { ebb_gloo_barrier($0, $1, $2) }
     }
 
-    /// Closes the TCP connections; peers' pending and later operations fail. Idempotent.
+    /// Fails the operation in progress (if any) and every later one at once, from any
+    /// thread, and closes the connections so that peers waiting on this rank fail too.
+    public func abort(reason: String) {
+        contextLock.lock()
+        defer { contextLock.unlock() }
+        if let ctx { ebb_gloo_abort(ctx, reason) }
+    }
+
+    /// Closes the TCP connections; peers' pending and later operations fail. An operation
+    /// in progress on another thread is aborted first. Idempotent.
     public func close() {
-        lock.lock()
+        contextLock.lock()
         let c = ctx
         ctx = nil
-        lock.unlock()
-        if let c { ebb_gloo_destroy(c) }
+        if let c { ebb_gloo_abort(c, "the communicator was closed") }
+        contextLock.unlock()
+        guard let c else { return }
+        operationLock.lock()
+        ebb_gloo_destroy(c)
+        operationLock.unlock()
     }
 }

@@ -103,6 +103,7 @@ public final class InProcessHub: @unchecked Sendable {
         let end = deadline()
         while (rounds[seq]?.arrived ?? 0) < size {
             if let b = broken { throw EbbError(.io, "\(prefix(rank)): \(kind): group is broken (\(b))") }
+            if closed[rank] { throw EbbError(.io, "\(prefix(rank)): \(kind): this rank closed the communicator") }
             if let dead = closed.indices.first(where: { closed[$0] && $0 != rank && rounds[seq]?.contributions[$0] == nil }) {
                 let msg = "\(kind): rank \(dead) left the group"
                 breakGroup(msg)
@@ -142,6 +143,7 @@ public final class InProcessHub: @unchecked Sendable {
         let end = deadline()
         while !consumed.contains(id) {
             if let b = broken { throw EbbError(.io, "\(prefix(rank)): send: group is broken (\(b))") }
+            if closed[rank] { throw EbbError(.io, "\(prefix(rank)): send: this rank closed the communicator") }
             if closed[peer] { throw EbbError(.io, "\(prefix(rank)): send: rank \(peer) left the group") }
             if !cond.wait(until: end) && !consumed.contains(id) {
                 let msg = "send to rank \(peer) tag \(tag) timed out after \(timeout)"
@@ -160,6 +162,7 @@ public final class InProcessHub: @unchecked Sendable {
         let end = deadline()
         while mailboxes[ch]?.isEmpty ?? true {
             if let b = broken { throw EbbError(.io, "\(prefix(rank)): recv: group is broken (\(b))") }
+            if closed[rank] { throw EbbError(.io, "\(prefix(rank)): recv: this rank closed the communicator") }
             if closed[peer] { throw EbbError(.io, "\(prefix(rank)): recv: rank \(peer) left the group") }
             if !cond.wait(until: end) && (mailboxes[ch]?.isEmpty ?? true) {
                 let msg = "recv from rank \(peer) tag \(tag) timed out after \(timeout)"
@@ -186,6 +189,13 @@ public final class InProcessHub: @unchecked Sendable {
         cond.lock()
         closed[rank] = true
         cond.broadcast()
+        cond.unlock()
+    }
+
+    fileprivate func abort(rank: Int, reason: String) {
+        cond.lock()
+        closed[rank] = true
+        breakGroup("rank \(rank) aborted: \(reason)")
         cond.unlock()
     }
 }
@@ -333,5 +343,9 @@ public final class InProcessCommunicator: Communicator, @unchecked Sendable {
 
     public func close() {
         hub.close(rank: rank)
+    }
+
+    public func abort(reason: String) {
+        hub.abort(rank: rank, reason: reason)
     }
 }

@@ -94,6 +94,12 @@ struct GlooCommunicatorTests {
         comms[0].close()
     }
 
+    @Test("abort or close from another thread ends the operation in progress, and the peer's", arguments: [false, true])
+    func abortInFlight(byClosing: Bool) throws {
+        let comms = try Self.group(2, store: InMemoryKeyValueStore(), timeout: .seconds(60))
+        try checkAbortReleasesWaits(comms, byClosing: byClosing)
+    }
+
     @Test("small all-reduce latency between two ranks (printed, not asserted)")
     func latency() throws {
         let comms = try Self.group(2, store: InMemoryKeyValueStore())

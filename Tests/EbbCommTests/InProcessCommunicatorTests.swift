@@ -58,6 +58,12 @@ struct InProcessCommunicatorTests {
         #expect(ContinuousClock.now - start < .seconds(3))
     }
 
+    @Test("abort or close from another thread ends the operation in progress, and the peer's", arguments: [false, true])
+    func abortInFlight(byClosing: Bool) throws {
+        let comms = try InProcessCommunicator.makeGroup(size: 2, timeout: .seconds(60))
+        try checkAbortReleasesWaits(comms, byClosing: byClosing)
+    }
+
     @Test("mismatched sizes and bad arguments are errors, not crashes")
     func badArguments() throws {
         let comms = try InProcessCommunicator.makeGroup(size: 2, timeout: .seconds(5))

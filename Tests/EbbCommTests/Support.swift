@@ -106,3 +106,26 @@ func exerciseCollectives(_ comm: any Communicator) throws {
     }
     try comm.barrier()
 }
+
+/// Rank 0 and rank 1 each wait for a message the other never sends (the group's timeout is
+/// long); a third thread aborts (or closes) rank 0 meanwhile. Both waits must end with an
+/// error well before the timeout — the hang guard of `runRanks` fails the test otherwise —
+/// rank 0's naming the abort, and rank 0's later operations must fail too.
+func checkAbortReleasesWaits(_ comms: [any Communicator], byClosing: Bool) throws {
+    let results = try runRanks(3, limit: .seconds(20)) { r -> [Float] in
+        switch r {
+        case 0: return try comms[0].recv(Float.self, from: 1, tag: 7)
+        case 1: return try comms[1].recv(Float.self, from: 0, tag: 8)
+        default:
+            Thread.sleep(forTimeInterval: 0.2)
+            if byClosing { comms[0].close() } else { comms[0].abort(reason: "the test aborts rank 0") }
+            return []
+        }
+    }
+    #expect { try results[0].get() } throws: { error in
+        byClosing || "\(error)".contains("the test aborts rank 0")
+    }
+    #expect(throws: EbbError.self) { try results[1].get() }
+    #expect(throws: EbbError.self) { try comms[0].barrier() }
+    comms.forEach { $0.close() }
+}

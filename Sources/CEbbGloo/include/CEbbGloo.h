@@ -58,6 +58,10 @@ int ebb_gloo_connect(const ebb_gloo_store *store, int rank, int size, const char
                      const char *iface, int64_t timeout_ms, ebb_gloo_ctx **out, char *err,
                      size_t errcap);
 void ebb_gloo_destroy(ebb_gloo_ctx *ctx);
+// Fails every pending and later operation of `ctx` with an I/O error naming `reason`, and
+// closes its connections (peers waiting on this rank fail too). Safe from any thread while
+// another thread is inside an operation; `ctx` stays valid until ebb_gloo_destroy.
+void ebb_gloo_abort(ebb_gloo_ctx *ctx, const char *reason);
 
 // In place: `buf` holds `count` elements of `dtype`.
 int ebb_gloo_allreduce(ebb_gloo_ctx *ctx, void *buf, size_t count, int dtype, int op,
