@@ -132,6 +132,9 @@ public final class Autoscaler: Sendable {
     /// Decisions by action ("up", "down", "hold").
     public var decisionCounts: [String: Int] { state.withLock { $0.counts } }
 
+    /// The latest decisions, oldest first (consecutive holds folded into one).
+    public var records: [Record] { state.withLock { $0.records } }
+
     public var json: JSONValue {
         state.withLock { s in
             func num(_ x: Double) -> JSONValue { .number(x.isFinite ? x : 0) }

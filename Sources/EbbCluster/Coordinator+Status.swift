@@ -36,12 +36,14 @@ extension Coordinator {
             }
             let first = members.first.flatMap { membership.engines[$0] }
             let eplb = first?.load.eplb ?? EPLBStats()
-            let placement: JSONValue = .orderedObject(keys: ["num_experts", "slots_per_rank", "physical_slots", "rearrangements", "layer_balancedness"], values: [
+            let placement: JSONValue = .orderedObject(keys: ["num_experts", "slots_per_rank", "physical_slots", "rearrangements", "layer_balancedness", "slot_load", "slot_expert"], values: [
                 "num_experts": num(Double(first?.ready?.numExperts ?? 0)),
                 "slots_per_rank": num(Double(first?.ready?.slotsPerRank ?? 0)),
                 "physical_slots": num(Double(Int(first?.ready?.slotsPerRank ?? 0) * members.count)),
                 "rearrangements": num(Double(eplb.rearrangements)),
                 "layer_balancedness": .array(eplb.layerBalancedness.map(num)),
+                "slot_load": .array(eplb.slotLoad.map { .array($0.map(num)) }),
+                "slot_expert": .array(eplb.slotExperts.map { .array($0.map { num(Double($0)) }) }),
             ])
             let events: [JSONValue] = resizeHistory.suffix(10).map { ev in
                 .orderedObject(keys: ["generation", "from", "to", "outcome", "error", "total_seconds", "bytes_moved", "migrated_requests",

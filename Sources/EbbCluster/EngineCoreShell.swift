@@ -190,7 +190,9 @@ public final class EngineCoreShell: @unchecked Sendable {
                                 $0.heartbeat = .with { h in
                                     h.rank = UInt32(now.rank)
                                     h.generation = now.generation
-                                    h.load = ProtoMapping.encode(load)
+                                    var l = load
+                                    if now.rank != 0 { (l.eplb.slotLoad, l.eplb.slotExperts) = ([], []) }  // rank 0 sends the heat map
+                                    h.load = ProtoMapping.encode(l)
                                 }
                             })
                         }

@@ -181,8 +181,15 @@ enum ProtoMapping {
         m.eplbLastCommitSeconds = s.eplb.lastCommitSeconds
         m.eplbBytesSent = UInt64(clamping: s.eplb.bytesSent)
         m.eplbLayerBalancedness = s.eplb.layerBalancedness
+        m.eplbSlotLayers = UInt32(clamping: s.eplb.slotLoad.count)
+        m.eplbSlotLoad = s.eplb.slotLoad.flatMap { $0.map { Float($0) } }
+        m.eplbSlotExpert = s.eplb.slotExperts.flatMap { $0.map { UInt32(clamping: $0) } }
         return m
     }
+
+    /// The most slot-load cells a heartbeat may carry (1,024 layers × 1,024 slots); more
+    /// is a malformed message and the heat map is dropped.
+    static let maxSlotCells = 1 << 20
 
     static func decode(_ m: Ebb_Control_V1_Load) -> EngineStats {
         var s = EngineStats()
@@ -203,6 +210,13 @@ enum ProtoMapping {
         s.eplb.lastCommitSeconds = finite(m.eplbLastCommitSeconds)
         s.eplb.bytesSent = Int(clamping: m.eplbBytesSent)
         s.eplb.layerBalancedness = m.eplbLayerBalancedness.prefix(4096).map { min(1, finite($0)) }
+        let layers = Int(m.eplbSlotLayers)
+        if layers > 0, m.eplbSlotLoad.count <= maxSlotCells, m.eplbSlotLoad.count % layers == 0,
+           m.eplbSlotExpert.count == m.eplbSlotLoad.count {
+            let slots = m.eplbSlotLoad.count / layers
+            s.eplb.slotLoad = (0..<layers).map { l in m.eplbSlotLoad[l * slots..<(l + 1) * slots].map { finite(Double($0)) } }
+            s.eplb.slotExperts = (0..<layers).map { l in m.eplbSlotExpert[l * slots..<(l + 1) * slots].map { Int($0) } }
+        }
         return s
     }
 

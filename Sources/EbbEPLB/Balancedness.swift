@@ -64,3 +64,14 @@ public func shouldRebalance(load: [[Double]], current: EPLBPlacement, proposed: 
     shouldRebalance(current: try balancedness(load: load, placement: current),
                     proposed: try balancedness(load: load, placement: proposed), minGain: minGain)
 }
+
+extension EPLBPlacement {
+    /// `load` (`[layers][logical experts]`) spread over the physical slots: each slot gets
+    /// its expert's load divided by the expert's replica count.
+    public func slotLoad(_ load: [[Double]]) -> [[Double]] {
+        zip(physicalToLogical, zip(replicaCount, load)).map { slots, counts in
+            let (replicas, tokens) = counts
+            return slots.map { e in e < tokens.count ? tokens[e] / Double(max(1, replicas[e])) : 0 }
+        }
+    }
+}

@@ -5,8 +5,8 @@ import Hummingbird
 /// Who may call what. `apiKey` guards the model routes as vLLM's `--api-key` does
 /// (`Authorization: Bearer KEY`); `adminKey` guards the routes that change the deployment
 /// (resizes), which the user key does not open. Without an admin key those take the user
-/// key; without either key everything is open. `/health`, `/metrics`, `/version` and
-/// vLLM's `/is_scaling_elastic_ep` stay open. Keys are compared in constant time.
+/// key; without either key everything is open. `/health`, `/metrics`, `/version`,
+/// vLLM's `/is_scaling_elastic_ep` and the dashboard's page (not its data) stay open. Keys are compared in constant time.
 public struct AccessKeys: Sendable, Equatable {
     public var apiKey: String?
     public var adminKey: String?
@@ -27,7 +27,7 @@ public struct AccessKeys: Sendable, Equatable {
     /// The scope of a route.
     public static func scope(method: HTTPRequest.Method, path: String) -> Scope {
         switch (method, path) {
-        case (.get, "/health"), (.get, "/metrics"), (.get, "/version"), (.post, "/is_scaling_elastic_ep"):
+        case (.get, "/health"), (.get, "/metrics"), (.get, "/version"), (.post, "/is_scaling_elastic_ep"), (.get, "/dashboard"):
             return .open
         case (.post, "/scale_elastic_ep"):
             return .admin

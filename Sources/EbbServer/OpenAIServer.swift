@@ -51,6 +51,7 @@ public final class OpenAIServer: Sendable {
                                                                                      elastic: scaling?.metricsSnapshot()))))
         }
         addScaleRoutes(router)
+        addDashboardRoutes(router)
         router.post("/v1/completions") { [self] request, context in
             await handle(request) { body in try await completions(body, channel: context.channel) }
         }

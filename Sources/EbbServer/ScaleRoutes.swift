@@ -28,6 +28,8 @@ public protocol ElasticScaling: Sendable {
     var isScaling: Bool { get }
     /// `GET /elastic_ep/status`.
     func statusJSON() -> JSONValue
+    /// The dashboard's history: `{"samples": [...], "events": [...]}` (see `Timeline`).
+    func timelineJSON() -> JSONValue
     /// Gauges for `/metrics`: generation, ranks, resizes by outcome, last resize's phases.
     func metricsSnapshot() -> ElasticMetricsSnapshot
 }

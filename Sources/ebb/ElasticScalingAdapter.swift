@@ -7,6 +7,8 @@ struct CoordinatorScaling: ElasticScaling {
     let coordinator: Coordinator
     var autoscaler: Autoscaler?
     var maxRanks: Int
+    /// What the dashboard plots (started with the deployment).
+    var timeline: TimelineRecorder?
 
     static func target(newSize: Int?, removeRanks: [Int]?) -> ResizeTarget {
         newSize.map { .size($0) } ?? .remove(removeRanks ?? [])
@@ -69,6 +71,8 @@ struct CoordinatorScaling: ElasticScaling {
     }
 
     var isScaling: Bool { coordinator.isResizing }
+
+    func timelineJSON() -> JSONValue { (timeline?.timeline ?? Timeline()).json }
 
     func statusJSON() -> JSONValue {
         let status = coordinator.elasticStatusJSON()

@@ -235,6 +235,9 @@ struct Serve: AsyncParsableCommand {
                     scaling?.autoscaler = autoscaler
                     log("autoscaler on: \(minimum)...\(elastic.maxRanks) ranks, cooldown \(autoscaleCooldown) s")
                 }
+                let timeline = TimelineRecorder(coordinator: deployment.coordinator, autoscaler: scaling?.autoscaler)
+                timeline.start()
+                scaling?.timeline = timeline
             }
             server = OpenAIServer(engine: deployment.coordinator, tokenizer: tokenizer, chatTemplate: template,
                                   modelName: servedModelName ?? model,

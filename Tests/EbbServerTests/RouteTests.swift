@@ -49,6 +49,7 @@ struct RouteTests {
         }
         var isScaling: Bool { false }
         func statusJSON() -> JSONValue { .object(["generation": .number(1)]) }
+        func timelineJSON() -> JSONValue { .object(["samples": .array([.object(["ranks": .number(1)])]), "events": .array([])]) }
         func metricsSnapshot() -> ElasticMetricsSnapshot { ElasticMetricsSnapshot(generation: 1, ranks: 1, resizes: [:], lastPhases: []) }
     }
 
@@ -86,6 +87,30 @@ struct RouteTests {
                 #expect(r.status == .ok)
             }
             #expect(scaling.calls.withLock { $0 } == ["scale 2 [] -"])
+        }
+    }
+
+    @Test func dashboardPageIsOpenItsDataNeedsTheKey() async throws {
+        try await withServer(keys: AccessKeys(apiKey: "u", adminKey: "a")) { client, _ in
+            try await client.execute(uri: "/dashboard", method: .get) { r in
+                #expect(r.status == .ok)
+                #expect(r.headers[.contentType]?.hasPrefix("text/html") == true)
+                #expect(r.headers[.contentSecurityPolicy]?.contains("default-src 'none'") == true)
+                let page = String(buffer: r.body)
+                for id in ["heatmap", "throughput", "latency", "ranks", "resizes", "events", "decisions"] {
+                    #expect(page.contains("id=\"\(id)\""), "the page has no #\(id)")
+                }
+                #expect(!page.contains("http://") && !page.contains("https://"), "the page loads nothing from elsewhere")
+            }
+            try await client.execute(uri: "/dashboard/data", method: .get) { r in #expect(r.status == .unauthorized) }
+            try await client.execute(uri: "/dashboard/data", method: .get, headers: [.authorization: "Bearer u"]) { r in
+                #expect(r.status == .ok)
+                let data = try JSONValue.parse(Data(buffer: r.body))
+                #expect(data["model"]?.stringValue == "fake")
+                #expect(data["status"]?["generation"]?.intValue == 1)
+                #expect(data["timeline"]?["samples"]?.arrayValue?.count == 1)
+                #expect(data["engine"]?["running"] != nil)
+            }
         }
     }
 

@@ -62,6 +62,11 @@ public struct EPLBStats: Sendable, Equatable {
     public var bytesSent: Int = 0
     /// Balancedness (mean / max tokens per rank) of each MoE layer at the last decision.
     public var layerBalancedness: [Double] = []
+    /// The load at the last decision per MoE layer and physical slot: the window's tokens of
+    /// the slot's expert, shared evenly among its replicas (what a heat map shows).
+    public var slotLoad: [[Double]] = []
+    /// The logical expert each physical slot held at the last decision, per MoE layer.
+    public var slotExperts: [[Int]] = []
     public init() {}
 }
 
@@ -220,7 +225,12 @@ public final class ExpertBalancer: @unchecked Sendable {
     private func decide() throws {
         let load = try globalLoad()
         let current = try layerBalancedness(load: load, placement: placement)
-        counters.withLock { $0.layerBalancedness = current }
+        let perSlot = placement.slotLoad(load), experts = placement.physicalToLogical
+        counters.withLock {
+            $0.layerBalancedness = current
+            $0.slotLoad = perSlot
+            $0.slotExperts = experts
+        }
         let proposed = try rebalanceExperts(load: load, numPhysicalSlots: placement.numPhysicalSlots,
                                             numGroups: config.numGroups, numNodes: config.numNodes, numRanks: placement.numRanks)
         let worth = try shouldRebalance(load: load, current: placement, proposed: proposed, minGain: config.minGain)

@@ -325,6 +325,25 @@ public nonisolated struct Ebb_Control_V1_Load: @unchecked Sendable {
     set {_uniqueStorage()._eplbLayerBalancedness = newValue}
   }
 
+  /// EPLB's load at its last decision, per MoE layer and physical slot (row-major,
+  /// eplb_slot_layers rows): the tokens of the slot's expert in the window, shared evenly
+  /// among its replicas, and the expert each slot holds. Only rank 0 sends them (every rank
+  /// decides on the same numbers).
+  public var eplbSlotLayers: UInt32 {
+    get {_storage._eplbSlotLayers}
+    set {_uniqueStorage()._eplbSlotLayers = newValue}
+  }
+
+  public var eplbSlotLoad: [Float] {
+    get {_storage._eplbSlotLoad}
+    set {_uniqueStorage()._eplbSlotLoad = newValue}
+  }
+
+  public var eplbSlotExpert: [UInt32] {
+    get {_storage._eplbSlotExpert}
+    set {_uniqueStorage()._eplbSlotExpert = newValue}
+  }
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -1371,7 +1390,7 @@ nonisolated extension Ebb_Control_V1_Ready: SwiftProtobuf.Message, SwiftProtobuf
 
 nonisolated extension Ebb_Control_V1_Load: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".Load"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}waiting\0\u{1}running\0\u{3}kv_cache_usage\0\u{1}steps\0\u{1}preemptions\0\u{3}prefix_cache_queries\0\u{3}prefix_cache_hits\0\u{3}num_blocks\0\u{3}expert_exchange_layer_calls\0\u{3}expert_exchange_bytes\0\u{3}expert_exchange_seconds\0\u{3}eplb_rearrangements\0\u{3}eplb_skipped\0\u{3}eplb_last_transfer_seconds\0\u{3}eplb_last_commit_seconds\0\u{3}eplb_bytes_sent\0\u{3}eplb_layer_balancedness\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}waiting\0\u{1}running\0\u{3}kv_cache_usage\0\u{1}steps\0\u{1}preemptions\0\u{3}prefix_cache_queries\0\u{3}prefix_cache_hits\0\u{3}num_blocks\0\u{3}expert_exchange_layer_calls\0\u{3}expert_exchange_bytes\0\u{3}expert_exchange_seconds\0\u{3}eplb_rearrangements\0\u{3}eplb_skipped\0\u{3}eplb_last_transfer_seconds\0\u{3}eplb_last_commit_seconds\0\u{3}eplb_bytes_sent\0\u{3}eplb_layer_balancedness\0\u{3}eplb_slot_layers\0\u{3}eplb_slot_load\0\u{3}eplb_slot_expert\0")
 
   fileprivate class _StorageClass {
     var _waiting: UInt32 = 0
@@ -1391,6 +1410,9 @@ nonisolated extension Ebb_Control_V1_Load: SwiftProtobuf.Message, SwiftProtobuf.
     var _eplbLastCommitSeconds: Double = 0
     var _eplbBytesSent: UInt64 = 0
     var _eplbLayerBalancedness: [Double] = []
+    var _eplbSlotLayers: UInt32 = 0
+    var _eplbSlotLoad: [Float] = []
+    var _eplbSlotExpert: [UInt32] = []
 
       // This property is used as the initial default value for new instances of the type.
       // The type itself is protecting the reference to its storage via CoW semantics.
@@ -1418,6 +1440,9 @@ nonisolated extension Ebb_Control_V1_Load: SwiftProtobuf.Message, SwiftProtobuf.
       _eplbLastCommitSeconds = source._eplbLastCommitSeconds
       _eplbBytesSent = source._eplbBytesSent
       _eplbLayerBalancedness = source._eplbLayerBalancedness
+      _eplbSlotLayers = source._eplbSlotLayers
+      _eplbSlotLoad = source._eplbSlotLoad
+      _eplbSlotExpert = source._eplbSlotExpert
     }
   }
 
@@ -1453,6 +1478,9 @@ nonisolated extension Ebb_Control_V1_Load: SwiftProtobuf.Message, SwiftProtobuf.
         case 15: try { try decoder.decodeSingularDoubleField(value: &_storage._eplbLastCommitSeconds) }()
         case 16: try { try decoder.decodeSingularUInt64Field(value: &_storage._eplbBytesSent) }()
         case 17: try { try decoder.decodeRepeatedDoubleField(value: &_storage._eplbLayerBalancedness) }()
+        case 18: try { try decoder.decodeSingularUInt32Field(value: &_storage._eplbSlotLayers) }()
+        case 19: try { try decoder.decodeRepeatedFloatField(value: &_storage._eplbSlotLoad) }()
+        case 20: try { try decoder.decodeRepeatedUInt32Field(value: &_storage._eplbSlotExpert) }()
         default: break
         }
       }
@@ -1512,6 +1540,15 @@ nonisolated extension Ebb_Control_V1_Load: SwiftProtobuf.Message, SwiftProtobuf.
       if !_storage._eplbLayerBalancedness.isEmpty {
         try visitor.visitPackedDoubleField(value: _storage._eplbLayerBalancedness, fieldNumber: 17)
       }
+      if _storage._eplbSlotLayers != 0 {
+        try visitor.visitSingularUInt32Field(value: _storage._eplbSlotLayers, fieldNumber: 18)
+      }
+      if !_storage._eplbSlotLoad.isEmpty {
+        try visitor.visitPackedFloatField(value: _storage._eplbSlotLoad, fieldNumber: 19)
+      }
+      if !_storage._eplbSlotExpert.isEmpty {
+        try visitor.visitPackedUInt32Field(value: _storage._eplbSlotExpert, fieldNumber: 20)
+      }
     }
     try unknownFields.traverse(visitor: &visitor)
   }
@@ -1538,6 +1575,9 @@ nonisolated extension Ebb_Control_V1_Load: SwiftProtobuf.Message, SwiftProtobuf.
         if _storage._eplbLastCommitSeconds != rhs_storage._eplbLastCommitSeconds {return false}
         if _storage._eplbBytesSent != rhs_storage._eplbBytesSent {return false}
         if _storage._eplbLayerBalancedness != rhs_storage._eplbLayerBalancedness {return false}
+        if _storage._eplbSlotLayers != rhs_storage._eplbSlotLayers {return false}
+        if _storage._eplbSlotLoad != rhs_storage._eplbSlotLoad {return false}
+        if _storage._eplbSlotExpert != rhs_storage._eplbSlotExpert {return false}
         return true
       }
       if !storagesAreEqual {return false}
