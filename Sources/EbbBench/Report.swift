@@ -1,3 +1,4 @@
+import EbbCore
 import Foundation
 
 /// Everything one run produced: what was asked, what each request measured, and the summary.
@@ -41,47 +42,54 @@ public struct BenchmarkReport: Sendable {
     /// The numbers as a JSON object with `vllm bench serve`'s key names (milliseconds for
     /// latencies; per-request arrays `input_lens`, `output_lens`, `ttfts`, `itls` in seconds,
     /// and `errors`).
-    public func jsonObject() -> [(String, JSONOut)] {
+    public func jsonObject() -> [(String, JSONValue)] {
         let s = summary
-        var o: [(String, JSONOut)] = [
+        var o: [(String, JSONValue)] = [
             ("date", .string(Self.dateFormatter.string(from: date))),
             ("backend", .string("openai")),
             ("model_id", .string(model)),
             ("base_url", .string(config.baseURL)),
             ("endpoint", .string(config.endpoint)),
             ("num_prompts", .int(config.numPrompts)),
-            ("request_rate", config.requestRate.isFinite ? .double(config.requestRate) : .string("inf")),
+            ("request_rate", config.requestRate.isFinite ? .number(config.requestRate) : .string("inf")),
             ("max_concurrency", config.maxConcurrency.map { .int($0) } ?? .null),
             ("input_len", .int(config.inputLen)),
             ("output_len", .int(config.outputLen)),
             ("seed", .int(Int(truncatingIfNeeded: config.seed))),
-            ("duration", .double(s.duration)),
+            ("duration", .number(s.duration)),
             ("completed", .int(s.completed)),
             ("failed", .int(s.failed)),
             ("total_input_tokens", .int(s.totalInputTokens)),
             ("total_output_tokens", .int(s.totalOutputTokens)),
-            ("request_throughput", .double(s.requestThroughput)),
-            ("output_throughput", .double(s.outputThroughput)),
-            ("total_token_throughput", .double(s.totalTokenThroughput)),
+            ("request_throughput", .number(s.requestThroughput)),
+            ("output_throughput", .number(s.outputThroughput)),
+            ("total_token_throughput", .number(s.totalTokenThroughput)),
         ]
         for (name, m) in [("ttft", s.ttftMs), ("tpot", s.tpotMs), ("itl", s.itlMs), ("e2el", s.e2elMs)] {
-            o.append(("mean_\(name)_ms", .double(m.mean)))
-            o.append(("median_\(name)_ms", .double(m.median)))
-            o.append(("std_\(name)_ms", .double(m.std)))
+            o.append(("mean_\(name)_ms", .number(m.mean)))
+            o.append(("median_\(name)_ms", .number(m.median)))
+            o.append(("std_\(name)_ms", .number(m.std)))
             for (p, v) in m.percentiles {
-                o.append(("p\(ReportTable.percentileLabel(p))_\(name)_ms", .double(v)))
+                o.append(("p\(ReportTable.percentileLabel(p))_\(name)_ms", .number(v)))
             }
         }
         o.append(("input_lens", .array(results.map { .int($0.promptTokens) })))
         o.append(("output_lens", .array(results.map { .int($0.outputTokens) })))
-        o.append(("ttfts", .array(results.map { .double($0.ttft) })))
-        o.append(("itls", .array(results.map { .array($0.itl.map { .double($0) }) })))
+        o.append(("ttfts", .array(results.map { .number($0.ttft) })))
+        o.append(("itls", .array(results.map { .array($0.itl.map { .number($0) }) })))
         o.append(("errors", .array(results.map { .string($0.error ?? "") })))
         return o
     }
 
+    /// The JSON text: one top-level key per line, values compact.
     public func json() -> String {
-        JSONOut.object(jsonObject()).serialized(indent: "") + "\n"
+        var out = "{"
+        for (i, (key, value)) in jsonObject().enumerated() {
+            out += i == 0 ? "\n  " : ",\n  "
+            JSONValue.writeString(key, into: &out)
+            out += ": " + value.serialized()
+        }
+        return out + "\n}\n"
     }
 
     private static var dateFormatter: DateFormatter {
@@ -92,66 +100,3 @@ public struct BenchmarkReport: Sendable {
     }
 }
 
-/// A small JSON writer that keeps integers integral and key order as given.
-public indirect enum JSONOut: Sendable, Equatable {
-    case null
-    case int(Int)
-    case double(Double)
-    case string(String)
-    case array([JSONOut])
-    case object([(String, JSONOut)])
-
-    public static func == (a: JSONOut, b: JSONOut) -> Bool { a.serialized() == b.serialized() }
-
-    /// Compact JSON when `indent` is nil; otherwise top-level keys one per line.
-    public func serialized(indent: String? = nil) -> String {
-        var out = ""
-        write(&out, indent: indent)
-        return out
-    }
-
-    private func write(_ out: inout String, indent: String?) {
-        switch self {
-        case .null: out += "null"
-        case .int(let i): out += String(i)
-        case .double(let d):
-            // JSON has no inf/nan; write null for them.
-            out += d.isFinite ? "\(d)" : "null"
-        case .string(let s): Self.writeString(s, &out)
-        case .array(let a):
-            out += "["
-            for (i, v) in a.enumerated() {
-                if i > 0 { out += ", " }
-                v.write(&out, indent: nil)
-            }
-            out += "]"
-        case .object(let o):
-            out += "{"
-            for (i, (k, v)) in o.enumerated() {
-                if i > 0 { out += "," }
-                if let indent { out += "\n  " + indent } else if i > 0 { out += " " }
-                Self.writeString(k, &out)
-                out += ": "
-                v.write(&out, indent: nil)
-            }
-            if indent != nil, !o.isEmpty { out += "\n" }
-            out += "}"
-        }
-    }
-
-    private static func writeString(_ s: String, _ out: inout String) {
-        out += "\""
-        for u in s.unicodeScalars {
-            switch u {
-            case "\"": out += "\\\""
-            case "\\": out += "\\\\"
-            case "\n": out += "\\n"
-            case "\r": out += "\\r"
-            case "\t": out += "\\t"
-            case _ where u.value < 0x20: out += String(format: "\\u%04x", u.value)
-            default: out.unicodeScalars.append(u)
-            }
-        }
-        out += "\""
-    }
-}

@@ -55,7 +55,12 @@ extension JSONValue {
             out += "}"
     }
 
-    static func writeString(_ s: String, into out: inout String) {
+    /// `s` as a JSON string literal, the one escaper of the project (the server's writer,
+    /// chat templates' `tojson`, benchmark reports): quote, backslash and control characters
+    /// (U+0000–U+001F) escaped, the short forms where JSON has them, everything else as is —
+    /// what Python's `json.dumps(ensure_ascii=False)` writes, so templates render as in
+    /// transformers.
+    public static func writeString(_ s: String, into out: inout String) {
         out += "\""
         for scalar in s.unicodeScalars {
             switch scalar {
@@ -67,7 +72,7 @@ extension JSONValue {
             case "\u{08}": out += "\\b"
             case "\u{0C}": out += "\\f"
             default:
-                if scalar.value < 0x20 || scalar.value == 0x7F {
+                if scalar.value < 0x20 {
                     let hex = String(scalar.value, radix: 16)
                     out += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
                 } else {

@@ -245,29 +245,6 @@ struct JSONWriter {
         }
     }
 
-    static func quote(_ s: String, into out: inout String) {
-        out.append("\"")
-        for u in s.unicodeScalars {
-            switch u {
-            case "\"": out.append("\\\"")
-            case "\\": out.append("\\\\")
-            case "\n": out.append("\\n")
-            case "\r": out.append("\\r")
-            case "\t": out.append("\\t")
-            case "\u{08}": out.append("\\b")
-            case "\u{0C}": out.append("\\f")
-            default:
-                if u.value < 0x20 {
-                    let hex = String(u.value, radix: 16)
-                    out.append("\\u" + String(repeating: "0", count: 4 - hex.count) + hex)
-                } else {
-                    out.unicodeScalars.append(u)
-                }
-            }
-        }
-        out.append("\"")
-    }
-
     /// Returns nil for values JSON cannot hold (the caller reports the error).
     @discardableResult
     func write(_ v: Value, into out: inout String, level: Int) -> Bool {
@@ -280,7 +257,7 @@ struct JSONWriter {
             if d.isNaN { out.append("NaN") } else if d.isInfinite { out.append(d < 0 ? "-Infinity" : "Infinity") } else {
                 out.append(pyFloatRepr(d))
             }
-        case .string(let s): JSONWriter.quote(s, into: &out)
+        case .string(let s): JSONValue.writeString(s, into: &out)
         case .list(let a), .tuple(let a):
             if a.isEmpty { out.append("[]"); return true }
             out.append("[")
@@ -299,7 +276,7 @@ struct JSONWriter {
             for (i, (k, x)) in pairs.enumerated() {
                 if i > 0 { out.append(itemSep) }
                 newline(&out, level + 1)
-                JSONWriter.quote(k, into: &out)
+                JSONValue.writeString(k, into: &out)
                 out.append(keySeparator)
                 if !write(x, into: &out, level: level + 1) { return false }
             }
