@@ -35,9 +35,7 @@ public struct APIError: Error, Sendable, Equatable {
     }
 
     public var json: JSONValue {
-        .object(["error": .object([
-            "message": .string(message), "type": .string(type), "param": .optional(param),
-            "code": .int(Int(status.code)),
-        ])])
+        let body = ErrorBody(error: .init(message: message, type: type, param: param, code: Int(status.code)))
+        return (try? JSONValueEncoder.encode(body)) ?? .null
     }
 }

@@ -70,49 +70,35 @@ extension OpenAIServer {
         try validateParams(options)
         let job = GenerationJob(requestId: Self.newId("chatcmpl"), prompts: [ids], options: options,
                                 eosTokenIds: eosTokenIds, arrivalTime: Date().timeIntervalSince1970)
-        let header: [String: JSONValue] = ["id": .string(job.requestId), "created": .int(Int(Date().timeIntervalSince1970)),
-                                           "model": .string(modelName)]
+        let id = job.requestId, created = Int(Date().timeIntervalSince1970), model = modelName
         if options.stream {
-            var mutableHeader = header
-            mutableHeader["object"] = .string("chat.completion.chunk")
-            let chunkHeader = mutableHeader
             return streamResponse(job) { [self] event, state in
-                var delta: [String: JSONValue] = ["content": .string(event.textDelta)]
+                var delta = ChatCompletionChunk.Delta(content: event.textDelta)
                 if !state.sentRole.contains(event.index) {
                     state.sentRole.insert(event.index)
-                    delta["role"] = .string("assistant")
+                    delta.role = "assistant"
                 }
-                var choice: [String: JSONValue] = ["index": .int(event.index), "delta": .object(delta),
-                                                   "logprobs": .null, "finish_reason": .null]
+                var choice = ChatCompletionChunk.Choice(index: event.index, delta: delta)
                 if let n = options.logprobs {
-                    choice["logprobs"] = chatLogprobs(event.logprobs, topN: n, asIds: options.returnTokensAsTokenIds)
+                    choice.logprobs = chatLogprobs(event.logprobs, topN: n, asIds: options.returnTokensAsTokenIds)
                 }
                 if let reason = event.finishReason {
-                    choice["finish_reason"] = .string(reason.rawValue)
-                    choice["stop_reason"] = stopReasonJSON(event.stopReason)
+                    choice.finishReason = reason.rawValue
+                    choice.stopReason = stopReasonJSON(event.stopReason)
                 }
-                var chunk = chunkHeader
-                chunk["choices"] = .array([.object(choice)])
-                return chunk
+                return ChatCompletionChunk(id: id, created: created, model: model, choices: [choice])
             } usageChunk: { usage in
-                var chunk = chunkHeader
-                chunk["choices"] = .array([])
-                chunk["usage"] = usage
-                return options.includeUsage ? chunk : nil
+                options.includeUsage ? ChatCompletionChunk(id: id, created: created, model: model, choices: [], usage: usage) : nil
             }
         }
         return try await respondWhenDone(channel) { [self] in
         let result = try await collect(job)
-        var response = header
-        response["object"] = .string("chat.completion")
-        response["choices"] = .array(result.choices.map { c in
-            .object(["index": .int(c.index),
-                     "message": .object(["role": .string("assistant"), "content": .string(c.text)]),
-                     "logprobs": options.logprobs.map { chatLogprobs(c.logprobs, topN: $0, asIds: options.returnTokensAsTokenIds) } ?? .null,
-                     "finish_reason": .string(c.finishReason.rawValue), "stop_reason": stopReasonJSON(c.stopReason)])
-        })
-        response["usage"] = result.usage
-        return JSONValue.object(response)
+        let choices = result.choices.map { c in
+            ChatCompletion.Choice(index: c.index, message: .init(content: c.text),
+                                  logprobs: options.logprobs.map { chatLogprobs(c.logprobs, topN: $0, asIds: options.returnTokensAsTokenIds) } ?? .null,
+                                  finishReason: c.finishReason.rawValue, stopReason: stopReasonJSON(c.stopReason))
+        }
+        return try JSONValueEncoder.encode(ChatCompletion(id: id, created: created, model: model, choices: choices, usage: result.usage))
         }
     }
 
@@ -144,12 +130,9 @@ extension OpenAIServer {
         } else {
             throw APIError.badRequest("give 'prompt' (a string) or 'messages'", param: "prompt")
         }
-        var result: [String: JSONValue] = ["tokens": .array(ids.map { .int($0) }), "count": .int(ids.count),
-                                           "max_model_len": .int(engine.maxModelLen)]
-        if try r.bool("return_token_strs") == true {
-            result["token_strs"] = .array(ids.map { .optional(tokenizer.token(for: $0)) })
-        }
-        return Self.json(.object(result))
+        let strings = try r.bool("return_token_strs") == true ? ids.map { tokenizer.token(for: $0) } : nil
+        return try Self.json(JSONValueEncoder.encode(TokenizeResult(count: ids.count, maxModelLen: engine.maxModelLen, tokens: ids,
+                                                                   tokenStrs: strings)))
     }
 
     /// `POST /detokenize`: `{"tokens": [ids]}` → `{"prompt": text}`.
@@ -160,6 +143,6 @@ extension OpenAIServer {
         if let bad = ids.first(where: { $0 < 0 || $0 >= engine.vocabSize }) {
             throw APIError.badRequest("token id \(bad) is outside the vocabulary (0..<\(engine.vocabSize))", param: "tokens")
         }
-        return Self.json(.object(["prompt": .string(tokenizer.decode(ids))]))
+        return try Self.json(JSONValueEncoder.encode(DetokenizeResult(prompt: tokenizer.decode(ids))))
     }
 }

@@ -26,14 +26,12 @@ struct StreamState {
 
 extension OpenAIServer {
     /// Prompt tokens once per prompt, completion tokens over all choices.
-    func usageJSON(_ job: GenerationJob, completionTokens: Int) -> JSONValue {
-        let prompt = job.prompts.reduce(0) { $0 + $1.count }
-        return .object(["prompt_tokens": .int(prompt), "completion_tokens": .int(completionTokens),
-                        "total_tokens": .int(prompt + completionTokens)])
+    func usage(_ job: GenerationJob, completionTokens: Int) -> Usage {
+        Usage(promptTokens: job.prompts.reduce(0) { $0 + $1.count }, completionTokens: completionTokens)
     }
 
     /// Runs a job to the end and returns its choices in index order, with timing metrics.
-    func collect(_ job: GenerationJob) async throws -> (choices: [CollectedChoice], usage: JSONValue) {
+    func collect(_ job: GenerationJob) async throws -> (choices: [CollectedChoice], usage: Usage) {
         var choices = [Int: CollectedChoice]()
         let timer = RequestTimer(metrics: metrics, start: job.arrivalTime)
         for try await event in run(job) {
@@ -53,14 +51,14 @@ extension OpenAIServer {
         let generated = ordered.reduce(0) { $0 + $1.tokenIds.count }
         timer.finish(promptTokens: job.prompts.reduce(0) { $0 + $1.count }, status: 200,
                      reason: ordered.first?.finishReason.rawValue ?? "abort")
-        return (ordered, usageJSON(job, completionTokens: generated))
+        return (ordered, usage(job, completionTokens: generated))
     }
 
     /// Streams a job as server-sent events: one `data:` chunk per choice event, an
     /// optional usage chunk, then `data: [DONE]`. A client that goes away aborts the job.
     func streamResponse(_ job: GenerationJob,
-                        chunk: @escaping @Sendable (ChoiceEvent, inout StreamState) -> [String: JSONValue]?,
-                        usageChunk: @escaping @Sendable (JSONValue) -> [String: JSONValue]?) -> Response {
+                        chunk: @escaping @Sendable (ChoiceEvent, inout StreamState) -> (any Encodable)?,
+                        usageChunk: @escaping @Sendable (Usage) -> (any Encodable)?) -> Response {
         var headers = HTTPFields()
         headers[.contentType] = "text/event-stream"
         headers[.cacheControl] = "no-cache"
@@ -75,11 +73,11 @@ extension OpenAIServer {
                     timer.tokens(event.tokenIds.count)
                     if let r = event.finishReason { reason = r.rawValue }
                     if let c = chunk(event, &state) {
-                        try await writer.write(ByteBuffer(string: "data: " + JSONValue.object(c).serialized() + "\n\n"))
+                        try await writer.write(ByteBuffer(string: "data: " + JSONValueEncoder.encode(c).serialized() + "\n\n"))
                     }
                 }
-                if let u = usageChunk(usageJSON(job, completionTokens: generated)) {
-                    try await writer.write(ByteBuffer(string: "data: " + JSONValue.object(u).serialized() + "\n\n"))
+                if let u = usageChunk(usage(job, completionTokens: generated)) {
+                    try await writer.write(ByteBuffer(string: "data: " + JSONValueEncoder.encode(u).serialized() + "\n\n"))
                 }
             } catch let error where !(error is CancellationError) {
                 // Errors after the headers went out are reported in-band, as vLLM does.

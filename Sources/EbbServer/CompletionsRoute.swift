@@ -17,18 +17,15 @@ extension OpenAIServer {
         let job = GenerationJob(requestId: Self.newId("cmpl"), prompts: prompts, options: options,
                                 eosTokenIds: eosTokenIds, arrivalTime: Date().timeIntervalSince1970)
         let created = Int(Date().timeIntervalSince1970)
-        let header: [String: JSONValue] = ["id": .string(job.requestId), "object": .string("text_completion"),
-                                           "created": .int(created), "model": .string(modelName)]
+        let id = job.requestId, model = modelName
         if options.stream {
             return streamResponse(job) { [self] event, state in
-                var choice: [String: JSONValue] = ["index": .int(event.index), "text": .string(""),
-                                                   "logprobs": .null, "finish_reason": .null, "stop_reason": .null]
                 var text = event.textDelta
                 if options.echo && !state.echoed.contains(event.index) {
                     state.echoed.insert(event.index)
                     text = tokenizer.decode(job.prompts[event.promptIndex]) + text
                 }
-                choice["text"] = .string(text)
+                var choice = CompletionChoice(index: event.index, text: text)
                 if let n = options.logprobs {
                     var entries = event.logprobs.map { Optional($0) }
                     var promptIds = [Int]()
@@ -37,26 +34,21 @@ extension OpenAIServer {
                         promptIds = job.prompts[event.promptIndex]
                         entries = (event.promptLogprobs ?? promptIds.map { _ in nil }) + entries
                     }
-                    choice["logprobs"] = completionLogprobs(entries, promptIds: promptIds, topN: n, asIds: options.returnTokensAsTokenIds,
-                                                            offset: &state.textOffsets[event.index, default: 0])
+                    choice.logprobs = completionLogprobs(entries, promptIds: promptIds, topN: n, asIds: options.returnTokensAsTokenIds,
+                                                         offset: &state.textOffsets[event.index, default: 0])
                 }
                 if let reason = event.finishReason {
-                    choice["finish_reason"] = .string(reason.rawValue)
-                    choice["stop_reason"] = stopReasonJSON(event.stopReason)
+                    choice.finishReason = reason.rawValue
+                    choice.stopReason = stopReasonJSON(event.stopReason)
                 }
-                var chunk = header
-                chunk["choices"] = .array([.object(choice)])
-                return chunk
+                return Completion(id: id, created: created, model: model, choices: [choice])
             } usageChunk: { usage in
-                var chunk = header
-                chunk["choices"] = .array([])
-                chunk["usage"] = usage
-                return options.includeUsage ? chunk : nil
+                options.includeUsage ? Completion(id: id, created: created, model: model, choices: [], usage: usage) : nil
             }
         }
         return try await respondWhenDone(channel) { [self] in
         let result = try await collect(job)
-        var choices = [JSONValue]()
+        var choices = [CompletionChoice]()
         for c in result.choices {
             var text = c.text
             var lp: JSONValue = .null
@@ -71,18 +63,14 @@ extension OpenAIServer {
                                         asIds: options.returnTokensAsTokenIds, offset: &offset)
             }
             if options.echo { text = tokenizer.decode(job.prompts[c.promptIndex]) + text }
-            var choice: [String: JSONValue] = ["index": .int(c.index), "text": .string(text), "logprobs": lp,
-                                               "finish_reason": .string(c.finishReason.rawValue),
-                                               "stop_reason": stopReasonJSON(c.stopReason)]
+            var choice = CompletionChoice(index: c.index, text: text, logprobs: lp, finishReason: c.finishReason.rawValue,
+                                          stopReason: stopReasonJSON(c.stopReason))
             if options.params.promptLogprobs != nil {
-                choice["prompt_logprobs"] = promptLogprobsJSON(c.promptLogprobs ?? [], prompt: job.prompts[c.promptIndex])
+                choice.promptLogprobs = promptLogprobsJSON(c.promptLogprobs ?? [], prompt: job.prompts[c.promptIndex])
             }
-            choices.append(.object(choice))
+            choices.append(choice)
         }
-        var response = header
-        response["choices"] = .array(choices)
-        response["usage"] = result.usage
-        return JSONValue.object(response)
+        return try JSONValueEncoder.encode(Completion(id: id, created: created, model: model, choices: choices, usage: result.usage))
         }
     }
 

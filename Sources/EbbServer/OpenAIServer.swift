@@ -155,10 +155,9 @@ public final class OpenAIServer: Sendable {
     }
 
     func modelsJSON() -> JSONValue {
-        .object(["object": .string("list"), "data": .array([.object([
-            "id": .string(modelName), "object": .string("model"), "created": .int(Int(startTime.timeIntervalSince1970)),
-            "owned_by": .string("ebb"), "root": .string(modelName), "max_model_len": .int(engine.maxModelLen),
-        ])])])
+        let model = ModelList.Model(id: modelName, created: Int(startTime.timeIntervalSince1970), root: modelName,
+                                    maxModelLen: engine.maxModelLen)
+        return (try? JSONValueEncoder.encode(ModelList(data: [model]))) ?? .null
     }
 
     /// Token ids of a prompt, checked against the vocabulary and the model length.
