@@ -107,6 +107,8 @@ public final class EngineCoreShell: @unchecked Sendable {
     private let faults: FaultInjection?
     /// Forms the host groups from the rendezvous store (Gloo; in-process groups in tests).
     private let makeGroups: @Sendable (any KeyValueStore) -> any CommunicatorFactory
+    /// The deployment's secret, sent with every control-plane call (nil: none is asked for).
+    private let secret: ClusterSecret?
     private let log: @Sendable (String) -> Void
     private let inbox = Inbox()
     private let latestStats = Mutex(EngineStats())
@@ -122,9 +124,10 @@ public final class EngineCoreShell: @unchecked Sendable {
 
     public init(identity: EngineCoreIdentity, coordinator: ControlAddress, backend: any Backend,
                 dataPlaneTimeout: Duration = .seconds(120), restoreSource: (@Sendable () throws -> any WeightSource)? = nil,
-                faults: FaultInjection? = nil,
+                faults: FaultInjection? = nil, secret: ClusterSecret? = nil,
                 makeGroups: @escaping @Sendable (any KeyValueStore) -> any CommunicatorFactory = { GlooGroups(store: $0) },
                 log: @escaping @Sendable (String) -> Void, makeEngine: @escaping EngineFactory) {
+        self.secret = secret
         self.restoreSource = restoreSource
         self.makeGroups = makeGroups
         self.faults = faults
@@ -141,7 +144,8 @@ public final class EngineCoreShell: @unchecked Sendable {
     public func run() async -> Int32 {
         let exitCode = Mutex<Int32>(0)
         do {
-            try await withGRPCClient(transport: try controlClientTransport(coordinator)) { client in
+            try await withGRPCClient(transport: try controlClientTransport(coordinator),
+                                     interceptors: secret.map { [ClusterSecretHeader($0)] } ?? []) { client in
                 let service = ControlCoordinatorService.Client(wrapping: client)
                 let (outbound, out) = AsyncStream<ControlEngineMessage>.makeStream()
                 out.yield(.with {

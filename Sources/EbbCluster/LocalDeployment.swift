@@ -21,21 +21,23 @@ public struct ElasticSettings: Sendable {
     }
 }
 
-/// A deployment on this host: the coordinator's control-plane server on loopback, and one
-/// engine-core child process per rank started by `LocalLauncher`. A rank that exits or stops
+/// A deployment: the coordinator's control-plane server on `advertiseHost` (loopback by
+/// default), and one engine-core process per rank started by a `Launcher` — child processes
+/// of this one (`LocalLauncher`, the default) or Ray actors on a cluster (`RayLauncher`).
+/// Every control-plane call must carry the deployment's `ClusterSecret`. A rank that exits or stops
 /// answering is lost: the coordinator recovers on the others (elastic EP, or plain data
 /// parallelism), or fails the deployment when it cannot — then every child is stopped and
 /// `onFailure` runs.
 public final class LocalDeployment: Sendable {
     public let coordinator: Coordinator
-    public let launcher: LocalLauncher
+    public let launcher: any Launcher
     private let grpcServer: GRPCServer<HTTP2ServerTransport.Posix>
     private let monitor: Task<Void, Never>
     private let log: @Sendable (String) -> Void
     /// Whether a healing task runs (one at a time).
     private let healing = Mutex(false)
 
-    private init(coordinator: Coordinator, launcher: LocalLauncher, grpcServer: GRPCServer<HTTP2ServerTransport.Posix>,
+    private init(coordinator: Coordinator, launcher: any Launcher, grpcServer: GRPCServer<HTTP2ServerTransport.Posix>,
                  monitor: Task<Void, Never>, log: @escaping @Sendable (String) -> Void) {
         self.log = log
         self.coordinator = coordinator
@@ -50,21 +52,23 @@ public final class LocalDeployment: Sendable {
     /// cores are launched here the same way.
     public static func start(ranks: Int, expertParallel: Bool, threadsPerRank: Int, engineArguments: [String],
                              startTimeout: Duration, generation: UInt64 = 1,
-                             executable: URL = LocalLauncher.currentExecutable(),
+                             launcher: (any Launcher)? = nil, advertiseHost: String = "127.0.0.1",
+                             secret: ClusterSecret = .generate(), gpusPerRank: Int = 0,
                              onFailure: @escaping @Sendable (EbbError) -> Void = { _ in }, elastic: ElasticSettings? = nil,
                              gpus: GPUPool? = nil,
                              rankFailureTimeout: Duration = .seconds(5),
                              log: @escaping @Sendable (String) -> Void) async throws -> LocalDeployment {
         let engineIds = (0..<ranks).map { "engine-\($0)" }
-        let launcher = LocalLauncher(executable: executable, log: log)
+        let launcher = launcher ?? LocalLauncher(executable: LocalLauncher.currentExecutable(), log: log)
         let coordinator = Coordinator(generation: generation, engineIds: engineIds, heartbeatTimeout: rankFailureTimeout,
                                       expertParallel: expertParallel, log: log) { error in
             log("fatal: \(error.message); stopping every engine core")
             launcher.stopAll(grace: .seconds(2))
             onFailure(error)
         }
-        let transport = controlServerTransport(host: "127.0.0.1", port: 0)
-        let grpcServer = GRPCServer(transport: transport, services: [ControlPlaneService(coordinator: coordinator)])
+        let transport = controlServerTransport(host: advertiseHost, port: 0)
+        let grpcServer = GRPCServer(transport: transport, services: [ControlPlaneService(coordinator: coordinator)],
+                                    interceptors: [ClusterSecretCheck(secret)])
         Task {
             do { try await grpcServer.serve() } catch { log("control-plane server stopped: \(error)") }
         }
@@ -72,7 +76,7 @@ public final class LocalDeployment: Sendable {
         guard let port = address.ipv4?.port else {
             throw EbbError(.io, "the control-plane server has no IPv4 address (\(address))")
         }
-        log("control plane listening on 127.0.0.1:\(port)")
+        log("control plane listening on \(advertiseHost):\(port)")
         let monitor = Task {
             while !Task.isCancelled {
                 try? await Task.sleep(for: .milliseconds(100))
@@ -83,18 +87,21 @@ public final class LocalDeployment: Sendable {
                                          log: log)
         let launch: @Sendable (String, Int, Int, UInt64, [String], [String: String]) throws -> Void = { id, rank, size, gen, extra, env in
             var args = ["engine-core"] + engineArguments
-            args += ["--coordinator", "127.0.0.1:\(port)", "--rank", "\(rank)", "--world-size", "\(size)",
+            args += ["--coordinator", "\(advertiseHost):\(port)", "--rank", "\(rank)", "--world-size", "\(size)",
                      "--generation", "\(gen)", "--engine-id", id, "--threads", "\(threadsPerRank)"] + extra
             if expertParallel { args.append("--enable-expert-parallel") }
             var env = env
+            env[ClusterSecret.environmentVariable] = secret.value
+            var resources = LaunchResources(cpus: threadsPerRank, gpus: gpusPerRank)
             if let gpus {
+                resources.gpus = 1
                 args += ["--device", "cuda:\(try gpus.acquire(id))"]
                 if gpus.needsDistinctHostID { env["NCCL_HOSTID"] = "ebb-\(id)" }
             }
             do {
-                try launcher.launch(id: id, arguments: args, environment: env) { id, pid, status in
+                try launcher.launch(id: id, arguments: args, environment: env, resources: resources) { id, description in
                     gpus?.release(id)
-                    coordinator.engineExited(id, description: "(pid \(pid)) exited with status \(status)")
+                    coordinator.engineExited(id, description: description)
                 }
             } catch {
                 gpus?.release(id)
@@ -108,7 +115,7 @@ public final class LocalDeployment: Sendable {
                     // Joiners size their KV cache from what the running ranks report.
                     try launch(id, rank, size, gen, ["--join", "--kv-cache-memory", "\(max(kvBytes, 1))"], [:])
                 },
-                stop: { id in launcher.stop(id: id) },
+                stop: { id in launcher.stop(id: id, grace: .seconds(3)) },
                 fault: elastic.fault))
         }
         let fence: @Sendable (String) -> Void = { id in

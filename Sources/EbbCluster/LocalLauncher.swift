@@ -5,7 +5,7 @@ import Foundation
 /// and stops them. A child that exits while the launcher still wants it is reported through
 /// `onExit`; children also watch their parent and exit when it goes away (see
 /// `ParentWatch`), so none outlives `ebb serve`.
-public final class LocalLauncher: @unchecked Sendable {
+public final class LocalLauncher: Launcher, @unchecked Sendable {
     public let executable: URL
     private let lock = NSLock()
     private var children: [String: Process] = [:]
@@ -25,10 +25,9 @@ public final class LocalLauncher: @unchecked Sendable {
         return URL(fileURLWithPath: CommandLine.arguments[0]).standardizedFileURL
     }
 
-    /// Starts engine core `id` with `arguments`; `onExit(id, pid, status)` runs when it exits
-    /// (not after `stopAll` or `stop`).
-    public func launch(id: String, arguments: [String], environment: [String: String] = [:],
-                       onExit: @escaping @Sendable (_ id: String, _ pid: Int32, _ status: Int32) -> Void) throws {
+    /// Starts engine core `id` as a child process (`resources` are the host's to share).
+    public func launch(id: String, arguments: [String], environment: [String: String], resources: LaunchResources,
+                       onExit: @escaping @Sendable (_ id: String, _ description: String) -> Void) throws {
         let p = Process()
         p.executableURL = executable
         p.arguments = arguments
@@ -42,7 +41,7 @@ public final class LocalLauncher: @unchecked Sendable {
                 let known = self.children.removeValue(forKey: id) != nil
                 return self.stopping || !known
             }
-            if !expected { onExit(id, proc.processIdentifier, proc.terminationStatus) }
+            if !expected { onExit(id, "(pid \(proc.processIdentifier)) exited with status \(proc.terminationStatus)") }
         }
         do {
             try p.run()
@@ -53,7 +52,7 @@ public final class LocalLauncher: @unchecked Sendable {
     }
 
     /// Stops one engine core: SIGTERM, then SIGKILL after `grace`. No `onExit` for it.
-    public func stop(id: String, grace: Duration = .seconds(3)) {
+    public func stop(id: String, grace: Duration) {
         guard let p = lock.withLock({ children.removeValue(forKey: id) }) else { return }
         if p.isRunning { kill(p.processIdentifier, SIGTERM) }
         let end = ContinuousClock.now + grace
@@ -74,7 +73,7 @@ public final class LocalLauncher: @unchecked Sendable {
     }
 
     /// Sends SIGTERM to every child, waits up to `grace`, then SIGKILLs what is left.
-    public func stopAll(grace: Duration = .seconds(5)) {
+    public func stopAll(grace: Duration) {
         let procs: [Process] = lock.withLock {
             stopping = true
             return Array(children.values)

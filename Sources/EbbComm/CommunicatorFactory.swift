@@ -15,14 +15,27 @@ public protocol CommunicatorFactory: Sendable {
 /// Gloo groups that meet through a rendezvous store (the coordinator's, over the control plane).
 public struct GlooGroups: CommunicatorFactory {
     public let store: any KeyValueStore
+    /// The address this rank's Gloo connections listen on: `EBB_GLOO_HOSTNAME` (set by the
+    /// Ray launcher to the node's address, so peers on other hosts reach it), else loopback.
+    public let transport: GlooTransport
 
-    public init(store: any KeyValueStore) {
+    public init(store: any KeyValueStore, transport: GlooTransport = .fromEnvironment) {
         self.store = store
+        self.transport = transport
     }
 
     public func form(_ name: String, rank: Int, members: [String], generation: UInt64, timeout: Duration) throws -> any Communicator {
         try GlooCommunicator(rank: rank, size: members.count, generation: generation, members: members, store: store,
-                             storePrefix: name.isEmpty ? "ebb/gen\(generation)" : "ebb/gen\(generation)/\(name)", timeout: timeout)
+                             storePrefix: name.isEmpty ? "ebb/gen\(generation)" : "ebb/gen\(generation)/\(name)",
+                             transport: transport, timeout: timeout)
+    }
+}
+
+extension GlooTransport {
+    /// `EBB_GLOO_HOSTNAME` when set, else loopback.
+    public static var fromEnvironment: GlooTransport {
+        let host = ProcessInfo.processInfo.environment["EBB_GLOO_HOSTNAME"].flatMap { $0.isEmpty ? nil : $0 }
+        return host.map { GlooTransport(hostname: $0) } ?? .loopback
     }
 }
 

@@ -76,14 +76,7 @@ public struct AccessKeys: Sendable, Equatable {
         return String(parts[1]).trimmingCharacters(in: .whitespaces)
     }
 
-    /// Equality whose time depends only on the lengths, not on where the bytes differ.
-    static func constantTimeEquals(_ a: [UInt8], _ b: [UInt8]) -> Bool {
-        var difference = UInt8(a.count == b.count ? 0 : 1)
-        for i in 0..<max(a.count, b.count) {
-            difference |= (i < a.count ? a[i] : 0) ^ (i < b.count ? b[i] : 0)
-        }
-        return difference == 0
-    }
+    static func constantTimeEquals(_ a: [UInt8], _ b: [UInt8]) -> Bool { EbbCore.constantTimeEquals(a, b) }
 }
 
 /// Answers 401/403 before a route runs when `AccessKeys` refuses the request.

@@ -63,8 +63,10 @@ struct EngineCoreCommand: AsyncParsableCommand {
         let address: ControlAddress
         let config: EngineConfig
         let eplbConfig: EPLBConfig?
+        let secret: ClusterSecret?
         do {
             address = try ControlAddress(parsing: coordinator)
+            secret = try ClusterSecret.fromEnvironment()
             config = try engine.engineConfig()
             eplbConfig = try eplb.config()
             guard worldSize >= 1, rank >= 0, rank < worldSize, dataPlaneTimeout > 0 else {
@@ -89,7 +91,7 @@ struct EngineCoreCommand: AsyncParsableCommand {
         let shell = EngineCoreShell(identity: identity, coordinator: address, backend: backend,
                                     dataPlaneTimeout: .milliseconds(Int64(dataPlaneTimeout * 1000)),
                                     restoreSource: { try LoadedModel.weightSource(spec, weights: weights) }, faults: fault,
-                                    log: log) { setup, wrap in
+                                    secret: secret, log: log) { setup, wrap in
             let loaded = try LoadedModel.load(spec, weights: weights, backend: backend, needTokenizer: false, expertParallel: setup,
                                               wrapWeights: wrap)
             let core = try EngineCore(model: loaded.model, config: config)

@@ -1,5 +1,6 @@
 import ArgumentParser
 import EbbCluster
+import EbbControl
 import EbbCore
 import EbbCUDA
 import EbbEngine
@@ -80,6 +81,27 @@ struct Serve: AsyncParsableCommand {
 
     @Option(help: "Key the routes that change the deployment (resizes) require; the --api-key does not open them (default: $EBB_ADMIN_API_KEY)")
     var adminApiKey: String?
+
+    @Option(help: "Who starts the engine cores: local (child processes of this one) or ray (Ray actors, placed by a Ray cluster)")
+    var launcher: String = "local"
+
+    @Option(help: "With --launcher ray: the Ray cluster to join (default: auto, the cluster this host belongs to)")
+    var rayAddress: String = "auto"
+
+    @Option(help: "With --launcher ray: the Python with Ray installed that runs Ebb's Ray helper")
+    var rayPython: String = "python3"
+
+    @Option(help: "With --launcher ray: seconds a rank's placement-group bundle may wait for room before its start fails")
+    var rayPlacementTimeout: Double = 60
+
+    @Option(help: "The address engine cores reach the coordinator at (default: 127.0.0.1; with --launcher ray, this node's address as Ray sees it)")
+    var advertiseAddress: String?
+
+    @Option(help: "With --launcher ray: the ebb executable on the Ray nodes (default: this executable's path, which must exist on every node)")
+    var engineCoreBinary: String?
+
+    @Option(help: "A file holding the deployment's cluster secret (default: a fresh random one); engine cores get it in their environment")
+    var clusterSecretFile: String?
 
     /// The keys from the flags, else the environment.
     var accessKeys: AccessKeys {
@@ -213,9 +235,36 @@ struct Serve: AsyncParsableCommand {
                 }
                 gpus = GPUPool(first: first, count: count)
             }
+            let secret = try clusterSecretFile.map { try ClusterSecret.read(file: $0) } ?? .generate()
+            var placement: (any Launcher)?
+            var advertise = advertiseAddress ?? "127.0.0.1"
+            var gpusPerRank = 0
+            switch launcher {
+            case "local":
+                break
+            case "ray":
+                if gpus != nil {
+                    // Ray hands each rank its GPU (CUDA_VISIBLE_DEVICES): every rank uses cuda:0 of its own view.
+                    guard devices == nil else { throw EbbError(.invalidArgument, "--devices places ranks on this host; with --launcher ray, Ray places them (use --device cuda)") }
+                    gpus = nil
+                    gpusPerRank = 1
+                }
+                guard rayPlacementTimeout > 0, rayPlacementTimeout <= 86_400 else {
+                    throw EbbError(.invalidArgument, "--ray-placement-timeout must be in (0, 86400] seconds")
+                }
+                let ray = try RayLauncher(address: rayAddress, python: rayPython,
+                                          executable: engineCoreBinary ?? LocalLauncher.currentExecutable().path,
+                                          placementTimeout: .milliseconds(Int64(rayPlacementTimeout * 1000)), log: log)
+                placement = ray
+                advertise = advertiseAddress ?? ray.driverAddress
+            default:
+                throw EbbError(.invalidArgument, "--launcher must be local or ray, not '\(launcher)'")
+            }
             deployment = try await LocalDeployment.start(
                 ranks: ranks, expertParallel: enableExpertParallel, threadsPerRank: max(1, totalThreads / ranks),
-                engineArguments: engine.arguments + eplbArguments, startTimeout: .milliseconds(Int64(engineStartTimeout * 1000)),
+                engineArguments: engine.arguments + eplbArguments + (gpusPerRank > 0 ? ["--device", "cuda:0"] : []),
+                startTimeout: .milliseconds(Int64(engineStartTimeout * 1000)),
+                launcher: placement, advertiseHost: advertise, secret: secret, gpusPerRank: gpusPerRank,
                 onFailure: { _ in Foundation.exit(1) },  // serve cannot go on: the error is logged, the engine cores are stopped
                 elastic: elastic, gpus: gpus, rankFailureTimeout: .milliseconds(Int64(rankFailureTimeout * 1000)), log: log)
             var scaling: CoordinatorScaling?

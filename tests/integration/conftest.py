@@ -308,7 +308,7 @@ def start_server(ebb_bin, tmp_path_factory):
     def start(model: str, *flags: str) -> EbbServer:
         if not model.startswith("builtin:") and "/" not in model:
             model = str(require_fixture(model))
-        tag = re.sub(r"[^A-Za-z0-9]+", "-", f"{Path(model).name}-{'-'.join(flags)}").strip("-")
+        tag = re.sub(r"[^A-Za-z0-9]+", "-", f"{Path(model).name}-{'-'.join(flags)}").strip("-")[:120]
         server = EbbServer(ebb_bin, model, list(flags), logs / f"{len(servers):02d}-{tag}.log")
         servers.append(server)
         return server.start()
