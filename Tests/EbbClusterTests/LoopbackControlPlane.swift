@@ -5,9 +5,11 @@ import GRPCCore
 
 /// Serves a coordinator's control plane on a loopback port for the length of `body`, which
 /// gets the port; the server stops when `body` returns or throws.
-func withLoopbackControlPlane(_ coordinator: Coordinator, _ body: @Sendable (Int) async throws -> Void) async throws {
+func withLoopbackControlPlane(_ coordinator: Coordinator, secret: ClusterSecret? = nil,
+                              _ body: @Sendable (Int) async throws -> Void) async throws {
     let transport = controlServerTransport(host: "127.0.0.1", port: 0)
-    let server = GRPCServer(transport: transport, services: [ControlPlaneService(coordinator: coordinator)])
+    let server = GRPCServer(transport: transport, services: [ControlPlaneService(coordinator: coordinator)],
+                            interceptors: secret.map { [ClusterSecretCheck($0)] } ?? [])
     try await withThrowingDiscardingTaskGroup { group in
         group.addTask { try await server.serve() }
         defer { server.beginGracefulShutdown() }
