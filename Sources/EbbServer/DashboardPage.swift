@@ -224,7 +224,7 @@ function drawSeries(timeline) {
   if (samples.length < 1) return;
   const t0 = samples[0].unix_time, t1 = Math.max(t0 + 5, samples[samples.length - 1].unix_time);
   {
-    const c = $("throughput"), [g, w, h] = sizeCanvas(c), pad = {left: 44, right: 40, top: 8, bottom: 16};
+    const c = $("throughput"), [g, w, h] = sizeCanvas(c), pad = {left: 44, right: 58, top: 8, bottom: 16};
     const x = (t) => pad.left + (w - pad.left - pad.right) * (t - t0) / (t1 - t0);
     const maxT = Math.max(10, ...samples.map((s) => s.tokens_per_second)) * 1.1;
     const maxR = Math.max(2, ...samples.map((s) => s.ranks)) + 1;
@@ -235,7 +235,7 @@ function drawSeries(timeline) {
     line(g, samples, x, (v) => h - pad.bottom - (h - pad.top - pad.bottom) * v / maxR, "ranks", "#1d2330", true);
   }
   {
-    const c = $("latency"), [g, w, h] = sizeCanvas(c), pad = {left: 44, right: 40, top: 8, bottom: 16};
+    const c = $("latency"), [g, w, h] = sizeCanvas(c), pad = {left: 44, right: 58, top: 8, bottom: 16};
     const x = (t) => pad.left + (w - pad.left - pad.right) * (t - t0) / (t1 - t0);
     const ms = samples.map((s) => ({unix_time: s.unix_time, scaling: s.scaling, recovering: s.recovering, live: s.live,
       ttft: s.ttft_p90 === null ? null : s.ttft_p90 * 1000, tpot: s.tpot_p90 === null ? null : s.tpot_p90 * 1000}));

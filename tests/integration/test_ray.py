@@ -15,7 +15,8 @@ import time
 
 import pytest
 
-from conftest import load_reference, require_fixture, running_server
+from conftest import F32_FIXTURES, load_reference, require_fixture, running_server
+from test_batch_invariance import run_concurrent
 from test_elastic import Load, scale, status
 from test_rank_failure import redundancy_for_survivors, serving, wait_for
 
@@ -56,6 +57,16 @@ def ray_flags(cluster, *extra: str) -> list[str]:
     return ["--launcher", "ray", "--ray-address", cluster.address, "--advertise-address", "127.0.0.1",
             "--enable-expert-parallel", "--enable-elastic-ep", "--kv-cache-memory", "16MiB", "--scale-timeout", "60",
             *extra]
+
+
+@pytest.mark.parametrize("fixture", F32_FIXTURES)
+def test_ray_ranks_serve_the_single_rank_outputs(start_server, ray_cluster, fixture):
+    """Concurrent greedy requests over two Ray-placed ranks equal the one-rank reference."""
+    d = require_fixture(fixture)
+    with running_server(start_server, fixture, *ray_flags(ray_cluster[1], "--data-parallel-size", "2")) as server:
+        assert len(engine_actors(ray_cluster[0])) == 2
+        run_concurrent(server, load_reference(d), seed=5)
+        server.assert_alive()
 
 
 def test_ray_places_serves_resizes_and_recovers(start_server, ray_cluster):
@@ -105,7 +116,7 @@ def test_ray_places_serves_resizes_and_recovers(start_server, ray_cluster):
         server.assert_alive()
 
 
-def test_unreachable_ray_and_unsatisfiable_placements_are_clear_errors(start_server, ray_cluster, ebb_bin):
+def test_missing_or_unreachable_ray_and_unsatisfiable_placements_are_clear_errors(start_server, ray_cluster, ebb_bin, tmp_path):
     ray, cluster, _ = ray_cluster
     d = require_fixture(FIXTURE)
     # Nothing listens there: `ebb serve` stops with the reason, having started nothing.
@@ -114,6 +125,15 @@ def test_unreachable_ray_and_unsatisfiable_placements_are_clear_errors(start_ser
                          capture_output=True, text=True, timeout=180)
     assert out.returncode != 0
     assert "cannot connect to the Ray cluster at '127.0.0.1:1'" in out.stderr, out.stderr[-2000:]
+    # A Python without Ray (site-packages off): the same, naming what is missing.
+    python = tmp_path / "python-without-ray"
+    python.write_text("#!/bin/sh\nexec python3 -S \"$@\"\n")
+    python.chmod(0o755)
+    out = subprocess.run([str(ebb_bin), "serve", "--model", str(d), "--port", "18123", "--data-parallel-size", "2",
+                          "--launcher", "ray", "--ray-python", str(python), "--ray-address", cluster.address,
+                          "--enable-expert-parallel"], capture_output=True, text=True, timeout=180)
+    assert out.returncode != 0
+    assert "Ray is not installed for" in out.stderr, out.stderr[-2000:]
 
     # A running deployment asked for more ranks than the cluster has CPUs for: the resize
     # fails with Ray's reason and the deployment serves on, unchanged.
