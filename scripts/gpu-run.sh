@@ -90,10 +90,12 @@ if [ "$what" = recovery ]; then
     if [ -d .whl ]; then
         python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl && export PYTHONPATH=/tmp/site
     fi
+    # EBB_STACK_SAMPLES=N (default 0) samples thread states N times; with a debugger it stops
+    # each process while it reads its stacks, which stalls the ranks (docs/gpu.md): only for hangs.
     # The image has cuda-gdb (no gdb); it attaches to any process. Stacks name functions when
     # the staged binary keeps its symbol table (objcopy --strip-debug instead of strip).
     debugger=$(command -v gdb || command -v cuda-gdb || ls /usr/local/cuda*/bin/cuda-gdb 2>/dev/null | head -1)
-    (for i in $(seq 1 ${EBB_STACK_SAMPLES:-10}); do sleep ${EBB_STACK_INTERVAL:-40}; echo "=== sample $i"; nvidia-smi --query-compute-apps=pid,used_memory --format=csv,noheader
+    (for i in $(seq 1 ${EBB_STACK_SAMPLES:-0}); do sleep ${EBB_STACK_INTERVAL:-40}; echo "=== sample $i"; nvidia-smi --query-compute-apps=pid,used_memory --format=csv,noheader
         for p in $(pgrep -f "ebb engine-core"); do echo "== pid $p"; for t in /proc/$p/task/*; do
         echo "$(cat $t/comm 2>/dev/null) $(cat $t/wchan 2>/dev/null) $(cut -d' ' -f3 $t/stat 2>/dev/null)"; done
         if [ -n "$debugger" ]; then timeout 60 "$debugger" -batch -p $p -ex "thread apply all bt 14" 2>&1 | grep -E "^Thread|^#" | cut -c1-400 | head -220; fi
