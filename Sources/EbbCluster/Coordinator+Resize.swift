@@ -303,8 +303,10 @@ extension Coordinator {
                         case .pause(let d)?: try await Task.sleep(for: d)
                         case nil: break
                         }
-                        for l in launches {
-                            try hooks?.launch(l.engine, l.rank, plan.members.count, plan.generation, kv)
+                        try await onOwnThread("ebb-launch") {
+                            for l in launches {
+                                try hooks?.launch(l.engine, l.rank, plan.members.count, plan.generation, kv)
+                            }
                         }
                         resizeEvent(.launched)
                     } catch {

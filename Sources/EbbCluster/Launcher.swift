@@ -1,4 +1,5 @@
 import EbbCore
+import Foundation
 
 /// What one engine core needs from the machine it runs on (Ray reserves it as a bundle).
 public struct LaunchResources: Sendable, Equatable {
@@ -26,4 +27,14 @@ public protocol Launcher: Sendable {
     func fence(id: String)
     /// Stops every engine core (asks, waits up to `grace`, kills what is left).
     func stopAll(grace: Duration)
+}
+
+/// Runs `body` on a thread of its own and waits for it without holding a thread of Swift's
+/// cooperative pool (a launcher may block for seconds: Ray reserving a placement group).
+func onOwnThread<T: Sendable>(_ name: String, _ body: @escaping @Sendable () throws -> T) async throws -> T {
+    try await withCheckedThrowingContinuation { continuation in
+        let thread = Thread { continuation.resume(with: Result { try body() }) }
+        thread.name = name
+        thread.start()
+    }
 }
