@@ -138,8 +138,10 @@ public final class RayLauncher: Launcher, @unchecked Sendable {
 
     public func launch(id: String, arguments: [String], environment: [String: String], resources: LaunchResources,
                        onExit: @escaping @Sendable (_ id: String, _ description: String) -> Void) throws {
-        // The engine core sees the Ray worker's environment plus Ebb's own settings.
-        var env = ProcessInfo.processInfo.environment.filter { $0.key.hasPrefix("EBB_") && $0.key != "EBB_PARENT_PID" }
+        // The engine core sees the Ray worker's environment plus Ebb's own settings (not the
+        // HTTP API keys: engine cores have no use for them, and Ray keeps task arguments).
+        let private_ = ["EBB_PARENT_PID", "EBB_API_KEY", "EBB_ADMIN_API_KEY"]
+        var env = ProcessInfo.processInfo.environment.filter { $0.key.hasPrefix("EBB_") && !private_.contains($0.key) }
         for (k, v) in environment { env[k] = v }
         cond.withLock { watchers[id] = onExit }
         try send(.orderedObject(keys: ["op", "id", "argv", "env", "cpus", "gpus", "timeout"], values: [
