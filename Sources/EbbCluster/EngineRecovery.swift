@@ -27,7 +27,9 @@ extension EngineLoopState {
         guard !dataPlaneLost else { return }
         let message = describe(error)
         log("rank \(identity.rank): the data plane of generation \(identity.generation) failed: \(message); waiting for the coordinator's recovery")
+        let started = ContinuousClock.now
         releaseDataPlane()
+        log("rank \(identity.rank): released the groups of generation \(identity.generation) in \(started.duration(to: .now))")
         out.yield(.with {
             $0.failure = .with { f in
                 f.rank = UInt32(identity.rank)
@@ -84,6 +86,8 @@ extension EngineLoopState {
         if !dataPlaneLost {
             log("rank \(identity.rank): recovery to generation \(spec.generation) without \(spec.lost) received; leaving generation \(identity.generation)")
             releaseDataPlane()
+        } else {
+            log("rank \(identity.rank): recovery to generation \(spec.generation) without \(spec.lost) received; forming it")
         }
         var phases: [(String, Double)] = []
         func timed<T>(_ name: String, _ body: () throws -> T) rethrows -> T {
