@@ -44,7 +44,7 @@ public struct AccessKeys: Sendable, Equatable {
         let presented = authorization.flatMap(Self.bearerToken)
         func matches(_ key: String?) -> Bool {
             guard let key, let presented else { return false }
-            return Self.constantTimeEquals(Array(presented.utf8), Array(key.utf8))
+            return constantTimeEquals(Array(presented.utf8), Array(key.utf8))
         }
         switch Self.scope(method: method, path: path) {
         case .open:
@@ -75,8 +75,6 @@ public struct AccessKeys: Sendable, Equatable {
         guard parts.count == 2, parts[0].lowercased() == "bearer" else { return nil }
         return String(parts[1]).trimmingCharacters(in: .whitespaces)
     }
-
-    static func constantTimeEquals(_ a: [UInt8], _ b: [UInt8]) -> Bool { EbbCore.constantTimeEquals(a, b) }
 }
 
 /// Answers 401/403 before a route runs when `AccessKeys` refuses the request.

@@ -1,3 +1,4 @@
+import EbbCore
 @testable import EbbServer
 import HTTPTypes
 import Testing
@@ -47,10 +48,10 @@ struct AccessKeysTests {
     }
 
     @Test func comparisonIsExact() {
-        #expect(AccessKeys.constantTimeEquals(Array("abc".utf8), Array("abc".utf8)))
-        #expect(!AccessKeys.constantTimeEquals(Array("abc".utf8), Array("abd".utf8)))
-        #expect(!AccessKeys.constantTimeEquals(Array("abc".utf8), Array("abcd".utf8)))
-        #expect(!AccessKeys.constantTimeEquals([], Array("a".utf8)))
+        #expect(constantTimeEquals(Array("abc".utf8), Array("abc".utf8)))
+        #expect(!constantTimeEquals(Array("abc".utf8), Array("abd".utf8)))
+        #expect(!constantTimeEquals(Array("abc".utf8), Array("abcd".utf8)))
+        #expect(!constantTimeEquals([], Array("a".utf8)))
         #expect(AccessKeys.bearerToken("Bearer  tok ") == "tok")
     }
 }
