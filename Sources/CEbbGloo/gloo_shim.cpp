@@ -187,21 +187,21 @@ struct PairFailure : gloo::transport::tcp::Pair {
 extern "C" {
 
 int ebb_gloo_connect(const ebb_gloo_store *store, int rank, int size, const char *hostname,
-                     const char *iface, int64_t timeout_ms, ebb_gloo_ctx **out, char *err,
-                     size_t errcap) {
+                     const char *iface, int64_t connect_timeout_ms, int64_t op_timeout_ms,
+                     ebb_gloo_ctx **out, char *err, size_t errcap) {
   if (out == nullptr || store == nullptr || store->set == nullptr || store->get == nullptr ||
       store->wait == nullptr) {
     writeErr(err, errcap, "connect: null argument");
     return EBB_GLOO_INVALID;
   }
   *out = nullptr;
-  if (size < 1 || rank < 0 || rank >= size || timeout_ms <= 0) {
+  if (size < 1 || rank < 0 || rank >= size || connect_timeout_ms <= 0 || op_timeout_ms <= 0) {
     writeErr(err, errcap, "connect: invalid rank/size/timeout");
     return EBB_GLOO_INVALID;
   }
   ebb_gloo_ctx *result = nullptr;
   int rc = guarded("connect", err, errcap, [&] {
-    auto timeout = std::chrono::milliseconds(timeout_ms);
+    auto timeout = std::chrono::milliseconds(connect_timeout_ms);
     gloo::transport::tcp::attr attr;
     if (hostname != nullptr && hostname[0] != '\0') attr.hostname = hostname;
     if (iface != nullptr && iface[0] != '\0') attr.iface = iface;
@@ -210,6 +210,8 @@ int ebb_gloo_connect(const ebb_gloo_store *store, int rank, int size, const char
     ctx->setTimeout(timeout);
     CallbackStore cbStore(*store, timeout);
     ctx->connectFullMesh(cbStore, dev);
+    // Operations take their timeout from the context when they start.
+    ctx->setTimeout(std::chrono::milliseconds(op_timeout_ms));
     auto *r = new ebb_gloo_ctx();
     r->device = dev;
     r->context = ctx;
@@ -372,7 +374,7 @@ int unavailable(char *err, size_t errcap) {
 
 extern "C" {
 int ebb_gloo_available(void) { return 0; }
-int ebb_gloo_connect(const ebb_gloo_store *, int, int, const char *, const char *, int64_t,
+int ebb_gloo_connect(const ebb_gloo_store *, int, int, const char *, const char *, int64_t, int64_t,
                      ebb_gloo_ctx **out, char *err, size_t errcap) {
   if (out != nullptr) *out = nullptr;
   return unavailable(err, errcap);

@@ -115,6 +115,8 @@ public final class EngineCoreShell: @unchecked Sendable {
     private let heartbeatIdentity: Mutex<(rank: Int, generation: UInt64)>
     /// When the engine thread's current round began (nil between rounds), and the running
     /// preparation, for the stall report.
+    /// A recovery in progress on the engine thread, which a newer one breaks.
+    private let recoveryGroups = RecoveryGroups()
     private let roundInProgress = Mutex<(since: ContinuousClock.Instant, job: PreparedGeneration?)?>(nil)
     /// The serving generation's groups (host, and NCCL on GPU ranks), for the control thread
     /// to abort when a recovery comes: a step blocked in a collective with a lost or stuck
@@ -206,6 +208,7 @@ public final class EngineCoreShell: @unchecked Sendable {
                         while let m = try await messages.next() {
                             if case .reconfigure(let r)? = m.kind, !r.recoveringFrom.isEmpty {
                                 abortServingGroups(recoveringTo: r.generation)
+                                recoveryGroups.supersede(by: r.generation)
                             }
                             inbox.push(m)
                         }
@@ -240,6 +243,7 @@ public final class EngineCoreShell: @unchecked Sendable {
         }
         loop.restoreSource = restoreSource
         loop.faults = faults
+        loop.recoveryGroups = recoveryGroups
         publish(loop)
         sendReady(loop)
         defer {
@@ -255,10 +259,12 @@ public final class EngineCoreShell: @unchecked Sendable {
             if identity.joining { try loop.adoptWave() }
             while true {
                 guard let messages = inbox.drain(wait: loop.idle, timeout: 1) else { return 0 }
+                // A round is the messages (a recovery runs there) and the step after them.
+                roundInProgress.withLock { $0 = (.now, loop.reconfiguration?.job) }
+                defer { roundInProgress.withLock { $0 = nil } }
                 if try loop.apply(messages) { return 0 }
                 let job = loop.reconfiguration?.job
-                roundInProgress.withLock { $0 = (.now, job) }
-                defer { roundInProgress.withLock { $0 = nil } }
+                roundInProgress.withLock { $0?.job = job }
                 let round: EngineLoopState.RoundResult
                 do {
                     round = try loop.runRound()

@@ -40,6 +40,9 @@ struct EngineLoopState {
     var restoreSource: (@Sendable () throws -> any WeightSource)? = nil
     /// A fault a test injects into resizes (`EBB_FAULT`).
     var faults: FaultInjection? = nil
+    /// The groups of a recovery in progress, which the control thread breaks when a newer
+    /// recovery supersedes it.
+    var recoveryGroups = RecoveryGroups()
 
     /// A reconfiguration this rank was told about.
     struct PendingReconfiguration {

@@ -89,6 +89,8 @@ extension EngineLoopState {
         } else {
             log("rank \(identity.rank): recovery to generation \(spec.generation) without \(spec.lost) received; forming it")
         }
+        try recoveryGroups.begin(spec.generation)
+        defer { recoveryGroups.end() }
         var phases: [(String, Double)] = []
         func timed<T>(_ name: String, _ body: () throws -> T) rethrows -> T {
             let t0 = ContinuousClock.now
@@ -98,7 +100,7 @@ extension EngineLoopState {
         let model = core.model
         let comms = try timed("communicator") {
             try GenerationCommunicators.form(spec: spec, engine: identity.engineId, groups: groups, store: store, eplb: true,
-                                             backend: model.backend, servingTimeout: dataPlaneTimeout)
+                                             backend: model.backend, servingTimeout: dataPlaneTimeout, recovery: recoveryGroups)
         }
         defer { comms.closeTransfer() }
         var adopted = false
@@ -143,6 +145,8 @@ extension EngineLoopState {
         let exchange = try timed("exchange") {
             try DataPlane.expertExchange(host: serving, backend: model.backend, store: store, timeout: dataPlaneTimeout)
         }
+        defer { if !adopted { exchange.nccl?.close() } }
+        if let nccl = exchange.nccl { try recoveryGroups.track(abort: { nccl.abort(reason: $0) }) }
         try timed("warmup") { try serving.barrier() }
         let start = ContinuousClock.now
         try adopt(spec, newRank: newRank, serving: serving, exchange: exchange, eplbTransfer: eplbTransfer,

@@ -145,22 +145,36 @@ struct GenerationCommunicators {
         transfer.close()
     }
 
-    /// `groups` forms the host groups; `store` is where device groups (NCCL) meet.
+    /// `groups` forms the host groups; `store` is where device groups (NCCL) meet. Joining
+    /// any group is bounded by the attempt's timeout; the serving groups' operations by
+    /// `servingTimeout`. A recovery passes `recovery`, which learns every group formed (a newer
+    /// recovery breaks them).
     static func form(spec: ReconfigurationSpec, engine: String, groups: any CommunicatorFactory, store: any KeyValueStore,
-                     eplb: Bool, backend: any Backend, servingTimeout: Duration) throws -> GenerationCommunicators {
+                     eplb: Bool, backend: any Backend, servingTimeout: Duration,
+                     recovery: RecoveryGroups? = nil) throws -> GenerationCommunicators {
         guard let u = spec.unionIndex(of: engine) else {
             throw EbbError(.invalidArgument, "engine \(engine) is not part of generation \(spec.generation)")
         }
         let g = spec.generation
         let transfer = try groups.form("transfer", rank: u, members: spec.union, generation: g, timeout: spec.timeout)
+        try recovery?.track(transfer)
         let weights = try DataPlane.weightChannel("weights", host: transfer, backend: backend, store: store, timeout: spec.timeout)
+        try recovery?.track(weights)
         var serving: (any Communicator)?
         var eplbTransfer: (any WeightChannel)?
         if let r = spec.newRank(of: engine) {
-            serving = try groups.form("", rank: r, members: spec.members, generation: g, timeout: servingTimeout)
+            let s = try groups.form("", rank: r, members: spec.members, generation: g, timeout: servingTimeout,
+                                    connectTimeout: spec.timeout)
+            serving = s
+            try recovery?.track(s)
             if eplb {
-                let host = try groups.form("eplb", rank: r, members: spec.members, generation: g, timeout: servingTimeout)
-                eplbTransfer = try DataPlane.weightChannel("eplb", host: host, owning: true, backend: backend, store: store, timeout: servingTimeout)
+                let host = try groups.form("eplb", rank: r, members: spec.members, generation: g, timeout: servingTimeout,
+                                           connectTimeout: spec.timeout)
+                try recovery?.track(host)
+                let channel = try DataPlane.weightChannel("eplb", host: host, owning: true, backend: backend, store: store,
+                                                          timeout: servingTimeout)
+                eplbTransfer = channel
+                try recovery?.track(channel)
             }
         }
         return GenerationCommunicators(transfer: transfer, weights: weights, serving: serving, eplbTransfer: eplbTransfer)

@@ -8,8 +8,17 @@ import Foundation
 public protocol CommunicatorFactory: Sendable {
     /// Group `name` of `generation` over `members` (every member asks for it with the same
     /// name and list), as rank `rank`; returns once every member joined, or throws after
-    /// `timeout`. The empty name is the generation's serving group.
-    func form(_ name: String, rank: Int, members: [String], generation: UInt64, timeout: Duration) throws -> any Communicator
+    /// `connectTimeout`; its operations are bounded by `timeout`. The empty name is the
+    /// generation's serving group.
+    func form(_ name: String, rank: Int, members: [String], generation: UInt64, timeout: Duration,
+              connectTimeout: Duration) throws -> any Communicator
+}
+
+extension CommunicatorFactory {
+    /// A group whose joining and operations share one timeout.
+    public func form(_ name: String, rank: Int, members: [String], generation: UInt64, timeout: Duration) throws -> any Communicator {
+        try form(name, rank: rank, members: members, generation: generation, timeout: timeout, connectTimeout: timeout)
+    }
 }
 
 /// Gloo groups that meet through a rendezvous store (the coordinator's, over the control plane).
@@ -24,10 +33,11 @@ public struct GlooGroups: CommunicatorFactory {
         self.transport = transport
     }
 
-    public func form(_ name: String, rank: Int, members: [String], generation: UInt64, timeout: Duration) throws -> any Communicator {
+    public func form(_ name: String, rank: Int, members: [String], generation: UInt64, timeout: Duration,
+                     connectTimeout: Duration) throws -> any Communicator {
         try GlooCommunicator(rank: rank, size: members.count, generation: generation, members: members, store: store,
                              storePrefix: name.isEmpty ? "ebb/gen\(generation)" : "ebb/gen\(generation)/\(name)",
-                             transport: transport, timeout: timeout)
+                             transport: transport, timeout: timeout, connectTimeout: connectTimeout)
     }
 }
 
@@ -53,7 +63,9 @@ public final class InProcessGroups: CommunicatorFactory, @unchecked Sendable {
 
     public init() {}
 
-    public func form(_ name: String, rank: Int, members: [String], generation: UInt64, timeout: Duration) throws -> any Communicator {
+    /// (Joining a hub does not wait, so `connectTimeout` plays no part.)
+    public func form(_ name: String, rank: Int, members: [String], generation: UInt64, timeout: Duration,
+                     connectTimeout: Duration) throws -> any Communicator {
         try form(name, rank: rank, members: members, generation: generation, timeout: timeout, owner: nil)
     }
 
@@ -95,7 +107,8 @@ public final class InProcessGroups: CommunicatorFactory, @unchecked Sendable {
     private struct Owned: CommunicatorFactory {
         let groups: InProcessGroups
         let owner: String
-        func form(_ name: String, rank: Int, members: [String], generation: UInt64, timeout: Duration) throws -> any Communicator {
+        func form(_ name: String, rank: Int, members: [String], generation: UInt64, timeout: Duration,
+                  connectTimeout: Duration) throws -> any Communicator {
             try groups.form(name, rank: rank, members: members, generation: generation, timeout: timeout, owner: owner)
         }
     }

@@ -91,8 +91,8 @@ private let storeWait: ebb_gloo_store_wait_fn = { user, keys, n, timeoutMs, err,
 /// The constructor rendezvouses with the other `size - 1` ranks through `store`, under the
 /// key prefix `storePrefix` (default `ebb/gen<generation>`), so communicators of different
 /// generations never see each other's keys and can coexist. It blocks until every rank has
-/// joined or `timeout` passes. Every operation is bounded by `timeout` too; a peer that died
-/// produces an `EbbError(.io, …)`.
+/// joined or `connectTimeout` (default `timeout`) passes. Every operation is bounded by
+/// `timeout`; a peer that died produces an `EbbError(.io, …)`.
 public final class GlooCommunicator: Communicator, @unchecked Sendable {
     public let rank: Int
     public let size: Int
@@ -110,12 +110,14 @@ public final class GlooCommunicator: Communicator, @unchecked Sendable {
     public static var isAvailable: Bool { ebb_gloo_available() != 0 }
 
     public init(rank: Int, size: Int, generation: UInt64, members: [String]? = nil, store: any KeyValueStore,
-                storePrefix: String? = nil, transport: GlooTransport = .loopback, timeout: Duration = .seconds(30)) throws {
+                storePrefix: String? = nil, transport: GlooTransport = .loopback, timeout: Duration = .seconds(30),
+                connectTimeout: Duration? = nil) throws {
         guard size >= 1, rank >= 0, rank < size, let r32 = Int32(exactly: rank), let s32 = Int32(exactly: size) else {
             throw EbbError(.invalidArgument, "gloo communicator: rank \(rank) out of range for size \(size)")
         }
-        guard timeout >= .milliseconds(1) else {
-            throw EbbError(.invalidArgument, "gloo communicator: timeout must be at least 1 ms")
+        let connectTimeout = connectTimeout ?? timeout
+        guard timeout >= .milliseconds(1), connectTimeout >= .milliseconds(1) else {
+            throw EbbError(.invalidArgument, "gloo communicator: timeouts must be at least 1 ms")
         }
         let m = members ?? (0..<size).map { "rank\($0)" }
         guard m.count == size else {
@@ -133,8 +135,8 @@ public final class GlooCommunicator: Communicator, @unchecked Sendable {
         var out: OpaquePointer?
         var err = [CChar](repeating: 0, count: 1024)
         let rc = withExtendedLifetime(b) {
-            ebb_gloo_connect(&cb, r32, s32, transport.hostname, transport.interface, timeout.milliseconds,
-                             &out, &err, err.count)
+            ebb_gloo_connect(&cb, r32, s32, transport.hostname, transport.interface, connectTimeout.milliseconds,
+                             timeout.milliseconds, &out, &err, err.count)
         }
         guard rc == 0, let out else {
             throw Self.error(rc, err, "gen \(generation) rank \(rank)")

@@ -53,10 +53,11 @@ int ebb_gloo_available(void);
 
 // Builds a full-mesh context of `size` ranks over TCP. `hostname` (e.g. "127.0.0.1" or a
 // host name) or `iface` (e.g. "eth0") picks the local address; pass NULL/"" for either.
-// `timeout_ms` bounds the rendezvous and becomes the default timeout of every operation.
+// `connect_timeout_ms` bounds the rendezvous; `op_timeout_ms` becomes the default timeout
+// of every operation.
 int ebb_gloo_connect(const ebb_gloo_store *store, int rank, int size, const char *hostname,
-                     const char *iface, int64_t timeout_ms, ebb_gloo_ctx **out, char *err,
-                     size_t errcap);
+                     const char *iface, int64_t connect_timeout_ms, int64_t op_timeout_ms,
+                     ebb_gloo_ctx **out, char *err, size_t errcap);
 void ebb_gloo_destroy(ebb_gloo_ctx *ctx);
 // Fails every pending and later operation of `ctx` with an I/O error naming `reason`, and
 // closes its connections (peers waiting on this rank fail too). Safe from any thread while

@@ -20,6 +20,8 @@ public protocol WeightChannel: AnyObject, Sendable {
     /// Waits until everything sent and received has moved; throws if the group broke.
     func finish() throws
     func close()
+    /// Fails the operations in progress and later ones at once (from any thread).
+    func abort(reason: String)
 }
 
 /// The host path: download, send over the host group (Gloo, or in-process in tests), upload.
@@ -60,6 +62,8 @@ public final class HostWeightChannel: WeightChannel, @unchecked Sendable {
         try backend.checkErrors()
     }
 
+    public func abort(reason: String) { communicator.abort(reason: reason) }
+
     public func close() {
         if ownsCommunicator { communicator.close() }
     }
@@ -95,6 +99,8 @@ public final class NCCLWeightChannel: WeightChannel, @unchecked Sendable {
     }
 
     public func close() { nccl.close() }
+
+    public func abort(reason: String) { nccl.abort(reason: reason) }
 }
 
 extension DataPlane {
