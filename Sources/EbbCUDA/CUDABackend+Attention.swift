@@ -1,3 +1,4 @@
+import Foundation
 import EbbCore
 import EbbTensor
 
@@ -51,6 +52,17 @@ extension CUDABackend {
                    parts + [.tensor(out), .int(out.rowStride), .int(splits), .int(width)])
     }
 
+    /// Whether a step's attention runs on tensor cores (`flash_prefill`): bf16, equal key and
+    /// value dimensions the kernel is compiled for, and sequences carrying 16 or more query
+    /// tokens on average (prefill and chunked prefill; decode keeps `paged_attention`).
+    /// `EBB_CUDA_PREFILL_ATTENTION=cuda-cores` turns it off, to compare.
+    static func usesFlashPrefill(dtype: DType, d: Int, dv: Int, queryStride: Int, outStride: Int,
+                                 metadata: AttentionMetadata) -> Bool {
+        dtype == .bf16 && d == dv && KernelFlashAttention.headDims.contains(d) && queryStride % 2 == 0 && outStride % 2 == 0
+            && metadata.numTokens >= 16 * max(metadata.numSequences, 1)
+            && ProcessInfo.processInfo.environment["EBB_CUDA_PREFILL_ATTENTION"]?.lowercased() != "cuda-cores"
+    }
+
     public func pagedAttention(query: Tensor, keyCache: Tensor, valueCache: Tensor,
                                metadata: AttentionMetadata, scale: Float, out: Tensor) {
         precondition(query.shape.count == 3 && out.shape.count == 3)
@@ -59,6 +71,17 @@ extension CUDABackend {
         perform {
             guard kvHeads > 0, heads % kvHeads == 0 else {
                 throw EbbError(.invalidArgument, "\(heads) query heads do not divide into \(kvHeads) KV heads")
+            }
+            if Self.usesFlashPrefill(dtype: query.dtype, d: d, dv: dv, queryStride: query.rowStride, outStride: out.rowStride,
+                                     metadata: metadata) {
+                // Blocks: an upper bound on the (sequence, 64-token tile) pairs.
+                let tiles = (metadata.numTokens + 63) / 64 + metadata.numSequences
+                try launch("flash_prefill_bf16_d\(d)", grid: (tiles, heads, 1), block: 128,
+                           [.tensor(query), .int(query.rowStride), .tensor(keyCache), .tensor(valueCache), .tensor(out),
+                            .int(out.rowStride), .tensor(metadata.queryStart), .tensor(metadata.contextLengths),
+                            .tensor(metadata.blockTables), .int(metadata.blockTables.columns), .int(metadata.blockSize),
+                            .int(metadata.numSequences), .int(heads), .int(kvHeads), .float(scale * 1.4426950408889634)])
+                return
             }
             let group = heads / kvHeads
             let epl = try lanes(max(d, dv), from: KernelAttention.attentionEPL, what: "head dimensions")

@@ -74,7 +74,7 @@ struct LibraryLoadingTests {
     @Test func kernelSourceHasEveryEntryPoint() throws {
         let source = KernelSource.full
         var names = ["fill_u32", "fill_u16", "copy_u32", "copy_u16", "fill_uniform_bf16", "grouped_gemv_vec_bf16",
-                     "grouped_mma_bf16", "map_experts", "group_stable"]
+                     "grouped_mma_bf16", "map_experts", "group_stable"] + KernelFlashAttention.headDims.map { "flash_prefill_bf16_d\($0)" }
         for s in ["f32", "bf16"] {
             names += ["rms_norm", "add", "silu_mul", "rope", "embedding", "argmax", "gather_rows", "write_kv", "write_latent_kv",
                       "route_topk", "scatter_gather_add", "grouped_gemv"].map { "\($0)_\(s)" }
@@ -101,7 +101,8 @@ struct LibraryLoadingTests {
         let cubin = try KernelModule.compile(api: api, source: KernelSource.full, options: ["--gpu-architecture=sm_90", "--std=c++17"])
         #expect(cubin.count > 100_000)
         let text = String(decoding: cubin, as: UTF8.self)
-        for name in ["rms_norm_f32_bf16", "add_f32_bf16", "embedding_bf16_f32", "paged_attention_bf16_e4", "grouped_mma_bf16"] {
+        for name in ["rms_norm_f32_bf16", "add_f32_bf16", "embedding_bf16_f32", "paged_attention_bf16_e4", "grouped_mma_bf16",
+                     "flash_prefill_bf16_d128"] {
             #expect(text.contains(name), "\(name) not in the CUBIN")
         }
     }

@@ -9,6 +9,7 @@ enum KernelSource {
         text += KernelElementwise.templates + "\n"
         text += KernelAttention.templates + "\n"
         text += KernelRouting.templates + "\n"
+        text += KernelFlashAttention.source + "\n"
         text += KernelElementwise.mixed + "\n"
         let typed = KernelElementwise.wrappers + "\n" + KernelAttention.wrappers + "\n" + KernelRouting.wrappers
         for (suffix, type) in storageTypes {

@@ -185,11 +185,15 @@ public enum BackendParity {
     }
 
     static let shapes: [(cached: [Int], new: [Int])] = [([20, 40], [5, 1]), ([200, 300], [3, 1])]
+    /// Prefill and chunked-prefill steps, which bf16 runs on tensor cores (`flash_prefill`):
+    /// partial 64-token tiles, a prefill after cached tokens, a one-token sequence beside one
+    /// that prefills.
+    static let prefillShapes: [(cached: [Int], new: [Int])] = [([0, 37], [150, 70]), ([100, 0], [1, 40])]
 
     static func attention(_ h: ParityHarness) throws {
-        for shape in shapes {
+        for shape in shapes + prefillShapes {
             let (mc, md, t, blocks) = try batch(h, cached: shape.cached, new: shape.new)
-            for (heads, kvHeads, d) in [(8, 2, 32), (4, 4, 80), (12, 1, 64)] {
+            for (heads, kvHeads, d) in [(8, 2, 32), (4, 4, 80), (12, 1, 64), (16, 4, 128)] {
                 // Caches pre-filled with random history; the step writes its own tokens.
                 let kc = try h.randomPair([blocks, 16, kvHeads, d]), vc = try h.randomPair([blocks, 16, kvHeads, d])
                 let k = try h.randomPair([t, kvHeads, d]), v = try h.randomPair([t, kvHeads, d])
