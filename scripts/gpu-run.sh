@@ -2,7 +2,7 @@
 # Runs on the GPU host from the repository root, after scripts/gpu-stage.sh (with
 # EBB_STAGE_PACK=1) staged gpu-stage/: unpacks, runs the parity self-test, then the
 # forward and engine benchmarks and the served integration tests. Logs go to $OUT (or ./gpu-logs).
-# Usage: scripts/gpu-run.sh [all|selftest|bench|qwen|deepseek|engine|serve|nccl|elastic|recovery|epbench]
+# Usage: scripts/gpu-run.sh [all|selftest|bench|qwen|deepseek|engine|serve|nccl|elastic|recovery|epbench|prefill]
 set -uo pipefail
 what=${1:-all}
 for arg in "$@"; do :; done
@@ -38,6 +38,17 @@ if [ "$what" = all ] || [ "$what" = bench ] || [ "$what" = qwen ]; then
     # The same decode rows through cuBLAS's classic entry point, to compare with cuBLASLt.
     EBB_CUDA_GEMM=cublas timeout 200 $ebb bench forward --device cuda --load-format dummy --model gpu-stage/fixtures/configs/Qwen__Qwen3-30B-A3B \
         --prompt-length 2048 --context 1024 --batch-sizes 1 128 --decode-steps 20 2>&1 | tee "$out/bench-qwen3-30b-cublas.log"
+fi
+if [ "$what" = prefill ]; then
+    # Prefill attention on tensor cores against the CUDA-core kernel (same binary), then a
+    # profile of the tensor-core prefill.
+    for mode in tensor-cores cuda-cores; do
+        EBB_CUDA_PREFILL_ATTENTION=$mode timeout 150 $ebb bench forward --device cuda --load-format dummy \
+            --model gpu-stage/fixtures/configs/Qwen__Qwen3-30B-A3B --prompt-length 2048 --context 1024 --batch-sizes 1 \
+            --decode-steps 5 ${EBB_BENCH_ARGS:-} 2>&1 | tee "$out/prefill-$mode.log"
+    done
+    timeout 150 $ebb bench forward --device cuda --load-format dummy --model gpu-stage/fixtures/configs/Qwen__Qwen3-30B-A3B \
+        --prompt-length 2048 --context 1024 --batch-sizes 1 --decode-steps 5 --profile 2>&1 | tee "$out/prefill-profile.log" | tail -40
 fi
 if [ "$what" = all ] || [ "$what" = engine ]; then
     # The engine core (scheduler + sampling + decode graphs) on the same shape, graphs vs eager.
