@@ -185,6 +185,24 @@ extension CUDABackend {
         }
     }
 
+    public func rowChecksums(_ x: Tensor) -> [UInt64] {
+        guard x.rows > 0 else { return [] }
+        var result = [UInt64](repeating: 0, count: x.rows)
+        perform {
+            // Per row two u32 halves, accumulated with 64-bit atomics.
+            let sums = try empty([x.rows, 2], dtype: .i32)
+            fill(sums, value: 0)
+            let blocks = max(1, min((x.columns + 255) / 256, 64))
+            try launch(typed("row_checksums", x.dtype), grid: (blocks, x.rows, 1), block: 256,
+                       [.tensor(x), .int(x.rowStride), .int(x.columns), .tensor(sums)])
+            let halves = downloadInts(sums)
+            for r in 0..<x.rows {
+                result[r] = UInt64(UInt32(bitPattern: halves[2 * r])) | UInt64(UInt32(bitPattern: halves[2 * r + 1])) << 32
+            }
+        }
+        return result
+    }
+
     public func gatherRows(_ x: Tensor, indices: Tensor, out: Tensor) {
         let d = x.columns
         precondition(out.columns == d && out.rows == indices.count)

@@ -2,6 +2,7 @@ import EbbComm
 import EbbCore
 import EbbEPLB
 import EbbModel
+import EbbTensor
 
 /// Checksums of every logical expert's weights, `[moeLayer][expert]`, as loaded from the
 /// checkpoint at the deployment's start (gathered from every rank over the data plane).
@@ -9,23 +10,22 @@ import EbbModel
 struct ExpertChecksums: Sendable, Equatable {
     var table: [[Int64]]
 
-    /// FNV-1a over the bit patterns of one slot's gate/up and down weights.
-    static func checksum(_ slots: ExpertSlots, slot i: Int, model: CausalLM) -> Int64 {
-        var h: UInt64 = 0xCBF2_9CE4_8422_2325
-        for t in [slots.gateUp, slots.down] {
-            for v in model.backend.downloadFloats(t.slice(first: i..<(i + 1))) {
-                h = (h ^ UInt64(v.bitPattern)) &* 0x100_0000_01B3
-            }
-        }
-        return Int64(bitPattern: h)
+    /// Each local slot's checksum: its gate/up weights' `RowChecksum` mixed with its down
+    /// weights', computed on the device that holds them (a GPU returns 16 bytes a slot).
+    static func slotChecksums(_ slots: ExpertSlots, backend: any Backend) -> [Int64] {
+        let n = slots.gateUp.shape.first ?? 0
+        guard n > 0 else { return [] }
+        func rows(_ t: Tensor) -> [UInt64] { backend.rowChecksums(t.reshaped([n, t.count / n])) }
+        return zip(rows(slots.gateUp), rows(slots.down)).map { Int64(bitPattern: RowChecksum.mix($0) ^ $1) }
     }
 
     /// This rank's (expert, checksum) per local slot of each MoE layer (−1 experts for empty slots).
     static func local(_ model: CausalLM) -> [[(Int, Int64)]] {
         model.moeLayerIndices.map { layer in
             guard let slots = model.expertSlots(layer: layer) else { return [] }
+            let sums = slotChecksums(slots, backend: model.backend)
             return slots.placement.localExperts.enumerated().map { i, e in
-                (e, e >= 0 ? checksum(slots, slot: i, model: model) : 0)
+                (e, e >= 0 && i < sums.count ? sums[i] : 0)
             }
         }
     }

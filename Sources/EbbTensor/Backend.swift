@@ -76,6 +76,9 @@ public protocol Backend: AnyObject, Sendable {
     func argmax(_ x: Tensor, out: Tensor)
     /// Copies rows: `out[i] = x[indices[i]]`.
     func gatherRows(_ x: Tensor, indices: Tensor, out: Tensor)
+    /// A checksum of each row of `x` (`RowChecksum`), computed where the tensor lives and
+    /// returned to the host: only 8 bytes a row cross to the host. Waits for queued work.
+    func rowChecksums(_ x: Tensor) -> [UInt64]
 
     // MARK: Attention over a paged KV cache
 

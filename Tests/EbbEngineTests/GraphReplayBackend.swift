@@ -82,6 +82,7 @@ final class GraphReplayBackend: Backend, @unchecked Sendable {
     func embedding(ids: Tensor, table: Tensor, out: Tensor) { base.embedding(ids: ids, table: table, out: out) }
     func argmax(_ x: Tensor, out: Tensor) { base.argmax(x, out: out) }
     func gatherRows(_ x: Tensor, indices: Tensor, out: Tensor) { base.gatherRows(x, indices: indices, out: out) }
+    func rowChecksums(_ x: Tensor) -> [UInt64] { base.rowChecksums(x) }
     func writeKV(key: Tensor, value: Tensor, keyCache: Tensor, valueCache: Tensor, metadata: AttentionMetadata) {
         base.writeKV(key: key, value: value, keyCache: keyCache, valueCache: valueCache, metadata: metadata)
     }

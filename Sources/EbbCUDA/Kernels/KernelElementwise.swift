@@ -143,6 +143,24 @@ __device__ void gather_rows_impl(const T *x, long xs, long xrows, const int *ind
         stf(out, i * os + c, (src >= 0 && src < xrows) ? ldf(x, (long)src * xs + c) : 0.f);
     }
 }
+
+/// `RowChecksum` (EbbTensor) of row blockIdx.y: the sum mod 2^64 of mix(column, f32 bits),
+/// into out[row] (zeroed before; blocks of a row add with 64-bit atomics).
+__device__ __forceinline__ unsigned long long checksum_mix(unsigned long long z) {
+    z += 0x9E3779B97F4A7C15ull;
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    return z ^ (z >> 31);
+}
+template <typename T>
+__device__ void row_checksums_impl(const T *x, long xs, long cols, unsigned long long *out) {
+    long r = blockIdx.y;
+    unsigned long long sum = 0ull;
+    for (long i = blockIdx.x * (long)blockDim.x + threadIdx.x; i < cols; i += (long)gridDim.x * blockDim.x)
+        sum += checksum_mix(((unsigned long long)i * 0x9E3779B97F4A7C15ull) ^ (unsigned long long)__float_as_uint(ldf(x, r * xs + i)));
+    for (int o = 16; o > 0; o >>= 1) sum += __shfl_xor_sync(0xffffffffu, sum, o);
+    if ((threadIdx.x & 31) == 0) atomicAdd(out + r, sum);
+}
 """#
 
     /// Mixed storage for an f32 residual stream beside bf16 activations: the residual
@@ -181,6 +199,9 @@ extern "C" __global__ void argmax_$S(const $T *x, long xs, int cols, int *out) {
 }
 extern "C" __global__ void gather_rows_$S(const $T *x, long xs, long xrows, const int *indices, $T *out, long os, long n, int d) {
     gather_rows_impl<$T>(x, xs, xrows, indices, out, os, n, d);
+}
+extern "C" __global__ void row_checksums_$S(const $T *x, long xs, long cols, unsigned long long *out) {
+    row_checksums_impl<$T>(x, xs, cols, out);
 }
 """#
 }

@@ -34,6 +34,9 @@ public enum BackendParity {
         h.cpu.fill(i.cpu.reshaped([5, 10]).columnSlice(0..<4), value: 9)
         h.dev.fill(i.dev.reshaped([5, 10]).columnSlice(0..<4), value: 9)
         h.compareInts("fill i32", i)
+        // Checksums of rows (a strided view and a long contiguous one): identical bits.
+        h.compareChecksums("rowChecksums strided", x, columns: 5..<37)
+        h.compareChecksums("rowChecksums long rows", try h.randomPair([3, 70_001]))
     }
 
     static func gemm(_ h: ParityHarness) throws {

@@ -98,6 +98,13 @@ final class ParityHarness {
         results.append(ParityResult(op: op, error: error, tolerance: tolerance ?? self.tolerance))
     }
 
+    /// Row checksums of the same view of both copies must be identical.
+    func compareChecksums(_ op: String, _ p: Pair, columns: Range<Int>? = nil) {
+        let same = cpu.rowChecksums(columns.map { p.cpu.columnSlice($0) } ?? p.cpu)
+            == dev.rowChecksums(columns.map { p.dev.columnSlice($0) } ?? p.dev)
+        results.append(ParityResult(op: op, error: same ? 0 : 1, tolerance: 0))
+    }
+
     func compareInts(_ op: String, _ p: Pair) {
         let same = cpu.downloadInts(p.cpu) == dev.downloadInts(p.dev)
         results.append(ParityResult(op: op, error: same ? 0 : 1, tolerance: 0))

@@ -168,6 +168,17 @@ extension CPUBackend {
         }
     }
 
+    public func rowChecksums(_ x: Tensor) -> [UInt64] {
+        (0..<x.rows).map { r in
+            let at = x.hostPointer + r * x.rowStride * x.dtype.byteSize
+            switch x.dtype {
+            case .f32: return RowChecksum.of(at.assumingMemoryBound(to: Float.self), count: x.columns)
+            case .bf16: return RowChecksum.of(bf16: at.assumingMemoryBound(to: UInt16.self), count: x.columns)
+            default: preconditionFailure("row checksums of a \(x.dtype) tensor")
+            }
+        }
+    }
+
     public func gatherRows(_ x: Tensor, indices: Tensor, out: Tensor) {
         let d = x.columns
         precondition(out.columns == d && out.rows == indices.count)
