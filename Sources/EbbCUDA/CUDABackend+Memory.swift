@@ -40,6 +40,7 @@ extension CUDABackend {
             try bind()
             let htod = try CUDAStatus.fn(api.pointee.cuMemcpyHtoDAsync, "cuMemcpyHtoDAsync")
             let bytes = count * tensor.dtype.byteSize
+            transfers.withLock { $0.uploads += 1; $0.uploadBytes += bytes }
             if sourceDType == tensor.dtype {
                 try CUDAStatus.check(api, htod(pointer(tensor), base, bytes, stream), "cuMemcpyHtoDAsync(\(bytes) bytes)")
                 return
@@ -132,6 +133,7 @@ extension CUDABackend {
         let bytes = tensor.count * tensor.dtype.byteSize
         var out = [UInt8](repeating: 0, count: bytes)
         guard bytes > 0 else { return out }
+        transfers.withLock { $0.downloads += 1; $0.downloadBytes += bytes }
         try bind()
         let dtoh = try CUDAStatus.fn(api.pointee.cuMemcpyDtoHAsync, "cuMemcpyDtoHAsync")
         let sync = try CUDAStatus.fn(api.pointee.cuStreamSynchronize, "cuStreamSynchronize")

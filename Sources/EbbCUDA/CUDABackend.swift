@@ -38,6 +38,9 @@ public final class CUDABackend: Backend, @unchecked Sendable {
     let lt: LtPlans?
     private let pendingError = Mutex<EbbError?>(nil)
     let profiler = Mutex<KernelProfiler?>(nil)
+    /// Host ↔ device copies of this stream (the transfer lane counts its own).
+    let transfers = Mutex(HostTransfers())
+    public var hostTransfers: HostTransfers? { transfers.withLock { $0 } }
     /// This backend's side stream for weight moves (made on first use).
     private let lane = Mutex<CUDABackend?>(nil)
     /// Whether this backend is itself a transfer lane.

@@ -248,7 +248,7 @@ public final class EngineCoreShell: @unchecked Sendable {
         sendReady(loop)
         defer {
             if let g = loop.core.graphs {
-                log("rank \(loop.identity.rank): decode graphs: \(g.count) held, \(g.replays) replays\(g.disabledReason.map { " (off: \($0))" } ?? ""); expert exchange: \(loop.nccl != nil ? "nccl" : "host"); EPLB weights: \(loop.balancer?.transfer.transport ?? "none")")
+                log("rank \(loop.identity.rank): decode graphs: \(g.count) held, \(g.replays) replays\(g.disabledReason.map { " (off: \($0))" } ?? ""); expert exchange: \(loop.nccl != nil ? "nccl" : "host"); EPLB weights: \(loop.balancer?.transfer.transport ?? "none")\(loop.core.model.backend.hostTransfers != nil ? "; \(loop.core.decodeTransfers.summary)" : "")")
             }
             loop.core.graphs?.releaseAll()
             loop.nccl?.close()

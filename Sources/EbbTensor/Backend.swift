@@ -43,6 +43,9 @@ public protocol Backend: AnyObject, Sendable {
     func captureReplayableGraph(_ body: @escaping () throws -> Void) throws -> (any ReplayableGraph)?
     /// Whether `captureReplayableGraph` can return a graph.
     var supportsGraphs: Bool { get }
+    /// Copies between host and device memory so far (nil where every tensor lives in host
+    /// memory: the CPU).
+    var hostTransfers: HostTransfers? { get }
     /// The backend a background thread stages weights with while this one serves: on a GPU
     /// the same device on its own stream (synchronize it before the serving stream reads
     /// the results); on the CPU, this backend.
@@ -236,5 +239,26 @@ extension Backend {
     public var deviceMemory: (free: Int, total: Int)? { nil }
     public func captureReplayableGraph(_ body: @escaping () throws -> Void) throws -> (any ReplayableGraph)? { nil }
     public var supportsGraphs: Bool { false }
+    public var hostTransfers: HostTransfers? { nil }
     public func transferLane() throws -> any Backend { self }
+}
+
+/// Copies a device backend made between host and device memory (counts and bytes).
+public struct HostTransfers: Sendable, Equatable {
+    public var downloads = 0
+    public var downloadBytes = 0
+    public var uploads = 0
+    public var uploadBytes = 0
+
+    public init() {}
+
+    /// What happened between `earlier` and this count.
+    public func since(_ earlier: HostTransfers) -> HostTransfers {
+        var d = HostTransfers()
+        d.downloads = downloads - earlier.downloads
+        d.downloadBytes = downloadBytes - earlier.downloadBytes
+        d.uploads = uploads - earlier.uploads
+        d.uploadBytes = uploadBytes - earlier.uploadBytes
+        return d
+    }
 }

@@ -53,6 +53,7 @@ public final class ProfilingBackend: Backend, @unchecked Sendable {
     public func synchronize() { base.synchronize() }
     public func checkErrors() throws { try base.checkErrors() }
     public var deviceMemory: (free: Int, total: Int)? { base.deviceMemory }
+    public var hostTransfers: HostTransfers? { base.hostTransfers }
 
     public func gemm(_ a: MatrixOperand, _ b: MatrixOperand, _ c: MatrixOperand, m: Int, n: Int, k: Int, batch: Int, alpha: Float, beta: Float) {
         timed(.gemm) { base.gemm(a, b, c, m: m, n: n, k: k, batch: batch, alpha: alpha, beta: beta) }

@@ -78,11 +78,17 @@ struct EngineCoreTests {
     func decodeGraphsMatchReference(name: String) throws {
         let backend = GraphReplayBackend()
         var graphs: (count: Int, replays: Int, disabled: String?)?
+        var transfers = EngineCore.DecodeTransfers()
         let result = try Self.runBatch(name, config: EngineConfig(kvCacheBytes: 32 << 20, maxNumBatchedTokens: 64),
                                        backend: backend, inspect: { core in
             graphs = core.graphs.map { ($0.count, $0.replays, $0.disabledReason) }
+            transfers = core.decodeTransfers
         })
         Self.check(result)
+        // Greedy decode steps copy one arg-max per sequence to the host, nothing else.
+        #expect(transfers.steps > 10)
+        #expect(transfers.total.downloads == transfers.steps, Comment(rawValue: transfers.summary))
+        #expect(transfers.mostDownloadBytes <= 4 * result.outputs.count, Comment(rawValue: transfers.summary))
         #expect(graphs?.disabled == nil, "\(graphs?.disabled ?? "")")
         #expect((graphs?.count ?? 0) >= 2, "several buckets captured")
         #expect((graphs?.replays ?? 0) > 10, "most decode steps replay a graph")

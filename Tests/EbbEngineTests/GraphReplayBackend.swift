@@ -62,12 +62,21 @@ final class GraphReplayBackend: Backend, @unchecked Sendable {
         return try base.upload(source, sourceDType: sourceDType, shape: shape, dtype: dtype)
     }
     func copy(from source: UnsafeRawBufferPointer, sourceDType: DType, into tensor: Tensor) {
+        counted.uploads += 1
+        counted.uploadBytes += tensor.count * tensor.dtype.byteSize
         base.copy(from: source, sourceDType: sourceDType, into: tensor)
     }
     func copy(_ source: Tensor, into destination: Tensor) { base.copy(source, into: destination) }
     func fill(_ tensor: Tensor, value: Float) { base.fill(tensor, value: value) }
-    func downloadFloats(_ tensor: Tensor) -> [Float] { base.downloadFloats(tensor) }
-    func downloadInts(_ tensor: Tensor) -> [Int32] { base.downloadInts(tensor) }
+    func downloadFloats(_ tensor: Tensor) -> [Float] { countDownload(tensor); return base.downloadFloats(tensor) }
+    func downloadInts(_ tensor: Tensor) -> [Int32] { countDownload(tensor); return base.downloadInts(tensor) }
+    /// Copies counted as a device backend counts them (downloads and `copy(from:)` uploads).
+    private var counted = HostTransfers()
+    var hostTransfers: HostTransfers? { counted }
+    private func countDownload(_ t: Tensor) {
+        counted.downloads += 1
+        counted.downloadBytes += t.count * t.dtype.byteSize
+    }
     func synchronize() {}
     func gemm(_ a: MatrixOperand, _ b: MatrixOperand, _ c: MatrixOperand, m: Int, n: Int, k: Int, batch: Int, alpha: Float, beta: Float) {
         base.gemm(a, b, c, m: m, n: n, k: k, batch: batch, alpha: alpha, beta: beta)

@@ -64,6 +64,9 @@ public final class EngineCore {
 
     /// Decode steps from captured graphs (GPU backends); nil when eager.
     public private(set) var graphs: DecodeGraphs?
+    /// Host ↔ device copies of the decode steps so far (a device backend only): what shows
+    /// that a step moves its token ids and logits or arg-maxes, never activations.
+    public private(set) var decodeTransfers = DecodeTransfers()
 
     /// With a fixed-size expert exchange (`ExpertParallelGroup.isFixedSize`), how the ranks
     /// agree on each step's shape before they run it: takes this rank's shape, returns the
@@ -137,6 +140,31 @@ public final class EngineCore {
         return try finish(plan, ran)
     }
 
+    /// Host ↔ device copies of decode steps: totals and the largest step's.
+    public struct DecodeTransfers: Sendable, Equatable {
+        public var steps = 0
+        public var total = HostTransfers()
+        public var mostDownloadBytes = 0
+        public var mostUploadBytes = 0
+
+        public init() {}
+
+        mutating func add(_ step: HostTransfers) {
+            steps += 1
+            total.downloads += step.downloads
+            total.downloadBytes += step.downloadBytes
+            total.uploads += step.uploads
+            total.uploadBytes += step.uploadBytes
+            mostDownloadBytes = max(mostDownloadBytes, step.downloadBytes)
+            mostUploadBytes = max(mostUploadBytes, step.uploadBytes)
+        }
+
+        /// "N decode steps: at most D bytes down and U bytes up a step (… copies in all)".
+        public var summary: String {
+            "\(steps) decode steps copied at most \(mostDownloadBytes) bytes to the host and \(mostUploadBytes) to the device a step (\(total.downloads) downloads, \(total.uploads) uploads in all)"
+        }
+    }
+
     /// A step's forward pass as the host sees it: arg-maxes (plain greedy) or logits.
     private struct RanStep {
         var logitRanges: [Range<Int>]
@@ -175,6 +203,12 @@ public final class EngineCore {
             }
             try model.expertParallel?.checkHealth()
             return nil
+        }
+        let transfersBefore = model.backend.hostTransfers
+        defer {
+            if let transfersBefore, let after = model.backend.hostTransfers, plan.scheduled.allSatisfy({ !$0.isPrefill }) {
+                decodeTransfers.add(after.since(transfersBefore))
+            }
         }
         let logits: Tensor, logitRanges: [Range<Int>]
         if let replayed = try graphs?.run(inputs, minimumBatch: minimumBatch) {
