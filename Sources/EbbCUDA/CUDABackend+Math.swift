@@ -105,7 +105,7 @@ extension CUDABackend {
         let d = x.columns
         precondition(weight.count == d && out.columns == d && out.rows == x.rows)
         perform {
-            let threads = d >= 1024 ? 512 : (d >= 256 ? 256 : (d >= 64 ? 64 : 32))
+            let threads = normThreads(d)
             let name: String
             if x.dtype == out.dtype && weight.dtype == out.dtype {
                 name = try typed("rms_norm", x.dtype)
@@ -116,6 +116,28 @@ extension CUDABackend {
             }
             try launch(name, grid: (x.rows, 1, 1), block: threads,
                        [.tensor(x), .int(x.rowStride), .tensor(weight), .tensor(out), .int(out.rowStride), .int(d), .float(eps)])
+        }
+    }
+
+    /// Threads a row of the norms takes (the fused and the plain norm must agree, so they
+    /// sum in the same order).
+    private func normThreads(_ d: Int) -> Int { d >= 1024 ? 512 : (d >= 256 ? 256 : (d >= 64 ? 64 : 32)) }
+
+    public func addRMSNorm(_ x: Tensor, _ branch: Tensor, weight: Tensor, eps: Float, out: Tensor) {
+        let d = x.columns
+        precondition(branch.rows == x.rows && branch.columns == d && weight.count == d && out.columns == d && out.rows == x.rows)
+        perform {
+            let name: String
+            if x.dtype == branch.dtype && x.dtype == out.dtype && weight.dtype == out.dtype {
+                name = try typed("add_rms_norm", x.dtype)
+            } else if x.dtype == .f32 && branch.dtype == .bf16 && out.dtype == .bf16 && weight.dtype == .bf16 {
+                name = "add_rms_norm_f32_bf16"
+            } else {
+                throw EbbError(.unsupported, "CUDA addRMSNorm of \(x.dtype) + \(branch.dtype) with \(weight.dtype) weights into \(out.dtype)")
+            }
+            try launch(name, grid: (x.rows, 1, 1), block: normThreads(d),
+                       [.tensor(x), .int(x.rowStride), .tensor(branch), .int(branch.rowStride), .tensor(weight), .tensor(out),
+                        .int(out.rowStride), .int(d), .float(eps)])
         }
     }
 

@@ -97,9 +97,11 @@ public final class CausalLM: Sendable {
         // normalized copies of it in the compute dtype. Logits come back in f32.
         let hidden = try backend.empty([batch.numTokens, config.hiddenSize], dtype: backend.residualDType)
         backend.embedding(ids: batch.tokenIds, table: embedTokens, out: hidden)
+        var pending: Tensor?
         for (i, layer) in layers.enumerated() {
-            try layer(hidden, layer: i, cache: cache, batch: batch, expertParallel: expertParallel, backend)
+            pending = try layer(hidden, pending: pending, layer: i, cache: cache, batch: batch, expertParallel: expertParallel, backend)
         }
+        if let pending { backend.add(hidden, pending, out: hidden) }
         let selected: Tensor
         if batch.numLogitRows == batch.numTokens {
             selected = hidden

@@ -68,6 +68,10 @@ public protocol Backend: AnyObject, Sendable {
     func rmsNorm(_ x: Tensor, weight: Tensor, eps: Float, out: Tensor)
     /// `out = a + b` elementwise (same shapes; `out` may alias `a`).
     func add(_ a: Tensor, _ b: Tensor, out: Tensor)
+    /// `x += branch` in place, then `out = rmsNorm(x)`: the residual update of a decoder
+    /// layer and the next norm in one pass (the same values as `add` then `rmsNorm`).
+    /// `out` must not alias `x`.
+    func addRMSNorm(_ x: Tensor, _ branch: Tensor, weight: Tensor, eps: Float, out: Tensor)
     /// `out[t, i] = silu(x[t, i]) * x[t, I + i]` for `x: [T, 2I]`, `out: [T, I]`.
     func siluAndMul(_ x: Tensor, out: Tensor)
     /// Rotary embedding in place on `x: [T, H, D]` (rows = T·H, D = rotary dim), position

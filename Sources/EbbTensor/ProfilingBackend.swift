@@ -71,6 +71,9 @@ public final class ProfilingBackend: Backend, @unchecked Sendable {
     }
     public func embedding(ids: Tensor, table: Tensor, out: Tensor) { timed(.elementwise) { base.embedding(ids: ids, table: table, out: out) } }
     public func argmax(_ x: Tensor, out: Tensor) { timed(.elementwise) { base.argmax(x, out: out) } }
+    public func addRMSNorm(_ x: Tensor, _ branch: Tensor, weight: Tensor, eps: Float, out: Tensor) {
+        timed(.elementwise) { base.addRMSNorm(x, branch, weight: weight, eps: eps, out: out) }
+    }
     public func gatherRows(_ x: Tensor, indices: Tensor, out: Tensor) { timed(.routing) { base.gatherRows(x, indices: indices, out: out) } }
     public func rowChecksums(_ x: Tensor) -> [UInt64] { timed(.elementwise) { base.rowChecksums(x) } }
     public func writeKV(key: Tensor, value: Tensor, keyCache: Tensor, valueCache: Tensor, metadata: AttentionMetadata) {

@@ -90,6 +90,9 @@ final class GraphReplayBackend: Backend, @unchecked Sendable {
     func rope(_ x: Tensor, positions: Tensor, rope: RotaryEmbedding) { base.rope(x, positions: positions, rope: rope) }
     func embedding(ids: Tensor, table: Tensor, out: Tensor) { base.embedding(ids: ids, table: table, out: out) }
     func argmax(_ x: Tensor, out: Tensor) { base.argmax(x, out: out) }
+    func addRMSNorm(_ x: Tensor, _ branch: Tensor, weight: Tensor, eps: Float, out: Tensor) {
+        base.addRMSNorm(x, branch, weight: weight, eps: eps, out: out)
+    }
     func gatherRows(_ x: Tensor, indices: Tensor, out: Tensor) { base.gatherRows(x, indices: indices, out: out) }
     func rowChecksums(_ x: Tensor) -> [UInt64] { base.rowChecksums(x) }
     func writeKV(key: Tensor, value: Tensor, keyCache: Tensor, valueCache: Tensor, metadata: AttentionMetadata) {

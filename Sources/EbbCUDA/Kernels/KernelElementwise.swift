@@ -63,6 +63,25 @@ __device__ void rms_norm_impl(const T *x, long xs, const TO *w, TO *out, long os
     for (int i = threadIdx.x; i < d; i += blockDim.x) stf(dst, i, ldf(w, i) * (ldf(src, i) * inv));
 }
 
+/// `x += b` then `out = rmsNorm(x)`, one block per row; the sum runs in `rms_norm_impl`'s
+/// order over the stored (rounded) values, so the result equals `add` then `rms_norm`.
+template <typename T, typename TB, typename TO>
+__device__ void add_rms_norm_impl(T *x, long xs, const TB *b, long bs, const TO *w, TO *out, long os, int d, float eps) {
+    long r = blockIdx.x;
+    T *row = x + r * xs;
+    const TB *br = b + r * bs;
+    TO *dst = out + r * os;
+    float s = 0.f;
+    for (int i = threadIdx.x; i < d; i += blockDim.x) {
+        stf(row, i, ldf(row, i) + ldf(br, i));
+        float v = ldf(row, i);
+        s += v * v;
+    }
+    s = block_sum(s);
+    float inv = 1.f / sqrtf(s / (float)d + eps);
+    for (int i = threadIdx.x; i < d; i += blockDim.x) stf(dst, i, ldf(w, i) * (ldf(row, i) * inv));
+}
+
 template <typename T, typename TB = T>
 __device__ void add_impl(const T *a, long as, const TB *b, long bs, T *out, long os, long rows, int cols) {
     long n = rows * (long)cols;
@@ -169,6 +188,9 @@ __device__ void row_checksums_impl(const T *x, long xs, long cols, unsigned long
 extern "C" __global__ void rms_norm_f32_bf16(const float *x, long xs, const bf16_t *w, bf16_t *out, long os, int d, float eps) {
     rms_norm_impl<float, bf16_t>(x, xs, w, out, os, d, eps);
 }
+extern "C" __global__ void add_rms_norm_f32_bf16(float *x, long xs, const bf16_t *b, long bs, const bf16_t *w, bf16_t *out, long os, int d, float eps) {
+    add_rms_norm_impl<float, bf16_t, bf16_t>(x, xs, b, bs, w, out, os, d, eps);
+}
 extern "C" __global__ void add_f32_bf16(const float *a, long as, const bf16_t *b, long bs, float *out, long os, long rows, int cols) {
     add_impl<float, bf16_t>(a, as, b, bs, out, os, rows, cols);
 }
@@ -180,6 +202,9 @@ extern "C" __global__ void embedding_bf16_f32(const int *ids, const bf16_t *tabl
     static let wrappers = #"""
 extern "C" __global__ void rms_norm_$S(const $T *x, long xs, const $T *w, $T *out, long os, int d, float eps) {
     rms_norm_impl<$T>(x, xs, w, out, os, d, eps);
+}
+extern "C" __global__ void add_rms_norm_$S($T *x, long xs, const $T *b, long bs, const $T *w, $T *out, long os, int d, float eps) {
+    add_rms_norm_impl<$T, $T, $T>(x, xs, b, bs, w, out, os, d, eps);
 }
 extern "C" __global__ void add_$S(const $T *a, long as, const $T *b, long bs, $T *out, long os, long rows, int cols) {
     add_impl<$T>(a, as, b, bs, out, os, rows, cols);

@@ -38,19 +38,21 @@ enum FeedForward: Sendable {
     }
 }
 
-/// Pre-norm decoder layer: `x += attn(norm(x)); x += mlp(norm(x))`.
+/// Pre-norm decoder layer: `x += attn(norm(x)); x += mlp(norm(x))`. Each residual update
+/// is fused with the norm that reads it (`addRMSNorm`): the feed-forward output is returned
+/// rather than added, and the next layer (or the model, after the last) adds it.
 struct DecoderLayer: Sendable {
     let inputNorm: RMSNorm
     let attention: AttentionModule
     let postAttentionNorm: RMSNorm
     let feedForward: FeedForward
 
-    func callAsFunction(_ x: Tensor, layer: Int, cache: KVCache, batch: ForwardBatch,
-                        expertParallel: ExpertParallelGroup?, _ backend: any Backend) throws {
-        let attended = try attention(try inputNorm(x, backend), layer: layer, cache: cache, batch: batch, backend)
-        backend.add(x, attended, out: x)
-        let mlp = try feedForward(try postAttentionNorm(x, backend), layer: layer, expertParallel: expertParallel,
-                                  rowMask: batch.attention.slotMapping, backend)
-        backend.add(x, mlp, out: x)
+    /// `pending`: the previous layer's feed-forward output, not yet added to `x`. Returns
+    /// this layer's, not yet added.
+    func callAsFunction(_ x: Tensor, pending: Tensor?, layer: Int, cache: KVCache, batch: ForwardBatch,
+                        expertParallel: ExpertParallelGroup?, _ backend: any Backend) throws -> Tensor {
+        let attended = try attention(try inputNorm(x, adding: pending, backend), layer: layer, cache: cache, batch: batch, backend)
+        return try feedForward(try postAttentionNorm(x, adding: attended, backend), layer: layer, expertParallel: expertParallel,
+                               rowMask: batch.attention.slotMapping, backend)
     }
 }

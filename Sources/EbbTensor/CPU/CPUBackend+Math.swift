@@ -151,6 +151,11 @@ extension CPUBackend {
         }
     }
 
+    public func addRMSNorm(_ x: Tensor, _ branch: Tensor, weight: Tensor, eps: Float, out: Tensor) {
+        add(x, branch, out: x)
+        rmsNorm(x, weight: weight, eps: eps, out: out)
+    }
+
     public func argmax(_ x: Tensor, out: Tensor) {
         let v = x.columns
         precondition(out.count == x.rows && out.dtype == .i32)
