@@ -42,10 +42,12 @@ fi
 if [ "$what" = prefill ]; then
     # Prefill attention on tensor cores against the CUDA-core kernel (same binary), then a
     # profile of the tensor-core prefill.
+    # (The first run also measures every decode batch.)
     for mode in tensor-cores cuda-cores; do
-        EBB_CUDA_PREFILL_ATTENTION=$mode timeout 150 $ebb bench forward --device cuda --load-format dummy \
-            --model gpu-stage/fixtures/configs/Qwen__Qwen3-30B-A3B --prompt-length 2048 --context 1024 --batch-sizes 1 \
-            --decode-steps 5 ${EBB_BENCH_ARGS:-} 2>&1 | tee "$out/prefill-$mode.log"
+        batches="1"; [ $mode = tensor-cores ] && batches="1 8 32 128 256"
+        EBB_CUDA_PREFILL_ATTENTION=$mode timeout 200 $ebb bench forward --device cuda --load-format dummy \
+            --model gpu-stage/fixtures/configs/Qwen__Qwen3-30B-A3B --prompt-length 2048 --context 1024 --batch-sizes $batches \
+            --decode-steps 20 ${EBB_BENCH_ARGS:-} 2>&1 | tee "$out/prefill-$mode.log"
     done
     timeout 150 $ebb bench forward --device cuda --load-format dummy --model gpu-stage/fixtures/configs/Qwen__Qwen3-30B-A3B \
         --prompt-length 2048 --context 1024 --batch-sizes 1 --decode-steps 5 --profile 2>&1 | tee "$out/prefill-profile.log" | tail -40
