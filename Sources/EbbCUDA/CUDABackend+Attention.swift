@@ -14,6 +14,24 @@ extension CUDABackend {
         }
     }
 
+    public func prepareQKV(_ qkv: Tensor, heads: Int, kvHeads: Int, qNorm: Tensor?, kNorm: Tensor?, eps: Float,
+                           positions: Tensor, rope: RotaryEmbedding, query: Tensor, keyCache: Tensor, valueCache: Tensor,
+                           metadata: AttentionMetadata) {
+        let t = qkv.rows, d = query.columns
+        precondition(qkv.columns == (heads + 2 * kvHeads) * d && query.count == t * heads * d && query.isContiguous)
+        perform {
+            guard d <= 256, rope.dimension == d else {
+                throw EbbError(.unsupported, "CUDA prepareQKV supports head dimensions up to 256 rotated whole, got \(d) (rotary \(rope.dimension))")
+            }
+            let threads = d >= 256 ? 256 : (d >= 64 ? 64 : 32)
+            try launch(typed("prepare_qkv", qkv.dtype), grid: (t, heads + 2 * kvHeads, 1), block: threads,
+                       [.tensor(qkv), .int(qkv.rowStride), .int(heads), .int(kvHeads), .int(d), .optionalTensor(qNorm),
+                        .optionalTensor(kNorm), .float(eps), .tensor(positions), .tensor(rope.inverseFrequencies), .int(d / 2),
+                        .float(rope.attentionFactor), .int(rope.interleaved ? 1 : 0), .tensor(query), .tensor(keyCache),
+                        .tensor(valueCache), .tensor(metadata.slotMapping), .int(keyCache.count / max(kvHeads * d, 1))])
+        }
+    }
+
     public func writeLatentKV(latent: Tensor, ropeKey: Tensor, cache: Tensor, metadata: AttentionMetadata) {
         let l = latent.columns, r = ropeKey.columns
         perform {

@@ -96,6 +96,15 @@ public protocol Backend: AnyObject, Sendable {
     /// sequence (GQA: head h reads kv head h / (H / Hkv)) into `out: [T, H, Dv]`.
     func pagedAttention(query: Tensor, keyCache: Tensor, valueCache: Tensor,
                         metadata: AttentionMetadata, scale: Float, out: Tensor)
+    /// The step from one fused projection `qkv: [T, (H + 2·Hkv)·D]` (query heads, then key
+    /// heads, then value heads) to attention's inputs: each query and key head normalized
+    /// with its per-head RMSNorm weight when given (`[D]`, Qwen3's q/k norms), rotated
+    /// (`rope` over all D), the queries written to `query: [T, H, D]` and the keys and values
+    /// into the caches at `metadata.slotMapping` (as `writeKV`). The same values as those
+    /// ops run one after another on split, contiguous q, k and v.
+    func prepareQKV(_ qkv: Tensor, heads: Int, kvHeads: Int, qNorm: Tensor?, kNorm: Tensor?, eps: Float,
+                    positions: Tensor, rope: RotaryEmbedding, query: Tensor, keyCache: Tensor, valueCache: Tensor,
+                    metadata: AttentionMetadata)
     /// Writes MLA cache entries: the normalized latent `[T, L]` and the rotated rope key
     /// `[T, R]` per token into `cache: [blocks, blockSize, L + R]`.
     func writeLatentKV(latent: Tensor, ropeKey: Tensor, cache: Tensor, metadata: AttentionMetadata)

@@ -71,6 +71,14 @@ public final class ProfilingBackend: Backend, @unchecked Sendable {
     }
     public func embedding(ids: Tensor, table: Tensor, out: Tensor) { timed(.elementwise) { base.embedding(ids: ids, table: table, out: out) } }
     public func argmax(_ x: Tensor, out: Tensor) { timed(.elementwise) { base.argmax(x, out: out) } }
+    public func prepareQKV(_ qkv: Tensor, heads: Int, kvHeads: Int, qNorm: Tensor?, kNorm: Tensor?, eps: Float,
+                           positions: Tensor, rope: RotaryEmbedding, query: Tensor, keyCache: Tensor, valueCache: Tensor,
+                           metadata: AttentionMetadata) {
+        timed(.attention) {
+            base.prepareQKV(qkv, heads: heads, kvHeads: kvHeads, qNorm: qNorm, kNorm: kNorm, eps: eps, positions: positions,
+                            rope: rope, query: query, keyCache: keyCache, valueCache: valueCache, metadata: metadata)
+        }
+    }
     public func addRMSNorm(_ x: Tensor, _ branch: Tensor, weight: Tensor, eps: Float, out: Tensor) {
         timed(.elementwise) { base.addRMSNorm(x, branch, weight: weight, eps: eps, out: out) }
     }

@@ -90,6 +90,12 @@ final class GraphReplayBackend: Backend, @unchecked Sendable {
     func rope(_ x: Tensor, positions: Tensor, rope: RotaryEmbedding) { base.rope(x, positions: positions, rope: rope) }
     func embedding(ids: Tensor, table: Tensor, out: Tensor) { base.embedding(ids: ids, table: table, out: out) }
     func argmax(_ x: Tensor, out: Tensor) { base.argmax(x, out: out) }
+    func prepareQKV(_ qkv: Tensor, heads: Int, kvHeads: Int, qNorm: Tensor?, kNorm: Tensor?, eps: Float,
+                    positions: Tensor, rope: RotaryEmbedding, query: Tensor, keyCache: Tensor, valueCache: Tensor,
+                    metadata: AttentionMetadata) {
+        base.prepareQKV(qkv, heads: heads, kvHeads: kvHeads, qNorm: qNorm, kNorm: kNorm, eps: eps, positions: positions,
+                        rope: rope, query: query, keyCache: keyCache, valueCache: valueCache, metadata: metadata)
+    }
     func addRMSNorm(_ x: Tensor, _ branch: Tensor, weight: Tensor, eps: Float, out: Tensor) {
         base.addRMSNorm(x, branch, weight: weight, eps: eps, out: out)
     }

@@ -35,6 +35,58 @@ __device__ void write_latent_kv_impl(const T *latent, long ls, const T *rope, lo
     for (int i = threadIdx.x; i < R; i += blockDim.x) row[L + i] = rope[t * rs + i];
 }
 
+/// A value as the storage type holds it (what a store then a load gives).
+__device__ __forceinline__ float as_stored(float v, const float *) { return v; }
+__device__ __forceinline__ float as_stored(float v, const bf16_t *) { return bf2f(f2bf(v)); }
+
+/// One block per (token, head of the fused q/k/v projection): the head's row into shared
+/// memory, its RMSNorm (query and key heads with a norm weight), its rotation (query and
+/// key heads), then the query out or the key/value into the cache slot. Values are rounded
+/// to the storage type where the separate ops store them, so the result is theirs.
+template <typename T>
+__device__ void prepare_qkv_impl(const T *qkv, long qs, int heads, int kvHeads, int D, const T *qNorm, const T *kNorm,
+                                 float eps, const int *positions, const float *inv, int half, float factor, int interleaved,
+                                 T *query, T *kc, T *vc, const int *slots, long capacity) {
+    __shared__ float row[256];
+    long t = blockIdx.x;
+    int h = blockIdx.y;
+    int kind = h < heads ? 0 : (h < heads + kvHeads ? 1 : 2);
+    const T *src = qkv + t * qs + (long)h * D;
+    for (int i = threadIdx.x; i < D; i += blockDim.x) row[i] = ldf(src, i);
+    __syncthreads();
+    const T *w = kind == 0 ? qNorm : (kind == 1 ? kNorm : nullptr);
+    if (w != nullptr) {
+        float s = 0.f;
+        for (int i = threadIdx.x; i < D; i += blockDim.x) s += row[i] * row[i];
+        s = block_sum(s);
+        float invNorm = 1.f / sqrtf(s / (float)D + eps);
+        for (int i = threadIdx.x; i < D; i += blockDim.x) row[i] = as_stored(ldf(w, i) * (row[i] * invNorm), src);
+        __syncthreads();
+    }
+    if (kind < 2) {
+        float position = (float)positions[t];
+        for (int i = threadIdx.x; i < half; i += blockDim.x) {
+            float angle = position * inv[i];
+            float c = cosf(angle) * factor, sn = sinf(angle) * factor;
+            int ia = interleaved ? 2 * i : i, ib = interleaved ? 2 * i + 1 : i + half;
+            float a = row[ia], b = row[ib];
+            row[ia] = as_stored(a * c - b * sn, src);
+            row[ib] = as_stored(b * c + a * sn, src);
+        }
+        __syncthreads();
+    }
+    T *dst;
+    if (kind == 0) {
+        dst = query + (t * heads + h) * (long)D;
+    } else {
+        long slot = slots[t];
+        if (slot < 0 || slot >= capacity) return;
+        int kh = h - heads - (kind == 2 ? kvHeads : 0);
+        dst = (kind == 1 ? kc : vc) + (slot * kvHeads + kh) * (long)D;
+    }
+    for (int i = threadIdx.x; i < D; i += blockDim.x) stf(dst, i, row[i]);
+}
+
 #define ATTN_WARPS 8
 #define ATTN_HEADS 8
 
@@ -258,6 +310,11 @@ __device__ void latent_attention_impl(const T *ql, long qls, const T *qr, long q
 
     static var wrappers: String {
         var text = #"""
+extern "C" __global__ void prepare_qkv_$S(const $T *qkv, long qs, int heads, int kvHeads, int D, const $T *qNorm, const $T *kNorm,
+                                          float eps, const int *positions, const float *inv, int half, float factor, int interleaved,
+                                          $T *query, $T *kc, $T *vc, const int *slots, long capacity) {
+    prepare_qkv_impl<$T>(qkv, qs, heads, kvHeads, D, qNorm, kNorm, eps, positions, inv, half, factor, interleaved, query, kc, vc, slots, capacity);
+}
 extern "C" __global__ void write_kv_$S(const $T *key, const $T *value, $T *kc, $T *vc, const int *slots,
                                        int kRow, int vRow, long capacity) {
     write_kv_impl<$T>(key, value, kc, vc, slots, kRow, vRow, capacity);

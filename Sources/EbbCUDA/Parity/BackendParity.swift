@@ -8,7 +8,7 @@ public enum BackendParity {
         let h = ParityHarness(device: device, cpu: CPUBackend(), seed: seed)
         let checks: [(String, (ParityHarness) throws -> Void)] = [
             ("memory", memory), ("gemm", gemm), ("groupedLinear", grouped), ("elementwise", elementwise),
-            ("rope", rope), ("indexing", indexing), ("pagedAttention", attention), ("latentAttention", latent),
+            ("rope", rope), ("indexing", indexing), ("pagedAttention", attention), ("prepareQKV", prepareQKV), ("latentAttention", latent),
             ("routing", routing), ("moe", moe), ("expertExchange", expertExchange),
         ]
         for (name, check) in checks {
@@ -219,6 +219,32 @@ public enum BackendParity {
                 h.cpu.pagedAttention(query: q.cpu, keyCache: kc.cpu, valueCache: vc.cpu, metadata: mc, scale: scale, out: out.cpu)
                 h.dev.pagedAttention(query: q.dev, keyCache: kc.dev, valueCache: vc.dev, metadata: md, scale: scale, out: out.dev)
                 h.compare("pagedAttention H=\(heads) Hkv=\(kvHeads) D=\(d) context \(mc.maxContextLength)", out)
+            }
+        }
+    }
+
+    /// The fused projection's norms, rotation and cache writes, against the CPU's split ops.
+    static func prepareQKV(_ h: ParityHarness) throws {
+        for (shape, interleaved) in [(shapes[0], false), (prefillShapes[0], true)] {
+            let (mc, md, t, blocks) = try batch(h, cached: shape.cached, new: shape.new)
+            let positions = try h.ints((0..<t).map { Int32($0 * 7 + 1) }, [t])
+            for (heads, kvHeads, d, normed) in [(8, 2, 32, true), (12, 1, 64, false), (16, 4, 128, true)] {
+                let kind: RopeParameters.Kind = interleaved ? .yarn(.init(factor: 4, originalMaxPositionEmbeddings: 64)) : .standard
+                let params = RopeParameters(theta: 10000, dimension: d, kind: kind, interleaved: interleaved)
+                let rc = try RotaryEmbedding(parameters: params, backend: h.cpu), rd = try RotaryEmbedding(parameters: params, backend: h.dev)
+                let qkv = try h.randomPair([t, (heads + 2 * kvHeads) * d])
+                let qn = try h.randomPair([d]), kn = try h.randomPair([d])
+                let kc = try h.randomPair([blocks, 16, kvHeads, d]), vc = try h.randomPair([blocks, 16, kvHeads, d])
+                let q = try h.poisoned([t, heads, d])
+                h.cpu.prepareQKV(qkv.cpu, heads: heads, kvHeads: kvHeads, qNorm: normed ? qn.cpu : nil, kNorm: normed ? kn.cpu : nil,
+                                 eps: 1e-6, positions: positions.cpu, rope: rc, query: q.cpu, keyCache: kc.cpu, valueCache: vc.cpu, metadata: mc)
+                h.dev.prepareQKV(qkv.dev, heads: heads, kvHeads: kvHeads, qNorm: normed ? qn.dev : nil, kNorm: normed ? kn.dev : nil,
+                                 eps: 1e-6, positions: positions.dev, rope: rd, query: q.dev, keyCache: kc.dev, valueCache: vc.dev, metadata: md)
+                let what = "H=\(heads) Hkv=\(kvHeads) D=\(d)\(normed ? " normed" : "")\(interleaved ? " interleaved yarn" : "")"
+                let tolerance = max(h.tolerance, 1e-4)
+                h.compare("prepareQKV query \(what)", q, tolerance: tolerance)
+                h.compare("prepareQKV keys \(what)", kc, tolerance: tolerance)
+                h.compare("prepareQKV values \(what)", vc, tolerance: 0)
             }
         }
     }

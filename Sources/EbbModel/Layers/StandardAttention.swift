@@ -1,7 +1,9 @@
 import EbbTensor
 
 /// Multi-head attention with grouped KV heads over the paged cache (Qwen3-MoE, Mixtral):
-/// q/k/v projections, optional per-head q/k RMSNorm (Qwen3), rotary embedding, o_proj.
+/// q/k/v projections (one weight, one GEMM), optional per-head q/k RMSNorm (Qwen3), rotary
+/// embedding, o_proj. The norms, rotation and cache writes after the projection are one
+/// backend op (`prepareQKV`).
 struct StandardAttention: Sendable {
     struct Names: Sendable {
         var q, k, v, o: String
@@ -12,7 +14,9 @@ struct StandardAttention: Sendable {
     let heads: Int
     let kvHeads: Int
     let headDim: Int
-    let q, k, v, o: Tensor
+    /// `[(H + 2·Hkv)·D, hidden]`: q_proj, k_proj and v_proj rows, in that order.
+    let qkv: Tensor
+    let o: Tensor
     let qNorm: RMSNorm?
     let kNorm: RMSNorm?
     let rope: RotaryEmbedding
@@ -23,9 +27,8 @@ struct StandardAttention: Sendable {
         kvHeads = config.numKVHeads
         headDim = config.headDim
         let h = config.hiddenSize
-        q = try loader.tensor(names.q, shape: [heads * headDim, h])
-        k = try loader.tensor(names.k, shape: [kvHeads * headDim, h])
-        v = try loader.tensor(names.v, shape: [kvHeads * headDim, h])
+        qkv = try loader.concatenated([(names.q, [heads * headDim, h]), (names.k, [kvHeads * headDim, h]),
+                                       (names.v, [kvHeads * headDim, h])])
         o = try loader.tensor(names.o, shape: [h, heads * headDim])
         let d = config.headDim, eps = config.rmsNormEps
         qNorm = try names.qNorm.map { try RMSNorm(loader, $0, size: d, eps: eps) }
@@ -40,15 +43,12 @@ struct StandardAttention: Sendable {
 
     func callAsFunction(_ x: Tensor, layer: Int, cache: KVCache, batch: ForwardBatch, _ backend: any Backend) throws -> Tensor {
         let t = x.rows
-        let query = try backend.linear(x, q).reshaped([t, heads, headDim])
-        let key = try backend.linear(x, k).reshaped([t, kvHeads, headDim])
-        let value = try backend.linear(x, v).reshaped([t, kvHeads, headDim])
-        qNorm?.inPlace(query, backend)
-        kNorm?.inPlace(key, backend)
-        backend.rope(query, positions: batch.positions, rope: rope)
-        backend.rope(key, positions: batch.positions, rope: rope)
+        let projected = try backend.linear(x, qkv)
+        let query = try backend.empty([t, heads, headDim], dtype: backend.computeDType)
         guard let valueCache = cache.values[layer] else { preconditionFailure("per-head cache has values") }
-        backend.writeKV(key: key, value: value, keyCache: cache.keys[layer], valueCache: valueCache, metadata: batch.attention)
+        backend.prepareQKV(projected, heads: heads, kvHeads: kvHeads, qNorm: qNorm?.weight, kNorm: kNorm?.weight,
+                           eps: qNorm?.eps ?? kNorm?.eps ?? 1e-6, positions: batch.positions, rope: rope, query: query,
+                           keyCache: cache.keys[layer], valueCache: valueCache, metadata: batch.attention)
         let attended = try backend.empty([t, heads, headDim], dtype: backend.computeDType)
         backend.pagedAttention(query: query, keyCache: cache.keys[layer], valueCache: valueCache,
                                metadata: batch.attention, scale: scale, out: attended)

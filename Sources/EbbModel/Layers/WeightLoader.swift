@@ -149,6 +149,26 @@ final class WeightLoader: @unchecked Sendable {
         return t
     }
 
+    /// Tensors joined along their first axis, each with its own number of rows (the same
+    /// trailing dimensions): e.g. the q, k and v projections in one weight.
+    func concatenated(_ parts: [(name: String, shape: [Int])]) throws -> Tensor {
+        guard let trailing = parts.first.map({ Array($0.shape.dropFirst()) }),
+              parts.allSatisfy({ Array($0.shape.dropFirst()) == trailing }) else {
+            throw EbbError(.internal, "concatenated tensors need equal trailing dimensions")
+        }
+        for p in parts { try source.check(p.name, shape: p.shape) }
+        let rows = parts.reduce(0) { $0 + ($1.shape.first ?? 0) }
+        let t = try backend.empty([rows] + trailing, dtype: backend.computeDType)
+        var start = 0
+        for p in parts {
+            let n = p.shape.first ?? 0
+            try source.load(p.name, shape: p.shape, into: t.slice(first: start..<(start + n)), backend: backend)
+            start += n
+        }
+        loadedBytes += t.count * t.dtype.byteSize
+        return t
+    }
+
     /// One `[names.count, ...]` tensor whose entry i is built by `fill(i, slice)`.
     func stacked(count: Int, shape: [Int], _ fill: (Int, Tensor) throws -> Void) throws -> Tensor {
         let t = try backend.empty([count] + shape, dtype: backend.computeDType)

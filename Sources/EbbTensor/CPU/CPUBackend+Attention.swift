@@ -154,4 +154,25 @@ extension CPUBackend {
             }
         }
     }
+
+    public func prepareQKV(_ qkv: Tensor, heads: Int, kvHeads: Int, qNorm: Tensor?, kNorm: Tensor?, eps: Float,
+                           positions: Tensor, rope: RotaryEmbedding, query: Tensor, keyCache: Tensor, valueCache: Tensor,
+                           metadata: AttentionMetadata) {
+        let t = qkv.rows, d = query.columns
+        precondition(qkv.columns == (heads + 2 * kvHeads) * d && query.count == t * heads * d)
+        // The ops one after another, on contiguous copies of the key and value columns.
+        let q = query.reshaped([t, heads * d])
+        copy(qkv.columnSlice(0..<(heads * d)), into: q)
+        guard let key = try? empty([t, kvHeads * d], dtype: qkv.dtype), let value = try? empty([t, kvHeads * d], dtype: qkv.dtype) else {
+            preconditionFailure("host allocation failed")
+        }
+        copy(qkv.columnSlice((heads * d)..<((heads + kvHeads) * d)), into: key)
+        copy(qkv.columnSlice(((heads + kvHeads) * d)..<((heads + 2 * kvHeads) * d)), into: value)
+        let q3 = q.reshaped([t, heads, d]), k3 = key.reshaped([t, kvHeads, d])
+        if let qNorm { rmsNorm(q3, weight: qNorm, eps: eps, out: q3) }
+        if let kNorm { rmsNorm(k3, weight: kNorm, eps: eps, out: k3) }
+        self.rope(q3, positions: positions, rope: rope)
+        self.rope(k3, positions: positions, rope: rope)
+        writeKV(key: k3, value: value.reshaped([t, kvHeads, d]), keyCache: keyCache, valueCache: valueCache, metadata: metadata)
+    }
 }
