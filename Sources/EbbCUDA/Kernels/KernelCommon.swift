@@ -31,6 +31,31 @@ __device__ __forceinline__ float warp_max(float v) {
     return v;
 }
 
+/// Warp 0 of a block finds the block's tile: group g < count owns rows offsets[g] ..<
+/// offsets[g + 1], cut into tiles of `tile` rows in group order, and block `index` takes the
+/// index-th tile. Sets *group (−1 past the last tile), *row0 and *rows (shared variables).
+__device__ void tile_of_block(const int *offsets, int count, int index, int tile, int *group, int *row0, int *rows) {
+    int lane = threadIdx.x & 31;
+    int carry = 0;
+    if (lane == 0) *group = -1;
+    __syncwarp();
+    for (int base = 0; base < count; base += 32) {
+        int g = base + lane;
+        int st = 0, cnt = 0, tiles = 0;
+        if (g < count) { st = offsets[g]; cnt = offsets[g + 1] - st; tiles = cnt > 0 ? (cnt + tile - 1) / tile : 0; }
+        int inc = tiles;
+        for (int o = 1; o < 32; o <<= 1) { int v = __shfl_up_sync(0xffffffffu, inc, o); if (lane >= o) inc += v; }
+        int exc = inc - tiles;
+        if (tiles > 0 && index >= carry + exc && index < carry + inc) {
+            int first = st + (index - carry - exc) * tile;
+            *group = g;
+            *row0 = first;
+            *rows = imin(tile, st + cnt - first);
+        }
+        carry += __shfl_sync(0xffffffffu, inc, 31);
+    }
+}
+
 /// Sum over the block (every thread gets it). Blocks of at most 1024 threads.
 __device__ float block_sum(float v) {
     __shared__ float partial[32];

@@ -48,25 +48,7 @@ __device__ void flash_prefill_impl(const bf16_t *q, long qs, const bf16_t *kc, c
     int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
     int bx = blockIdx.x, h = blockIdx.y, kh = h / (heads / kvHeads);
     // Block x is the x-th (sequence, 64-token tile) pair, in sequence order.
-    if (warp == 0) {
-        int carry = 0;
-        if (lane == 0) tileSeq = -1;
-        __syncwarp();
-        for (int base = 0; base < numSeqs; base += 32) {
-            int s = base + lane;
-            int st = 0, cnt = 0, tiles = 0;
-            if (s < numSeqs) { st = queryStart[s]; cnt = queryStart[s + 1] - st; tiles = cnt > 0 ? (cnt + 63) / 64 : 0; }
-            int inc = tiles;
-            for (int o = 1; o < 32; o <<= 1) { int v = __shfl_up_sync(0xffffffffu, inc, o); if (lane >= o) inc += v; }
-            int exc = inc - tiles;
-            if (tiles > 0 && bx >= carry + exc && bx < carry + inc) {
-                tileSeq = s;
-                tileRow0 = st + (bx - carry - exc) * 64;
-                tileRows = imin(64, st + cnt - tileRow0);
-            }
-            carry += __shfl_sync(0xffffffffu, inc, 31);
-        }
-    }
+    if (warp == 0) tile_of_block(queryStart, numSeqs, bx, 64, &tileSeq, &tileRow0, &tileRows);
     __syncthreads();
     int s = tileSeq;
     if (s < 0) return;

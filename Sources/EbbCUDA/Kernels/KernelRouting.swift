@@ -219,25 +219,7 @@ extern "C" __global__ void __launch_bounds__(128) grouped_mma_bf16(const bf16_t 
     __shared__ int tileExpert, tileRow0, tileRows;
     int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
     int tileY = blockIdx.y;
-    if (warp == 0) {
-        int carry = 0;
-        if (lane == 0) tileExpert = -1;
-        __syncwarp();
-        for (int base = 0; base < E; base += 32) {
-            int e = base + lane;
-            int st = 0, cnt = 0, tiles = 0;
-            if (e < E) { st = offsets[e]; cnt = offsets[e + 1] - st; tiles = cnt > 0 ? (cnt + 63) / 64 : 0; }
-            int inc = tiles;
-            for (int o = 1; o < 32; o <<= 1) { int v = __shfl_up_sync(0xffffffffu, inc, o); if (lane >= o) inc += v; }
-            int exc = inc - tiles;
-            if (tiles > 0 && tileY >= carry + exc && tileY < carry + inc) {
-                tileExpert = e;
-                tileRow0 = st + (tileY - carry - exc) * 64;
-                tileRows = imin(64, st + cnt - tileRow0);
-            }
-            carry += __shfl_sync(0xffffffffu, inc, 31);
-        }
-    }
+    if (warp == 0) tile_of_block(offsets, E, tileY, 64, &tileExpert, &tileRow0, &tileRows);
     __syncthreads();
     int e = tileExpert;
     if (e < 0) return;
