@@ -85,6 +85,12 @@ def render(browser: str, url: str, work: Path, name: str, screenshot: bool) -> E
     return parser
 
 
+def timeline(server) -> dict:
+    r = server.request("GET", "/dashboard/data", timeout=10, headers=USER)
+    assert r.status == 200, r.text
+    return r.json()["timeline"]
+
+
 def status(server) -> dict:
     r = server.request("GET", "/elastic_ep/status", timeout=10, headers=USER)
     assert r.status == 200, r.text
@@ -124,6 +130,10 @@ def test_dashboard_renders_a_resize_under_load(start_server, tmp_path):
             time.sleep(0.5)
         placement = status(server)["placement"]
         assert placement["slot_load"], f"EPLB never reported its load: {placement}"
+        # The timeline samples once a second: wait for three before the page is checked.
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and len(timeline(server)["samples"]) < 3:
+            time.sleep(0.5)
 
         url = server.url("/dashboard") + "#key=user-key"
         locked = render(browser, server.url("/dashboard"), tmp_path, "no-key", screenshot=False)
