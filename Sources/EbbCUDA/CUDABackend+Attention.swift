@@ -23,8 +23,8 @@ extension CUDABackend {
             guard d <= 256, rope.dimension == d else {
                 throw EbbError(.unsupported, "CUDA prepareQKV supports head dimensions up to 256 rotated whole, got \(d) (rotary \(rope.dimension))")
             }
-            let threads = d >= 256 ? 256 : (d >= 64 ? 64 : 32)
-            try launch(typed("prepare_qkv", qkv.dtype), grid: (t, heads + 2 * kvHeads, 1), block: threads,
+            // The per-head norm sums in the order `rmsNorm` does.
+            try launch(typed("prepare_qkv", qkv.dtype), grid: (t, heads + 2 * kvHeads, 1), block: normThreads(d),
                        [.tensor(qkv), .int(qkv.rowStride), .int(heads), .int(kvHeads), .int(d), .optionalTensor(qNorm),
                         .optionalTensor(kNorm), .float(eps), .tensor(positions), .tensor(rope.inverseFrequencies), .int(d / 2),
                         .float(rope.attentionFactor), .int(rope.interleaved ? 1 : 0), .tensor(query), .tensor(keyCache),
@@ -76,10 +76,12 @@ extension CUDABackend {
     /// `EBB_CUDA_PREFILL_ATTENTION=cuda-cores` turns it off, to compare.
     static func usesFlashPrefill(dtype: DType, d: Int, dv: Int, queryStride: Int, outStride: Int,
                                  metadata: AttentionMetadata) -> Bool {
-        dtype == .bf16 && d == dv && KernelFlashAttention.headDims.contains(d) && queryStride % 2 == 0 && outStride % 2 == 0
-            && metadata.numTokens >= 16 * max(metadata.numSequences, 1)
-            && ProcessInfo.processInfo.environment["EBB_CUDA_PREFILL_ATTENTION"]?.lowercased() != "cuda-cores"
+        flashPrefillEnabled && dtype == .bf16 && d == dv && KernelFlashAttention.headDims.contains(d)
+            && queryStride % 2 == 0 && outStride % 2 == 0 && metadata.numTokens >= 16 * max(metadata.numSequences, 1)
     }
+
+    /// `EBB_CUDA_PREFILL_ATTENTION`, read once (not on every layer's attention).
+    static let flashPrefillEnabled = ProcessInfo.processInfo.environment["EBB_CUDA_PREFILL_ATTENTION"]?.lowercased() != "cuda-cores"
 
     public func pagedAttention(query: Tensor, keyCache: Tensor, valueCache: Tensor,
                                metadata: AttentionMetadata, scale: Float, out: Tensor) {

@@ -121,7 +121,7 @@ extension CUDABackend {
 
     /// Threads a row of the norms takes (the fused and the plain norm must agree, so they
     /// sum in the same order).
-    private func normThreads(_ d: Int) -> Int { d >= 1024 ? 512 : (d >= 256 ? 256 : (d >= 64 ? 64 : 32)) }
+    func normThreads(_ d: Int) -> Int { d >= 1024 ? 512 : (d >= 256 ? 256 : (d >= 64 ? 64 : 32)) }
 
     public func addRMSNorm(_ x: Tensor, _ branch: Tensor, weight: Tensor, eps: Float, out: Tensor) {
         let d = x.columns

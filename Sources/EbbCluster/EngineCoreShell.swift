@@ -113,10 +113,10 @@ public final class EngineCoreShell: @unchecked Sendable {
     private let inbox = Inbox()
     private let latestStats = Mutex(EngineStats())
     private let heartbeatIdentity: Mutex<(rank: Int, generation: UInt64)>
-    /// When the engine thread's current round began (nil between rounds), and the running
-    /// preparation, for the stall report.
     /// A recovery in progress on the engine thread, which a newer one breaks.
     private let recoveryGroups = RecoveryGroups()
+    /// When the engine thread's current round began (nil between rounds), and the running
+    /// preparation, for the stall report.
     private let roundInProgress = Mutex<(since: ContinuousClock.Instant, job: PreparedGeneration?)?>(nil)
     /// The serving generation's groups (host, and NCCL on GPU ranks), for the control thread
     /// to abort when a recovery comes: a step blocked in a collective with a lost or stuck

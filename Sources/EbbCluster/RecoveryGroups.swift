@@ -24,7 +24,7 @@ final class RecoveryGroups: @unchecked Sendable {
     /// The engine thread starts forming recovery `generation`; fails when a newer one came.
     func begin(_ generation: UInt64) throws {
         try lock.withLock {
-            try checkLocked(generation)
+            if let e = supersededLocked(generation) { throw e }
             forming = generation
             aborts = []
         }
@@ -59,7 +59,7 @@ final class RecoveryGroups: @unchecked Sendable {
     func track(abort: @escaping (String) -> Void) throws {
         let superseded: EbbError? = lock.withLock {
             guard let f = forming else { return nil }
-            do { try checkLocked(f) } catch { return error as? EbbError }
+            if let e = supersededLocked(f) { return e }
             aborts.append(abort)
             return nil
         }
@@ -69,9 +69,9 @@ final class RecoveryGroups: @unchecked Sendable {
         }
     }
 
-    private func checkLocked(_ generation: UInt64) throws {
-        if newest > generation {
-            throw EbbError(.unavailable, "recovery to generation \(generation) was superseded by generation \(newest)")
-        }
+    /// Why attempt `generation` is over, when a newer recovery came.
+    private func supersededLocked(_ generation: UInt64) -> EbbError? {
+        newest > generation
+            ? EbbError(.unavailable, "recovery to generation \(generation) was superseded by generation \(newest)") : nil
     }
 }

@@ -266,12 +266,16 @@ public struct HostTransfers: Sendable, Equatable {
     public init() {}
 
     /// What happened between `earlier` and this count.
-    public func since(_ earlier: HostTransfers) -> HostTransfers {
-        var d = HostTransfers()
-        d.downloads = downloads - earlier.downloads
-        d.downloadBytes = downloadBytes - earlier.downloadBytes
-        d.uploads = uploads - earlier.uploads
-        d.uploadBytes = uploadBytes - earlier.uploadBytes
-        return d
+    public func since(_ earlier: HostTransfers) -> HostTransfers { combined(with: earlier, sign: -1) }
+
+    public static func += (total: inout HostTransfers, more: HostTransfers) { total = total.combined(with: more, sign: 1) }
+
+    private func combined(with other: HostTransfers, sign: Int) -> HostTransfers {
+        var r = self
+        r.downloads += sign * other.downloads
+        r.downloadBytes += sign * other.downloadBytes
+        r.uploads += sign * other.uploads
+        r.uploadBytes += sign * other.uploadBytes
+        return r
     }
 }

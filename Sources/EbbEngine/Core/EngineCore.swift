@@ -151,10 +151,7 @@ public final class EngineCore {
 
         mutating func add(_ step: HostTransfers) {
             steps += 1
-            total.downloads += step.downloads
-            total.downloadBytes += step.downloadBytes
-            total.uploads += step.uploads
-            total.uploadBytes += step.uploadBytes
+            total += step
             mostDownloadBytes = max(mostDownloadBytes, step.downloadBytes)
             mostUploadBytes = max(mostUploadBytes, step.uploadBytes)
         }
