@@ -97,6 +97,7 @@ extension CUDABackend {
                 // Blocks: an upper bound on the (sequence, 64-token tile) pairs.
                 let tiles = (metadata.numTokens + 63) / 64 + metadata.numSequences
                 try launch("flash_prefill_bf16_d\(d)", grid: (tiles, heads, 1), block: 128,
+                           shared: KernelFlashAttention.sharedBytes(headDim: d),
                            [.tensor(query), .int(query.rowStride), .tensor(keyCache), .tensor(valueCache), .tensor(out),
                             .int(out.rowStride), .tensor(metadata.queryStart), .tensor(metadata.contextLengths),
                             .tensor(metadata.blockTables), .int(metadata.blockTables.columns), .int(metadata.blockSize),

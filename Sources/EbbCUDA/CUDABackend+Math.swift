@@ -88,7 +88,7 @@ extension CUDABackend {
             let args: [Arg] = [.tensor(x), .int(x.rowStride), .tensor(weights), .tensor(offsets), .tensor(out), .int(out.rowStride)]
             if aligned && rows >= 4 * experts {
                 let tilesY = (rows + 63) / 64 + experts
-                try launch("grouped_mma_bf16", grid: ((n + 63) / 64, tilesY, 1), block: 128,
+                try launch("grouped_mma_bf16", grid: ((n + 127) / 128, tilesY, 1), block: 256,
                            args + [.int(experts), .int(n), .int(k)])
             } else {
                 // One block row per expert that can have rows: at most `rows` of them.

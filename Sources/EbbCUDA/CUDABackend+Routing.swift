@@ -37,12 +37,30 @@ extension CUDABackend {
         }
     }
 
-    /// Stable counting sort on one block (see `group_stable`).
+    /// Stable counting sort (see `group_stable`): on one block for a few hundred keys (a
+    /// decode step's pairs), else in runs of keys, one warp each, over all SMs
+    /// (`group_chunk_count`, `group_chunk_scan`, `group_chunk_place`).
     private func groupStable(keys: Tensor, count: Int, numKeys: Int, divisor: Int, weights: Tensor?,
                              outIndex: Tensor, outWeights: Tensor?, offsets: Tensor) throws {
-        try launch("group_stable", grid: (1, 1, 1), block: 1024, shared: (numKeys + 1) * 4,
-                   [.tensor(keys), .int(count), .int(numKeys), .int(divisor), .optionalTensor(weights), .tensor(outIndex),
-                    .optionalTensor(outWeights), .tensor(offsets)])
+        let buckets = numKeys + 1
+        guard count >= 512 || buckets > 8192 else {
+            try launch("group_stable", grid: (1, 1, 1), block: 1024, shared: buckets * 4,
+                       [.tensor(keys), .int(count), .int(numKeys), .int(divisor), .optionalTensor(weights), .tensor(outIndex),
+                        .optionalTensor(outWeights), .tensor(offsets)])
+            return
+        }
+        // Runs of at least 256 keys; the scan's matrix kept to about 64k entries.
+        let chunks = max(1, min((count + 255) / 256, 65536 / buckets))
+        let chunk = (count + chunks - 1) / chunks
+        let counts = try empty([buckets * chunks], dtype: .i32)
+        let grid = (chunks * 32 + 255) / 256
+        try launch("group_chunk_count", grid: (grid, 1, 1), block: 256,
+                   [.tensor(keys), .int(count), .int(numKeys), .int(chunk), .int(chunks), .tensor(counts)])
+        try launch("group_chunk_scan", grid: (1, 1, 1), block: 1024,
+                   [.tensor(counts), .int(buckets * chunks), .int(chunks), .tensor(offsets)])
+        try launch("group_chunk_place", grid: (grid, 1, 1), block: 256,
+                   [.tensor(keys), .int(count), .int(numKeys), .int(divisor), .int(chunk), .int(chunks), .tensor(counts),
+                    .optionalTensor(weights), .tensor(outIndex), .optionalTensor(outWeights)])
     }
 
     public func groupBySlot(_ slots: Tensor, weights: Tensor, pairsPerToken: Int, numSlots: Int,

@@ -74,7 +74,8 @@ struct LibraryLoadingTests {
     @Test func kernelSourceHasEveryEntryPoint() throws {
         let source = KernelSource.full
         var names = ["fill_u32", "fill_u16", "copy_u32", "copy_u16", "fill_uniform_bf16", "grouped_gemv_vec_bf16",
-                     "grouped_mma_bf16", "map_experts", "group_stable", "add_rms_norm_f32_bf16"] + KernelFlashAttention.headDims.map { "flash_prefill_bf16_d\($0)" }
+                     "grouped_mma_bf16", "map_experts", "group_stable", "group_chunk_count", "group_chunk_scan", "group_chunk_place",
+                     "add_rms_norm_f32_bf16"] + KernelFlashAttention.headDims.map { "flash_prefill_bf16_d\($0)" }
         for s in ["f32", "bf16"] {
             names += ["rms_norm", "add", "silu_mul", "rope", "embedding", "argmax", "gather_rows", "write_kv", "write_latent_kv",
                       "route_topk", "scatter_gather_add", "grouped_gemv", "row_checksums", "add_rms_norm", "prepare_qkv"].map { "\($0)_\(s)" }

@@ -1,8 +1,9 @@
 /// Prefill attention on tensor cores, in the FlashAttention-2 manner: bf16 `mma.sync`
 /// m16n8k16 with f32 accumulation, one block per (64-query tile of one sequence, query
 /// head), 4 warps of 16 query rows. Keys and values come from the paged cache in tiles of
-/// 64 into shared memory (values transposed, so both products read their B operand as
-/// 32-bit pairs), the softmax is online in registers (base 2, scale folded in), and the
+/// 64 into shared memory by cp.async, double-buffered (the next tile loads while this one
+/// is computed); fragments come by ldmatrix (values transposed by ldmatrix.trans). The
+/// softmax is online in registers (base 2, scale folded in), and the
 /// causal mask is applied per element, so only the tiles up to a tile's last visible key
 /// are read. Probabilities are rounded to bf16 for P·V, as FlashAttention does. Used for
 /// bf16 steps whose sequences carry many query tokens (prefill, chunked prefill); decode
@@ -10,6 +11,10 @@
 enum KernelFlashAttention {
     /// Head dimensions compiled (key and value dimension equal).
     static let headDims = [32, 64, 128]
+
+    /// Dynamic shared memory of the kernel for head dimension d: two buffers of 64 keys and
+    /// 64 values, rows of d + 8 bf16.
+    static func sharedBytes(headDim d: Int) -> Int { 2 * 2 * 64 * (d + 8) * 2 }
 
     static let source: String = {
         var text = templates
@@ -25,25 +30,35 @@ enum KernelFlashAttention {
     }()
 
     static let templates = #"""
-/// Two floats as a bf16 pair (`lo` in the low half), rounded to nearest even.
-__device__ __forceinline__ unsigned pack_bf16(float lo, float hi) {
-    unsigned r;
-    asm("cvt.rn.bf16x2.f32 %0, %1, %2;" : "=r"(r) : "f"(hi), "f"(lo));
-    return r;
-}
-
 /// The visible context of query token t of a sequence ending at `end` with `ctx` tokens.
 __device__ __forceinline__ int visible_keys(int t, int end, int ctx) { return imax(0, imin(ctx - (end - t) + 1, ctx)); }
+
+/// Keys and values k0 ..< k0 + 64 of one KV head from the paged cache into shared rows of
+/// D + 8 bf16 (cp.async; keys past `limit` are zeros).
+template <int D>
+__device__ __forceinline__ void flash_load_kv(unsigned short *Ks, unsigned short *Vs, const bf16_t *kc, const bf16_t *vc,
+                                              const int *table, int blockSize, int kvHeads, int kh, int k0, int limit) {
+    for (int i = threadIdx.x; i < 64 * (D / 8); i += 128) {
+        int r = i / (D / 8), c = (i % (D / 8)) * 8;
+        int j = k0 + r;
+        bool valid = j < limit;
+        long at = 0;
+        if (valid) at = (((long)table[j / blockSize] * blockSize + j % blockSize) * kvHeads + kh) * D + c;
+        cp_async16(Ks + r * (D + 8) + c, kc + at, valid);
+        cp_async16(Vs + r * (D + 8) + c, vc + at, valid);
+    }
+}
+
+extern __shared__ U4 flashShared[];
 
 template <int D>
 __device__ void flash_prefill_impl(const bf16_t *q, long qs, const bf16_t *kc, const bf16_t *vc, bf16_t *out, long os,
                                    const int *queryStart, const int *contextLengths, const int *tables, int tableWidth,
                                    int blockSize, int numSeqs, int heads, int kvHeads, float scaleLog2) {
-    // Rows padded by 8 bf16: 16-byte aligned rows, conflict-free fragment reads.
-    __shared__ U4 KsRaw[64 * (D + 8) / 8];
-    __shared__ U4 VtRaw[D * 72 / 8];
-    unsigned short (*Ks)[D + 8] = reinterpret_cast<unsigned short (*)[D + 8]>(KsRaw);
-    unsigned short (*Vt)[72] = reinterpret_cast<unsigned short (*)[72]>(VtRaw);
+    // Two buffers of (64 keys, 64 values), rows padded by 8 bf16: 16-byte aligned rows,
+    // ldmatrix without bank conflicts. The next tile loads while this one is computed.
+    constexpr int LD = D + 8, TILE = 64 * LD;
+    unsigned short *smem = reinterpret_cast<unsigned short *>(flashShared);
     __shared__ int tileSeq, tileRow0, tileRows;
     int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
     int bx = blockIdx.x, h = blockIdx.y, kh = h / (heads / kvHeads);
@@ -59,6 +74,10 @@ __device__ void flash_prefill_impl(const bf16_t *q, long qs, const bf16_t *kc, c
     int r0 = warp * 16 + (lane >> 2);
     int vis0 = r0 < rows ? visible_keys(row0 + r0, end, ctx) : 0;
     int vis1 = r0 + 8 < rows ? visible_keys(row0 + r0 + 8, end, ctx) : 0;
+    const int *table = tables + (long)s * tableWidth;
+    int tiles = (limit + 63) / 64;
+    if (tiles > 0) flash_load_kv<D>(smem, smem + TILE, kc, vc, table, blockSize, kvHeads, kh, 0, limit);
+    cp_async_commit();
 
     unsigned qa[D / 16][4];
 #pragma unroll
@@ -76,32 +95,19 @@ __device__ void flash_prefill_impl(const bf16_t *q, long qs, const bf16_t *kc, c
 #pragma unroll
         for (int e = 0; e < 4; e++) o[nd][e] = 0.f;
     float m[2] = {neg_inf(), neg_inf()}, l[2] = {0.f, 0.f};
-    const int *table = tables + (long)s * tableWidth;
 
-    for (int k0 = 0; k0 < limit; k0 += 64) {
-        __syncthreads();
-        // 64 keys and values: lane r of a pass takes key r's 8-element chunk c, so the
-        // transposed value stores of a warp land in distinct banks.
-        for (int i = tid; i < 64 * (D / 8); i += 128) {
-            int r = i & 63, c = (i >> 6) * 8;
-            int j = k0 + r;
-            U4 kv = {0u, 0u, 0u, 0u}, vv = {0u, 0u, 0u, 0u};
-            if (j < limit) {
-                long slot = (long)table[j / blockSize] * blockSize + j % blockSize;
-                long at = (slot * kvHeads + kh) * D + c;
-                kv = *(const U4 *)(kc + at);
-                vv = *(const U4 *)(vc + at);
-            }
-            *(U4 *)&Ks[r][c] = kv;
-            unsigned vw[4] = {vv.x, vv.y, vv.z, vv.w};
-#pragma unroll
-            for (int e = 0; e < 4; e++) {
-                Vt[c + 2 * e][r] = (unsigned short)(vw[e] & 0xffffu);
-                Vt[c + 2 * e + 1][r] = (unsigned short)(vw[e] >> 16);
-            }
+    for (int t = 0; t < tiles; t++) {
+        int k0 = t * 64;
+        const unsigned short *Ks = smem + (t & 1) * 2 * TILE, *Vs = Ks + TILE;
+        if (t + 1 < tiles) {
+            unsigned short *nextK = smem + ((t + 1) & 1) * 2 * TILE;
+            flash_load_kv<D>(nextK, nextK + TILE, kc, vc, table, blockSize, kvHeads, kh, k0 + 64, limit);
         }
+        cp_async_commit();
+        cp_async_wait<1>();
         __syncthreads();
-        // S = Q Kᵀ for this warp's 16 rows and the tile's 64 keys.
+        // S = Q Kᵀ for this warp's 16 rows and the tile's 64 keys (ldmatrix: keys are the
+        // rows of Ks, as the B operand's columns).
         float sc[8][4];
 #pragma unroll
         for (int ni = 0; ni < 8; ni++)
@@ -109,12 +115,13 @@ __device__ void flash_prefill_impl(const bf16_t *q, long qs, const bf16_t *kc, c
             for (int e = 0; e < 4; e++) sc[ni][e] = 0.f;
 #pragma unroll
         for (int ks = 0; ks < D / 16; ks++) {
-            int col = ks * 16 + (lane & 3) * 2;
 #pragma unroll
-            for (int ni = 0; ni < 8; ni++) {
-                int n = ni * 8 + (lane >> 2);
-                unsigned b[2] = {*(const unsigned *)&Ks[n][col], *(const unsigned *)&Ks[n][col + 8]};
-                mma_bf16(sc[ni], qa[ks], b);
+            for (int nj = 0; nj < 4; nj++) {
+                unsigned r[4];
+                ldmatrix_x4(r, Ks + (nj * 16 + (lane & 7) + (lane >> 4) * 8) * LD + ks * 16 + ((lane >> 3) & 1) * 8);
+                unsigned b0[2] = {r[0], r[1]}, b1[2] = {r[2], r[3]};
+                mma_bf16(sc[2 * nj], qa[ks], b0);
+                mma_bf16(sc[2 * nj + 1], qa[ks], b1);
             }
         }
         // Causal mask, then the online softmax of both rows (a row's 64 scores are spread
@@ -150,19 +157,23 @@ __device__ void flash_prefill_impl(const bf16_t *q, long qs, const bf16_t *kc, c
                 sc[ni][e] = p;
                 l[e >> 1] += p;
             }
-        // O += P V: the score accumulators of two key octets form one A fragment.
+        // O += P V: the score accumulators of two key octets form one A fragment; V's
+        // fragments come transposed by ldmatrix.trans from its row-major tile.
 #pragma unroll
         for (int kk = 0; kk < 4; kk++) {
             unsigned pa[4] = {pack_bf16(sc[2 * kk][0], sc[2 * kk][1]), pack_bf16(sc[2 * kk][2], sc[2 * kk][3]),
                               pack_bf16(sc[2 * kk + 1][0], sc[2 * kk + 1][1]), pack_bf16(sc[2 * kk + 1][2], sc[2 * kk + 1][3])};
-            int col = kk * 16 + (lane & 3) * 2;
 #pragma unroll
-            for (int nd = 0; nd < D / 8; nd++) {
-                int n = nd * 8 + (lane >> 2);
-                unsigned b[2] = {*(const unsigned *)&Vt[n][col], *(const unsigned *)&Vt[n][col + 8]};
-                mma_bf16(o[nd], pa, b);
+            for (int nj = 0; nj < D / 16; nj++) {
+                unsigned r[4];
+                ldmatrix_x4_trans(r, Vs + (kk * 16 + (lane & 7) + ((lane >> 3) & 1) * 8) * LD + nj * 16 + (lane >> 4) * 8);
+                unsigned b0[2] = {r[0], r[1]}, b1[2] = {r[2], r[3]};
+                mma_bf16(o[2 * nj], pa, b0);
+                mma_bf16(o[2 * nj + 1], pa, b1);
             }
         }
+        // Every warp is done with this buffer before the next iteration refills it.
+        __syncthreads();
     }
 #pragma unroll
     for (int i = 0; i < 2; i++) {

@@ -202,93 +202,6 @@ extern "C" __global__ void __launch_bounds__(256) grouped_gemv_vec_bf16(const bf
     }
 }
 
-/// Grouped x · Wᵀ on tensor cores (mma.sync m16n8k16 bf16, f32 accumulate) for many rows
-/// per expert. Tiles 64×64×32, 4 warps of 32×32. Grid (ceil(N/64), ceil(R/64) + E): block
-/// y is the y-th (expert, 64-row tile) pair; blocks past the last tile return.
-__device__ __forceinline__ void mma_bf16(float *c, const unsigned *a, const unsigned *b) {
-    asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};\n"
-                 : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
-                 : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]));
-}
-extern "C" __global__ void __launch_bounds__(128) grouped_mma_bf16(const bf16_t *x, long xs, const bf16_t *W, const int *offsets,
-                                                                 bf16_t *out, long os, int E, int N, int K) {
-    // Rows of 32 + 8 padding bf16 (80 bytes): 16-byte aligned rows, conflict-free fragment loads.
-    __shared__ U4 AsRaw[64 * 5], BsRaw[64 * 5];
-    unsigned short (*As)[40] = reinterpret_cast<unsigned short (*)[40]>(AsRaw);
-    unsigned short (*Bs)[40] = reinterpret_cast<unsigned short (*)[40]>(BsRaw);
-    __shared__ int tileExpert, tileRow0, tileRows;
-    int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
-    int tileY = blockIdx.y;
-    if (warp == 0) tile_of_block(offsets, E, tileY, 64, &tileExpert, &tileRow0, &tileRows);
-    __syncthreads();
-    int e = tileExpert;
-    if (e < 0) return;
-    int row0 = tileRow0, rows = tileRows;
-    int n0 = blockIdx.x * 64;
-    const bf16_t *Wb = W + (long)e * N * K;
-    int wm = warp >> 1, wn = warp & 1;
-    float c[2][4][4];
-#pragma unroll
-    for (int i = 0; i < 2; i++)
-#pragma unroll
-        for (int j = 0; j < 4; j++)
-#pragma unroll
-            for (int q = 0; q < 4; q++) c[i][j][q] = 0.f;
-    for (int k0 = 0; k0 < K; k0 += 32) {
-#pragma unroll
-        for (int it = 0; it < 2; it++) {
-            int chunk = tid + it * 128;
-            int r = chunk >> 2, kc = (chunk & 3) * 8;
-            U4 va = {0u, 0u, 0u, 0u}, vb = {0u, 0u, 0u, 0u};
-            if (r < rows && k0 + kc < K) va = *(const U4 *)(x + (long)(row0 + r) * xs + k0 + kc);
-            if (n0 + r < N && k0 + kc < K) vb = *(const U4 *)(Wb + (long)(n0 + r) * K + k0 + kc);
-            *(U4 *)&As[r][kc] = va;
-            *(U4 *)&Bs[r][kc] = vb;
-        }
-        __syncthreads();
-#pragma unroll
-        for (int kk = 0; kk < 32; kk += 16) {
-            unsigned a[2][4], b[4][2];
-            int col = kk + (lane & 3) * 2;
-#pragma unroll
-            for (int mi = 0; mi < 2; mi++) {
-                int row = wm * 32 + mi * 16 + (lane >> 2);
-                a[mi][0] = *(const unsigned *)&As[row][col];
-                a[mi][1] = *(const unsigned *)&As[row + 8][col];
-                a[mi][2] = *(const unsigned *)&As[row][col + 8];
-                a[mi][3] = *(const unsigned *)&As[row + 8][col + 8];
-            }
-#pragma unroll
-            for (int ni = 0; ni < 4; ni++) {
-                int nrow = wn * 32 + ni * 8 + (lane >> 2);
-                b[ni][0] = *(const unsigned *)&Bs[nrow][col];
-                b[ni][1] = *(const unsigned *)&Bs[nrow][col + 8];
-            }
-#pragma unroll
-            for (int mi = 0; mi < 2; mi++)
-#pragma unroll
-                for (int ni = 0; ni < 4; ni++) mma_bf16(c[mi][ni], a[mi], b[ni]);
-        }
-        __syncthreads();
-    }
-#pragma unroll
-    for (int mi = 0; mi < 2; mi++) {
-#pragma unroll
-        for (int ni = 0; ni < 4; ni++) {
-            int row = wm * 32 + mi * 16 + (lane >> 2);
-            int col = n0 + wn * 32 + ni * 8 + (lane & 3) * 2;
-#pragma unroll
-            for (int h = 0; h < 2; h++) {
-                int rr = row + h * 8;
-                if (rr < rows) {
-                    if (col < N) out[(long)(row0 + rr) * os + col] = f2bf(c[mi][ni][2 * h]);
-                    if (col + 1 < N) out[(long)(row0 + rr) * os + col + 1] = f2bf(c[mi][ni][2 * h + 1]);
-                }
-            }
-        }
-    }
-}
-
 extern "C" __global__ void map_experts(const int *logical, const int *table, int width, const int *counts, int E,
                                        int slotBase, int slotCount, int *out, long pairs, int k) {
     for (long p = blockIdx.x * (long)blockDim.x + threadIdx.x; p < pairs; p += (long)gridDim.x * blockDim.x) {
@@ -357,6 +270,75 @@ extern "C" __global__ void __launch_bounds__(1024) group_stable(const int *keys,
             }
             __syncwarp();
         }
+    }
+}
+
+/// The same stable counting sort for many keys, in three launches over all SMs: the n keys
+/// are cut into `chunks` runs of `chunk` keys, one warp each; `counts` is a scratch matrix
+/// of (numKeys + 1) buckets × chunks, bucket-major, so an exclusive scan over it gives each
+/// run its first position in each bucket. Same outputs as group_stable.
+/// 1. Warp c counts run c's keys per bucket into counts[b * chunks + c].
+extern "C" __global__ void group_chunk_count(const int *keys, int n, int numKeys, int chunk, int chunks, int *counts) {
+    int warp = (int)((blockIdx.x * (long)blockDim.x + threadIdx.x) >> 5), lane = threadIdx.x & 31;
+    if (warp >= chunks) return;
+    for (int b = lane; b <= numKeys; b += 32) counts[(long)b * chunks + warp] = 0;
+    __syncwarp();
+    int start = warp * chunk, end = imin(n, start + chunk);
+    for (int base = start; base < end; base += 32) {
+        int i = base + lane;
+        int b = -1;
+        if (i < end) { b = keys[i]; if (b < 0 || b >= numKeys) b = numKeys; }
+        unsigned peers = __match_any_sync(0xffffffffu, b);
+        if (i < end && lane == __ffs(peers) - 1) counts[(long)b * chunks + warp] += __popc(peers);
+        __syncwarp();
+    }
+}
+/// 2. One block: exclusive scan of counts in place (4 entries a thread per pass);
+/// offsets[b] = the scanned counts[b * chunks].
+extern "C" __global__ void __launch_bounds__(1024) group_chunk_scan(int *counts, int total, int chunks, int *offsets) {
+    int carry = 0;
+    for (int t0 = 0; t0 < total; t0 += blockDim.x * 4) {
+        int first = t0 + threadIdx.x * 4;
+        int v[4], local = 0;
+#pragma unroll
+        for (int j = 0; j < 4; j++) { v[j] = first + j < total ? counts[first + j] : 0; local += v[j]; }
+        int sum = 0;
+        int running = carry + block_exclusive_scan(local, &sum);
+#pragma unroll
+        for (int j = 0; j < 4; j++) {
+            int i = first + j;
+            if (i < total) {
+                counts[i] = running;
+                if (i % chunks == 0) offsets[i / chunks] = running;
+            }
+            running += v[j];
+        }
+        carry += sum;
+    }
+}
+/// 3. Warp c places run c's keys from its scanned cursors, in order.
+extern "C" __global__ void group_chunk_place(const int *keys, int n, int numKeys, int divisor, int chunk, int chunks, int *counts,
+                                             const float *wIn, int *outIndex, float *wOut) {
+    int warp = (int)((blockIdx.x * (long)blockDim.x + threadIdx.x) >> 5), lane = threadIdx.x & 31;
+    if (warp >= chunks) return;
+    int start = warp * chunk, end = imin(n, start + chunk);
+    for (int base = start; base < end; base += 32) {
+        int i = base + lane;
+        bool valid = i < end;
+        int b = -1;
+        if (valid) { b = keys[i]; if (b < 0 || b >= numKeys) b = numKeys; }
+        unsigned peers = __match_any_sync(0xffffffffu, b);
+        int rank = __popc(peers & ((1u << lane) - 1u));
+        int at = valid ? counts[(long)b * chunks + warp] : 0;
+        __syncwarp();
+        if (valid) {
+            int pos = at + rank;
+            bool placed = b < numKeys;
+            outIndex[pos] = placed ? i / divisor : -1;
+            if (wOut) wOut[pos] = placed ? wIn[i] : 0.f;
+            if (lane == __ffs(peers) - 1) counts[(long)b * chunks + warp] = at + __popc(peers);
+        }
+        __syncwarp();
     }
 }
 

@@ -6,6 +6,7 @@ enum KernelSource {
     static let full: String = {
         var text = "// Ebb CUDA kernels (compiled by NVRTC at run time)\n"
         text += KernelCommon.source + "\n"
+        text += KernelTensorCore.source + "\n"
         text += KernelElementwise.templates + "\n"
         text += KernelAttention.templates + "\n"
         text += KernelRouting.templates + "\n"

@@ -60,7 +60,8 @@ public enum BackendParity {
 
     static func grouped(_ h: ParityHarness) throws {
         // (experts, rows, n, k): GEMV path, tensor-core path (bf16: rows ≥ 4·experts), odd K.
-        for (e, r, n, k) in [(6, 9, 40, 64), (4, 300, 72, 96), (5, 23, 17, 30)] {
+        // Then prefill-sized tiles: a K tail (168 = 5·32 + 8), N past a 128 tile, odd N.
+        for (e, r, n, k) in [(6, 9, 40, 64), (4, 300, 72, 96), (5, 23, 17, 30), (8, 700, 200, 168), (3, 260, 259, 64)] {
             var counts = (0..<e).map { _ in h.int(2 * r / e + 1) }
             counts[h.int(e)] = 0
             let total = counts.reduce(0, +)
@@ -200,8 +201,8 @@ public enum BackendParity {
     static let shapes: [(cached: [Int], new: [Int])] = [([20, 40], [5, 1]), ([200, 300], [3, 1])]
     /// Prefill and chunked-prefill steps, which bf16 runs on tensor cores (`flash_prefill`):
     /// partial 64-token tiles, a prefill after cached tokens, a one-token sequence beside one
-    /// that prefills.
-    static let prefillShapes: [(cached: [Int], new: [Int])] = [([0, 37], [150, 70]), ([100, 0], [1, 40])]
+    /// that prefills, and long enough for several double-buffered key tiles.
+    static let prefillShapes: [(cached: [Int], new: [Int])] = [([0, 37], [150, 70]), ([100, 0], [1, 40]), ([0, 300], [260, 40])]
 
     static func attention(_ h: ParityHarness) throws {
         for shape in shapes + prefillShapes {
@@ -324,6 +325,24 @@ public enum BackendParity {
         h.cpu.scatterAddWeighted(y.cpu, rowIndex: ti.cpu, weight: sw.cpu, out: out.cpu)
         h.dev.scatterAddWeighted(y.dev, rowIndex: ti.dev, weight: sw.dev, out: out.dev)
         h.compare("scatterAddWeighted", out)
+        // Prefill-sized: enough pairs for the sort in runs over all SMs (group_chunk_*).
+        let manyTokens = 333, manyK = 4, manySlots = 40, many = manyTokens * manyK
+        let manySlotIds = try h.ints((0..<many).map { _ in h.int(25) == 0 ? -1 : Int32(h.int(manySlots)) }, [many])
+        let manyWeights = try h.floats(h.random(many), [many], dtype: .f32)
+        let mti = try h.empty([many], dtype: .i32), moff = try h.empty([manySlots + 1], dtype: .i32)
+        let msw = try h.empty([many], dtype: .f32)
+        h.cpu.groupBySlot(manySlotIds.cpu, weights: manyWeights.cpu, pairsPerToken: manyK, numSlots: manySlots,
+                          tokenIndex: mti.cpu, sortedWeights: msw.cpu, offsets: moff.cpu)
+        h.dev.groupBySlot(manySlotIds.dev, weights: manyWeights.dev, pairsPerToken: manyK, numSlots: manySlots,
+                          tokenIndex: mti.dev, sortedWeights: msw.dev, offsets: moff.dev)
+        h.compareInts("groupBySlot token index, \(many) pairs", mti)
+        h.compareInts("groupBySlot offsets, \(many) pairs", moff)
+        h.compare("groupBySlot weights, \(many) pairs", msw, tolerance: 0)
+        let my = try h.randomPair([many, 40])
+        let mout = try h.randomPair([manyTokens, 40])
+        h.cpu.scatterAddWeighted(my.cpu, rowIndex: mti.cpu, weight: msw.cpu, out: mout.cpu)
+        h.dev.scatterAddWeighted(my.dev, rowIndex: mti.dev, weight: msw.dev, out: mout.dev)
+        h.compare("scatterAddWeighted, \(many) pairs", mout)
     }
 
     /// The fixed-size expert exchange's ops (see `MoEBlock.expertParallelFixed`).
