@@ -1,4 +1,5 @@
 import CEbbCUDA
+import Foundation
 import EbbCore
 import EbbTensor
 
@@ -31,6 +32,7 @@ extension CUDABackend {
                 return
             }
             try bind()
+            if try decodeGEMV(a, b, c, m: m, n: n, k: k, batch: batch, alpha: alpha, beta: beta) { return }
             var alphaValue = alpha, betaValue = beta
             let pa = pointer(a.tensor) + UInt64(a.offset * a.tensor.dtype.byteSize)
             let pb = pointer(b.tensor) + UInt64(b.offset * b.tensor.dtype.byteSize)
@@ -72,6 +74,28 @@ extension CUDABackend {
             try CUDAStatus.checkBLAS(api, status, "cublasGemmStridedBatchedEx" + what)
         }
     }
+
+    /// `x · Wᵀ` for a decode step's few rows (up to 8; bf16 x and weights in the Linear
+    /// layout, f32 or bf16 out, α = 1, β = 0) on `gemv_rows`, which streams the weights at
+    /// close to bandwidth where cuBLAS's kernels for M = 1 do not. false: not such a shape
+    /// (cuBLAS runs it). `EBB_CUDA_DECODE_GEMV=cublas` turns it off, to compare.
+    private func decodeGEMV(_ a: MatrixOperand, _ b: MatrixOperand, _ c: MatrixOperand,
+                            m: Int, n: Int, k: Int, batch: Int, alpha: Float, beta: Float) throws -> Bool {
+        guard Self.decodeGEMVEnabled, batch == 1, m <= 8, alpha == 1, beta == 0, !a.transposed, b.transposed,
+              a.tensor.dtype == .bf16, b.tensor.dtype == .bf16, c.tensor.dtype == .f32 || c.tensor.dtype == .bf16,
+              k % 8 == 0, a.leadingDimension % 8 == 0, b.leadingDimension % 8 == 0 else { return false }
+        let pa = pointer(a.tensor) + UInt64(a.offset * 2), pb = pointer(b.tensor) + UInt64(b.offset * 2)
+        let pc = pointer(c.tensor) + UInt64(c.offset * c.tensor.dtype.byteSize)
+        guard pa % 16 == 0, pb % 16 == 0 else { return false }
+        let rows = m <= 1 ? 1 : m <= 2 ? 2 : m <= 4 ? 4 : 8
+        try launch(typed("gemv_rows\(rows)_bf16", c.tensor.dtype), grid: ((n + 7) / 8, 1, 1), block: 128,
+                   [.raw(pa), .int(a.leadingDimension), .raw(pb), .int(b.leadingDimension), .raw(pc), .int(c.leadingDimension),
+                    .int(m), .int(n), .int(k)])
+        return true
+    }
+
+    /// `EBB_CUDA_DECODE_GEMV`, read once.
+    static let decodeGEMVEnabled = ProcessInfo.processInfo.environment["EBB_CUDA_DECODE_GEMV"]?.lowercased() != "cublas"
 
     /// Grouped GEMM with device-side offsets (no host round trip, so it can be captured):
     /// few rows per expert → one warp per output column streaming the weights (GEMV);

@@ -80,6 +80,7 @@ struct LibraryLoadingTests {
             names += ["rms_norm", "add", "silu_mul", "rope", "embedding", "argmax", "gather_rows", "write_kv", "write_latent_kv",
                       "route_topk", "scatter_gather_add", "grouped_gemv", "row_checksums", "add_rms_norm", "prepare_qkv"].map { "\($0)_\(s)" }
             names += KernelAttention.attentionEPL.map { "paged_attention_\(s)_e\($0)" }
+            names += KernelRouting.gemvRowCounts.map { "gemv_rows\($0)_bf16_\(s)" }
         }
         for name in names {
             #expect(source.contains("void \(name)(") || source.contains("void __launch_bounds__(256) \(name)(")

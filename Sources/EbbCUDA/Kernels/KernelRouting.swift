@@ -170,6 +170,65 @@ __device__ __forceinline__ float dot8(const U4 &a, const U4 &b) {
     s += __uint_as_float(a.w << 16) * __uint_as_float(b.w << 16) + __uint_as_float(a.w & 0xffff0000u) * __uint_as_float(b.w & 0xffff0000u);
     return s;
 }
+/// 16 bytes of a stream read once (weights): not kept in L1.
+__device__ __forceinline__ U4 load_stream(const U4 *p) {
+    U4 v;
+    asm volatile("ld.global.nc.L1::no_allocate.v4.u32 {%0,%1,%2,%3}, [%4];\n"
+                 : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w) : "l"(p));
+    return v;
+}
+
+/// Dense x · Wᵀ for up to R rows (decode steps): bf16 W [N, K] (row stride ws), bf16 x, f32
+/// accumulation, f32 or bf16 out. One warp per two output columns; each lane keeps eight
+/// 16-byte weight loads in flight (four chunks of both columns) before it multiplies, so the
+/// weights stream at close to bandwidth. 128 threads, grid ceil(N / 8). K % 8 == 0, rows
+/// 16-byte aligned.
+template <int R, typename TO>
+__device__ void gemv_rows_impl(const bf16_t *x, long xs, const bf16_t *W, long ws, TO *out, long os, int M, int N, int K) {
+    int n0 = (blockIdx.x * 4 + (threadIdx.x >> 5)) * 2, lane = threadIdx.x & 31;
+    if (n0 >= N) return;
+    bool two = n0 + 1 < N;
+    const U4 *w0 = (const U4 *)(W + (long)n0 * ws), *w1 = (const U4 *)(W + (long)(two ? n0 + 1 : n0) * ws);
+    float acc[R][2];
+#pragma unroll
+    for (int r = 0; r < R; r++) { acc[r][0] = 0.f; acc[r][1] = 0.f; }
+    int chunks = K >> 3, c = lane;
+    for (; c + 96 < chunks; c += 128) {
+        U4 a[4], b[4];
+#pragma unroll
+        for (int u = 0; u < 4; u++) { a[u] = load_stream(w0 + c + 32 * u); b[u] = load_stream(w1 + c + 32 * u); }
+#pragma unroll
+        for (int u = 0; u < 4; u++)
+#pragma unroll
+            for (int r = 0; r < R; r++) {
+                if (r < M) {
+                    U4 xv = ((const U4 *)(x + (long)r * xs))[c + 32 * u];
+                    acc[r][0] += dot8(a[u], xv);
+                    acc[r][1] += dot8(b[u], xv);
+                }
+            }
+    }
+    for (; c < chunks; c += 32) {
+        U4 a = load_stream(w0 + c), b = load_stream(w1 + c);
+#pragma unroll
+        for (int r = 0; r < R; r++) {
+            if (r < M) {
+                U4 xv = ((const U4 *)(x + (long)r * xs))[c];
+                acc[r][0] += dot8(a, xv);
+                acc[r][1] += dot8(b, xv);
+            }
+        }
+    }
+#pragma unroll
+    for (int r = 0; r < R; r++) {
+        float v0 = warp_sum(acc[r][0]), v1 = warp_sum(acc[r][1]);
+        if (lane == 0 && r < M) {
+            stf(out, (long)r * os + n0, v0);
+            if (two) stf(out, (long)r * os + n0 + 1, v1);
+        }
+    }
+}
+
 extern "C" __global__ void __launch_bounds__(256) grouped_gemv_vec_bf16(const bf16_t *x, long xs, const bf16_t *W, const int *offsets,
                                                                       bf16_t *out, long os, int N, int K, int E) {
     int e = kth_nonempty_group(offsets, E, blockIdx.y);
@@ -407,7 +466,23 @@ __device__ void combine_pairs_impl(const T *x, long xs, long xRows, const int *s
 }
 """#
 
-    static let wrappers = #"""
+    /// Row counts `gemv_rows` is compiled for (a step's rows round up to the next).
+    static let gemvRowCounts = [1, 2, 4, 8]
+
+    static let wrappers: String = {
+        var text = wrapperTemplates
+        for r in gemvRowCounts {
+            text += """
+            extern "C" __global__ void __launch_bounds__(128) gemv_rows\(r)_bf16_$S(const bf16_t *x, long xs, const bf16_t *W, long ws, $T *out, long os, int M, int N, int K) {
+                gemv_rows_impl<\(r), $T>(x, xs, W, ws, out, os, M, N, K);
+            }
+
+            """
+        }
+        return text
+    }()
+
+    static let wrapperTemplates = #"""
 extern "C" __global__ void route_topk_$S(const $T *logits, long ls, const $T *bias, int *ids, float *weights, int tokens, int E, int k,
                                          int sigmoid, int normalize, int groups, int topKGroups, int topTwo, float scaling) {
     route_topk_impl<$T, $T>(logits, ls, bias, ids, weights, tokens, E, k, sigmoid, normalize, groups, topKGroups, topTwo, scaling);

@@ -47,6 +47,17 @@ public enum BackendParity {
             b.gemm(MatrixOperand(p.0), MatrixOperand(p.1, transposed: true), MatrixOperand(p.2), m: 37, n: 53, k: 64, batch: 1, alpha: 1, beta: 0)
         }
         h.compare("gemm x·wᵀ", out)
+        // Decode-sized rows (bf16 runs take `gemv_rows`): a K with a tail past the unrolled
+        // loop (1032 = 129 chunks of 8), odd N, f32 and compute-dtype outputs.
+        for (rows, outType) in [(1, DType.f32), (3, nil), (8, DType.f32), (6, nil)] {
+            let dx = try h.randomPair([rows, 1032]), dw = try h.randomPair([37, 1032], scale: 0.2)
+            let dout = try h.floats([Float](repeating: 7, count: rows * 37), [rows, 37], dtype: outType)
+            for (b, p) in [(h.cpu as any Backend, (dx.cpu, dw.cpu, dout.cpu)), (h.dev, (dx.dev, dw.dev, dout.dev))] {
+                b.gemm(MatrixOperand(p.0), MatrixOperand(p.1, transposed: true), MatrixOperand(p.2), m: rows, n: 37, k: 1032,
+                       batch: 1, alpha: 1, beta: 0)
+            }
+            h.compare("gemm \(rows) rows x·wᵀ, K=1032 → \(outType.map { "\($0)" } ?? "compute dtype")", dout)
+        }
         // Batched, strided, A transposed, alpha/beta.
         let a = try h.randomPair([3, 20, 16]), bm = try h.randomPair([3, 20, 24])
         let c = try h.randomPair([3, 16, 24])
