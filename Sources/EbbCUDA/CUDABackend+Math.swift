@@ -117,9 +117,36 @@ extension CUDABackend {
             } else {
                 // One block row per expert that can have rows: at most `rows` of them.
                 let groups = min(experts, rows)
-                let name = aligned ? "grouped_gemv_vec_bf16" : try typed("grouped_gemv", x.dtype)
-                try launch(name, grid: ((n + 7) / 8, groups, 1), block: 256, args + [.int(n), .int(k), .int(experts)])
+                if aligned {
+                    try launch("grouped_gemv_vec_bf16", grid: ((n + 15) / 16, groups, 1), block: 256, args + [.int(n), .int(k), .int(experts)])
+                } else {
+                    try launch(typed("grouped_gemv", x.dtype), grid: ((n + 7) / 8, groups, 1), block: 256, args + [.int(n), .int(k), .int(experts)])
+                }
             }
+        }
+    }
+
+    /// The down projection with its activation: on the GEMV path (few rows per expert, bf16)
+    /// the activation is applied as the rows are read (`grouped_gemv_swiglu_bf16`), one
+    /// kernel instead of two; otherwise `siluAndMul` then `groupedLinear`.
+    public func groupedSwiGLULinear(_ gateUp: Tensor, weights: Tensor, offsets: Tensor, out: Tensor) {
+        precondition(weights.shape.count == 3 && weights.isContiguous)
+        let experts = weights.shape[0], n = weights.shape[1], k = weights.shape[2]
+        precondition(offsets.count == experts + 1 && gateUp.columns == 2 * k && out.columns == n && out.rows == gateUp.rows)
+        let rows = gateUp.rows
+        guard rows > 0, n > 0, experts > 0 else { return }
+        perform {
+            let fused = gateUp.dtype == .bf16 && weights.dtype == .bf16 && out.dtype == .bf16 && k % 8 == 0
+                && gateUp.rowStride % 8 == 0 && pointer(gateUp) % 16 == 0 && pointer(weights) % 16 == 0 && rows < 4 * experts
+            guard fused else {
+                let activated = try empty([rows, k], dtype: gateUp.dtype)
+                siluAndMul(gateUp, out: activated)
+                groupedLinear(activated, weights: weights, offsets: offsets, out: out)
+                return
+            }
+            try launch("grouped_gemv_swiglu_bf16", grid: ((n + 15) / 16, min(experts, rows), 1), block: 256,
+                       [.tensor(gateUp), .int(gateUp.rowStride), .tensor(weights), .tensor(offsets), .tensor(out),
+                        .int(out.rowStride), .int(n), .int(k), .int(experts)])
         }
     }
 

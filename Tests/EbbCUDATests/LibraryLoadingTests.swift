@@ -73,7 +73,7 @@ struct LibraryLoadingTests {
 
     @Test func kernelSourceHasEveryEntryPoint() throws {
         let source = KernelSource.full
-        var names = ["fill_u32", "fill_u16", "copy_u32", "copy_u16", "fill_uniform_bf16", "grouped_gemv_vec_bf16",
+        var names = ["fill_u32", "fill_u16", "copy_u32", "copy_u16", "fill_uniform_bf16", "grouped_gemv_vec_bf16", "grouped_gemv_swiglu_bf16",
                      "grouped_mma_bf16", "map_experts", "group_stable", "group_chunk_count", "group_chunk_scan", "group_chunk_place",
                      "add_rms_norm_f32_bf16"] + KernelFlashAttention.headDims.map { "flash_prefill_bf16_d\($0)" }
         for s in ["f32", "bf16"] {

@@ -84,6 +84,9 @@ final class GraphReplayBackend: Backend, @unchecked Sendable {
     func groupedLinear(_ x: Tensor, weights: Tensor, offsets: Tensor, out: Tensor) {
         base.groupedLinear(x, weights: weights, offsets: offsets, out: out)
     }
+    func groupedSwiGLULinear(_ gateUp: Tensor, weights: Tensor, offsets: Tensor, out: Tensor) {
+        base.groupedSwiGLULinear(gateUp, weights: weights, offsets: offsets, out: out)
+    }
     func rmsNorm(_ x: Tensor, weight: Tensor, eps: Float, out: Tensor) { base.rmsNorm(x, weight: weight, eps: eps, out: out) }
     func add(_ a: Tensor, _ b: Tensor, out: Tensor) { base.add(a, b, out: out) }
     func siluAndMul(_ x: Tensor, out: Tensor) { base.siluAndMul(x, out: out) }

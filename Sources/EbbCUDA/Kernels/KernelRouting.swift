@@ -117,18 +117,26 @@ __device__ int kth_nonempty_group(const int *offsets, int E, int k) {
     __shared__ int found;
     if (threadIdx.x < 32) {
         int lane = threadIdx.x, base = 0, result = -1;
-        for (int e0 = 0; e0 < E; e0 += 32) {
-            int e = e0 + lane;
-            bool has = e < E && offsets[e] < offsets[e + 1];
-            unsigned mask = __ballot_sync(0xffffffffu, has);
-            int count = __popc(mask);
-            if (k < base + count) {
-                int before = __popc(mask & ((1u << lane) - 1u));
-                unsigned hit = __ballot_sync(0xffffffffu, has && before == k - base);
-                result = e0 + __ffs(hit) - 1;
-                break;
+        // 256 groups at a time: every load issued before the first ballot.
+        for (int e0 = 0; e0 < E && result < 0; e0 += 256) {
+            int lo[8], hi[8];
+#pragma unroll
+            for (int j = 0; j < 8; j++) {
+                int e = e0 + j * 32 + lane;
+                lo[j] = e < E ? offsets[e] : 0;
+                hi[j] = e < E ? offsets[e + 1] : 0;
             }
-            base += count;
+#pragma unroll
+            for (int j = 0; j < 8; j++) {
+                unsigned mask = __ballot_sync(0xffffffffu, lo[j] < hi[j]);
+                int count = __popc(mask);
+                if (result < 0 && k < base + count) {
+                    int before = __popc(mask & ((1u << lane) - 1u));
+                    unsigned hit = __ballot_sync(0xffffffffu, lo[j] < hi[j] && before == k - base);
+                    result = e0 + j * 32 + __ffs(hit) - 1;
+                }
+                base += count;
+            }
         }
         if (lane == 0) found = result;
     }
@@ -161,7 +169,7 @@ __device__ void grouped_gemv_impl(const T *x, long xs, const T *W, const int *of
     }
 }
 
-/// bf16 version with 16-byte loads (K % 8 == 0, rows 16-byte aligned).
+/// Dot product of 8 bf16 pairs (two 16-byte chunks), in f32.
 __device__ __forceinline__ float dot8(const U4 &a, const U4 &b) {
     float s = 0.f;
     s += __uint_as_float(a.x << 16) * __uint_as_float(b.x << 16) + __uint_as_float(a.x & 0xffff0000u) * __uint_as_float(b.x & 0xffff0000u);
@@ -178,21 +186,29 @@ __device__ __forceinline__ U4 load_stream(const U4 *p) {
     return v;
 }
 
-/// Dense x · Wᵀ for up to R rows (decode steps): bf16 W [N, K] (row stride ws), bf16 x, f32
-/// accumulation, f32 or bf16 out. One warp per two output columns; each lane keeps eight
-/// 16-byte weight loads in flight (four chunks of both columns) before it multiplies, so the
-/// weights stream at close to bandwidth. 128 threads, grid ceil(N / 8). K % 8 == 0, rows
-/// 16-byte aligned.
-template <int R, typename TO>
-__device__ void gemv_rows_impl(const bf16_t *x, long xs, const bf16_t *W, long ws, TO *out, long os, int M, int N, int K) {
-    int n0 = (blockIdx.x * 4 + (threadIdx.x >> 5)) * 2, lane = threadIdx.x & 31;
-    if (n0 >= N) return;
-    bool two = n0 + 1 < N;
-    const U4 *w0 = (const U4 *)(W + (long)n0 * ws), *w1 = (const U4 *)(W + (long)(two ? n0 + 1 : n0) * ws);
-    float acc[R][2];
+/// Chunk c (8 values) of x row `xr`: the bf16 row itself, or silu(gate) · up from a row of
+/// 2K values (gate first), each product rounded to bf16 as silu_mul stores it.
+template <bool SWIGLU>
+__device__ __forceinline__ U4 x_chunk(const bf16_t *xr, int c, int K) {
+    if (!SWIGLU) return ((const U4 *)xr)[c];
+    U4 g = ((const U4 *)xr)[c], u = ((const U4 *)(xr + K))[c];
+    unsigned gw[4] = {g.x, g.y, g.z, g.w}, uw[4] = {u.x, u.y, u.z, u.w}, r[4];
 #pragma unroll
-    for (int r = 0; r < R; r++) { acc[r][0] = 0.f; acc[r][1] = 0.f; }
-    int chunks = K >> 3, c = lane;
+    for (int j = 0; j < 4; j++) {
+        float g0 = __uint_as_float(gw[j] << 16), g1 = __uint_as_float(gw[j] & 0xffff0000u);
+        float u0 = __uint_as_float(uw[j] << 16), u1 = __uint_as_float(uw[j] & 0xffff0000u);
+        r[j] = (unsigned)f2bf((g0 / (1.f + expf(-g0))) * u0) | ((unsigned)f2bf((g1 / (1.f + expf(-g1))) * u1) << 16);
+    }
+    return U4{r[0], r[1], r[2], r[3]};
+}
+
+/// acc[r][j] += (x row r) · (weight row j) for j = 0, 1 and the first `count` (at most R)
+/// rows of x, over this lane's 16-byte chunks of K. Each lane keeps eight weight loads in
+/// flight (four chunks of both rows) before it multiplies, so weights stream at close to
+/// bandwidth. K % 8 == 0; rows 16-byte aligned.
+template <int R, bool SWIGLU>
+__device__ __forceinline__ void gemv_two_columns(float (*acc)[2], const bf16_t *x, long xs, int count, const U4 *w0, const U4 *w1, int K) {
+    int chunks = K >> 3, c = threadIdx.x & 31;
     for (; c + 96 < chunks; c += 128) {
         U4 a[4], b[4];
 #pragma unroll
@@ -201,8 +217,8 @@ __device__ void gemv_rows_impl(const bf16_t *x, long xs, const bf16_t *W, long w
         for (int u = 0; u < 4; u++)
 #pragma unroll
             for (int r = 0; r < R; r++) {
-                if (r < M) {
-                    U4 xv = ((const U4 *)(x + (long)r * xs))[c + 32 * u];
+                if (r < count) {
+                    U4 xv = x_chunk<SWIGLU>(x + r * xs, c + 32 * u, K);
                     acc[r][0] += dot8(a[u], xv);
                     acc[r][1] += dot8(b[u], xv);
                 }
@@ -212,13 +228,27 @@ __device__ void gemv_rows_impl(const bf16_t *x, long xs, const bf16_t *W, long w
         U4 a = load_stream(w0 + c), b = load_stream(w1 + c);
 #pragma unroll
         for (int r = 0; r < R; r++) {
-            if (r < M) {
-                U4 xv = ((const U4 *)(x + (long)r * xs))[c];
+            if (r < count) {
+                U4 xv = x_chunk<SWIGLU>(x + r * xs, c, K);
                 acc[r][0] += dot8(a, xv);
                 acc[r][1] += dot8(b, xv);
             }
         }
     }
+}
+
+/// Dense x · Wᵀ for up to R rows (decode steps): bf16 W [N, K] (row stride ws), bf16 x, f32
+/// accumulation, f32 or bf16 out. One warp per two output columns; 128 threads, grid
+/// ceil(N / 8).
+template <int R, typename TO>
+__device__ void gemv_rows_impl(const bf16_t *x, long xs, const bf16_t *W, long ws, TO *out, long os, int M, int N, int K) {
+    int n0 = (blockIdx.x * 4 + (threadIdx.x >> 5)) * 2, lane = threadIdx.x & 31;
+    if (n0 >= N) return;
+    bool two = n0 + 1 < N;
+    float acc[R][2];
+#pragma unroll
+    for (int r = 0; r < R; r++) { acc[r][0] = 0.f; acc[r][1] = 0.f; }
+    gemv_two_columns<R, false>(acc, x, xs, M, (const U4 *)(W + (long)n0 * ws), (const U4 *)(W + (long)(two ? n0 + 1 : n0) * ws), K);
 #pragma unroll
     for (int r = 0; r < R; r++) {
         float v0 = warp_sum(acc[r][0]), v1 = warp_sum(acc[r][1]);
@@ -229,37 +259,43 @@ __device__ void gemv_rows_impl(const bf16_t *x, long xs, const bf16_t *W, long w
     }
 }
 
-extern "C" __global__ void __launch_bounds__(256) grouped_gemv_vec_bf16(const bf16_t *x, long xs, const bf16_t *W, const int *offsets,
-                                                                      bf16_t *out, long os, int N, int K, int E) {
+/// The grouped GEMV in bf16 (K % 8 == 0, rows 16-byte aligned): one warp per two output
+/// columns of one expert, GEMV_ROWS of its rows at a time; grid (ceil(N / 16), groups that
+/// can have rows), 256 threads. With SWIGLU, x rows hold 2K values (gate, up) and the
+/// activation is applied as they are read (the expert MLP's down projection).
+template <bool SWIGLU>
+__device__ void grouped_gemv_vec_impl(const bf16_t *x, long xs, const bf16_t *W, const int *offsets, bf16_t *out, long os,
+                                      int N, int K, int E) {
     int e = kth_nonempty_group(offsets, E, blockIdx.y);
-    int n = blockIdx.x * 8 + (threadIdx.x >> 5);
-    int lane = threadIdx.x & 31;
-    if (e < 0 || n >= N) return;
+    int n0 = (blockIdx.x * 8 + (threadIdx.x >> 5)) * 2, lane = threadIdx.x & 31;
+    if (e < 0 || n0 >= N) return;
+    bool two = n0 + 1 < N;
     int start = offsets[e], end = offsets[e + 1];
-    const U4 *w = (const U4 *)(W + ((long)e * N + n) * K);
-    int chunks = K >> 3;
+    const U4 *w0 = (const U4 *)(W + ((long)e * N + n0) * K), *w1 = (const U4 *)(W + ((long)e * N + (two ? n0 + 1 : n0)) * K);
     for (int r0 = start; r0 < end; r0 += GEMV_ROWS) {
-        float acc[GEMV_ROWS];
+        float acc[GEMV_ROWS][2];
 #pragma unroll
-        for (int r = 0; r < GEMV_ROWS; r++) acc[r] = 0.f;
-#pragma unroll 4
-        for (int c = lane; c < chunks; c += 32) {
-            U4 wv = w[c];
-#pragma unroll
-            for (int r = 0; r < GEMV_ROWS; r++) {
-                if (r0 + r < end) {
-                    U4 xv = ((const U4 *)(x + (long)(r0 + r) * xs))[c];
-                    acc[r] += dot8(wv, xv);
-                }
-            }
-        }
+        for (int r = 0; r < GEMV_ROWS; r++) { acc[r][0] = 0.f; acc[r][1] = 0.f; }
+        gemv_two_columns<GEMV_ROWS, SWIGLU>(acc, x + (long)r0 * xs, xs, end - r0, w0, w1, K);
 #pragma unroll
         for (int r = 0; r < GEMV_ROWS; r++) {
-            float v = warp_sum(acc[r]);
-            if (lane == 0 && r0 + r < end) out[(long)(r0 + r) * os + n] = f2bf(v);
+            float v0 = warp_sum(acc[r][0]), v1 = warp_sum(acc[r][1]);
+            if (lane == 0 && r0 + r < end) {
+                out[(long)(r0 + r) * os + n0] = f2bf(v0);
+                if (two) out[(long)(r0 + r) * os + n0 + 1] = f2bf(v1);
+            }
         }
     }
 }
+extern "C" __global__ void __launch_bounds__(256) grouped_gemv_vec_bf16(const bf16_t *x, long xs, const bf16_t *W, const int *offsets,
+                                                                      bf16_t *out, long os, int N, int K, int E) {
+    grouped_gemv_vec_impl<false>(x, xs, W, offsets, out, os, N, K, E);
+}
+extern "C" __global__ void __launch_bounds__(256) grouped_gemv_swiglu_bf16(const bf16_t *x, long xs, const bf16_t *W, const int *offsets,
+                                                                         bf16_t *out, long os, int N, int K, int E) {
+    grouped_gemv_vec_impl<true>(x, xs, W, offsets, out, os, N, K, E);
+}
+
 
 extern "C" __global__ void map_experts(const int *logical, const int *table, int width, const int *counts, int E,
                                        int slotBase, int slotCount, int *out, long pairs, int k) {

@@ -84,6 +84,7 @@ public enum BackendParity {
             h.cpu.groupedLinear(x.cpu, weights: w.cpu, offsets: o.cpu, out: out.cpu)
             h.dev.groupedLinear(x.dev, weights: w.dev, offsets: o.dev, out: out.dev)
             h.compare("groupedLinear E=\(e) rows=\(total) N=\(n) K=\(k)", out)
+            try compareSwiGLU(h, "E=\(e) rows=\(total) N=\(n) K=\(k)", rows: max(total, 1), experts: e, n: n, k: k, offsets: o)
         }
         // Decode-like: 40 experts, 4 rows in experts 3, 17 (two rows) and 39 (the last).
         for k in [64, 30] {
@@ -94,7 +95,19 @@ public enum BackendParity {
             h.cpu.groupedLinear(x.cpu, weights: w.cpu, offsets: o.cpu, out: out.cpu)
             h.dev.groupedLinear(x.dev, weights: w.dev, offsets: o.dev, out: out.dev)
             h.compare("groupedLinear E=40 rows=4 (few experts hit) K=\(k)", out)
+            try compareSwiGLU(h, "E=40 rows=4 (few experts hit) K=\(k)", rows: 4, experts: 40, n: 24, k: k, offsets: o)
         }
+    }
+
+    /// `groupedSwiGLULinear` (fused on the GEMV path) against the CPU's `siluAndMul` then
+    /// `groupedLinear`.
+    static func compareSwiGLU(_ h: ParityHarness, _ what: String, rows: Int, experts: Int, n: Int, k: Int,
+                              offsets: ParityHarness.Pair) throws {
+        let gateUp = try h.randomPair([rows, 2 * k], scale: 2), w = try h.randomPair([experts, n, k], scale: 0.2)
+        let out = try h.poisoned([rows, n])
+        h.cpu.groupedSwiGLULinear(gateUp.cpu, weights: w.cpu, offsets: offsets.cpu, out: out.cpu)
+        h.dev.groupedSwiGLULinear(gateUp.dev, weights: w.dev, offsets: offsets.dev, out: out.dev)
+        h.compare("groupedSwiGLULinear \(what)", out)
     }
 
     static func elementwise(_ h: ParityHarness) throws {

@@ -142,10 +142,8 @@ struct MoEBlock: Sendable {
         let rows = gathered.rows, inter = config.intermediateSize
         let h = try backend.empty([rows, 2 * inter], dtype: backend.computeDType)
         backend.groupedLinear(gathered, weights: slots.gateUp, offsets: offsets, out: h)
-        let a = try backend.empty([rows, inter], dtype: backend.computeDType)
-        backend.siluAndMul(h, out: a)
         let y = try backend.empty([rows, hidden], dtype: backend.computeDType)
-        backend.groupedLinear(a, weights: slots.down, offsets: offsets, out: y)
+        backend.groupedSwiGLULinear(h, weights: slots.down, offsets: offsets, out: y)
         return y
     }
 }

@@ -52,6 +52,15 @@ extension CPUBackend {
         }
     }
 
+    public func groupedSwiGLULinear(_ gateUp: Tensor, weights: Tensor, offsets: Tensor, out: Tensor) {
+        let activated: Tensor
+        do { activated = try empty([gateUp.rows, gateUp.columns / 2], dtype: .f32) } catch {
+            preconditionFailure("groupedSwiGLULinear: \(error)")
+        }
+        siluAndMul(gateUp, out: activated)
+        groupedLinear(activated, weights: weights, offsets: offsets, out: out)
+    }
+
     // MARK: Elementwise
 
     public func rmsNorm(_ x: Tensor, weight: Tensor, eps: Float, out: Tensor) {
