@@ -77,19 +77,27 @@ extension CUDABackend {
         }
     }
 
-    /// Deterministic: the entries are grouped by target row (stable), then each row adds
-    /// its entries in ascending order, as the CPU backend does.
+    /// Deterministic: each row adds its entries in ascending order, as the CPU backend does —
+    /// for a decode step's few entries listed by one kernel (`scatter_add_listed`), else
+    /// grouped by target row with the stable sort first.
     public func scatterAddWeighted(_ x: Tensor, rowIndex: Tensor, weight: Tensor, out: Tensor) {
         let d = x.columns
         precondition(out.columns == d && rowIndex.count == weight.count && weight.count <= x.rows)
         let n = rowIndex.count
         guard n > 0, out.rows > 0 else { return }
         perform {
+            let threads = min(1024, max(32, (d + 31) / 32 * 32))
+            if n <= 512 {
+                try launch(typed("scatter_add_listed", out.dtype), grid: (out.rows, 1, 1), block: threads,
+                           [.tensor(x), .int(x.rowStride), .tensor(rowIndex), .tensor(weight), .int(n), .tensor(out),
+                            .int(out.rowStride), .int(d)])
+                return
+            }
             let perm = try empty([n], dtype: .i32)
             let offsets = try empty([out.rows + 1], dtype: .i32)
             try groupStable(keys: rowIndex, count: n, numKeys: out.rows, divisor: 1, weights: nil,
                             outIndex: perm, outWeights: nil, offsets: offsets)
-            try launch(typed("scatter_gather_add", out.dtype), grid: (out.rows, 1, 1), block: min(1024, max(32, (d + 31) / 32 * 32)),
+            try launch(typed("scatter_gather_add", out.dtype), grid: (out.rows, 1, 1), block: threads,
                        [.tensor(x), .int(x.rowStride), .tensor(perm), .tensor(offsets), .tensor(weight), .tensor(out),
                         .int(out.rowStride), .int(d)])
         }

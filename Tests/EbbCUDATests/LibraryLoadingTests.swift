@@ -78,7 +78,7 @@ struct LibraryLoadingTests {
                      "add_rms_norm_f32_bf16"] + KernelFlashAttention.headDims.map { "flash_prefill_bf16_d\($0)" }
         for s in ["f32", "bf16"] {
             names += ["rms_norm", "add", "silu_mul", "rope", "embedding", "argmax", "gather_rows", "write_kv", "write_latent_kv",
-                      "route_topk", "scatter_gather_add", "grouped_gemv", "row_checksums", "add_rms_norm", "prepare_qkv"].map { "\($0)_\(s)" }
+                      "route_topk", "scatter_gather_add", "scatter_add_listed", "grouped_gemv", "row_checksums", "add_rms_norm", "prepare_qkv"].map { "\($0)_\(s)" }
             names += KernelAttention.attentionEPL.map { "paged_attention_\(s)_e\($0)" }
             names += KernelRouting.gemvRowCounts.map { "gemv_rows\($0)_bf16_\(s)" }
         }

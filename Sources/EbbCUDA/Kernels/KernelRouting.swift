@@ -105,6 +105,38 @@ __device__ void scatter_gather_add_impl(const T *x, long xs, const int *perm, co
     }
 }
 
+/// The same sums for a decode step's few entries (n <= 512), in one kernel: block r's warp 0
+/// lists the entries i with rowIndex[i] == r in ascending order (ballots), then every
+/// thread adds them to its columns in that order, as scatter_gather_add does.
+template <typename T>
+__device__ void scatter_add_listed_impl(const T *x, long xs, const int *rowIndex, const float *weight, int n, T *out, long os, int d) {
+    __shared__ int hits[512];
+    __shared__ int hitCount;
+    int row = blockIdx.x;
+    if (threadIdx.x < 32) {
+        int lane = threadIdx.x, count = 0;
+        for (int base = 0; base < n; base += 32) {
+            int i = base + lane;
+            bool match = i < n && rowIndex[i] == row;
+            unsigned mask = __ballot_sync(0xffffffffu, match);
+            if (match) hits[count + __popc(mask & ((1u << lane) - 1u))] = i;
+            count += __popc(mask);
+        }
+        if (lane == 0) hitCount = count;
+    }
+    __syncthreads();
+    int count = hitCount;
+    if (count == 0) return;
+    for (int c = threadIdx.x; c < d; c += blockDim.x) {
+        float acc = ldf(out, (long)row * os + c);
+        for (int j = 0; j < count; j++) {
+            int i = hits[j];
+            acc += weight[i] * ldf(x, (long)i * xs + c);
+        }
+        stf(out, (long)row * os + c, acc);
+    }
+}
+
 /// Grouped x · Wᵀ for rows of few tokens per expert: one warp per output column, the
 /// weight row read once per group of GEMV_ROWS rows. Grid (ceil(N / 8), E), 256 threads.
 #define GEMV_ROWS 4
@@ -522,6 +554,10 @@ __device__ void combine_pairs_impl(const T *x, long xs, long xRows, const int *s
 extern "C" __global__ void route_topk_$S(const $T *logits, long ls, const $T *bias, int *ids, float *weights, int tokens, int E, int k,
                                          int sigmoid, int normalize, int groups, int topKGroups, int topTwo, float scaling) {
     route_topk_impl<$T, $T>(logits, ls, bias, ids, weights, tokens, E, k, sigmoid, normalize, groups, topKGroups, topTwo, scaling);
+}
+extern "C" __global__ void scatter_add_listed_$S(const $T *x, long xs, const int *rowIndex, const float *weight, int n,
+                                                  $T *out, long os, int d) {
+    scatter_add_listed_impl<$T>(x, xs, rowIndex, weight, n, out, os, d);
 }
 extern "C" __global__ void scatter_gather_add_$S(const $T *x, long xs, const int *perm, const int *offsets, const float *weight,
                                                  $T *out, long os, int d) {
