@@ -2,7 +2,7 @@
 # Runs on the GPU host from the repository root, after scripts/gpu-stage.sh (with
 # EBB_STAGE_PACK=1) staged gpu-stage/: unpacks, runs the parity self-test, then the
 # forward and engine benchmarks and the served integration tests. Logs go to $OUT (or ./gpu-logs).
-# Usage: scripts/gpu-run.sh [all|selftest|bench|qwen|deepseek|engine|serve|nccl|elastic|recovery|epbench|prefill]
+# Usage: scripts/gpu-run.sh [all|selftest|bench|qwen|deepseek|engine|serve|nccl|elastic|recovery|epbench|prefill|kernels]
 set -uo pipefail
 what=${1:-all}
 for arg in "$@"; do :; done
@@ -51,6 +51,23 @@ if [ "$what" = prefill ]; then
     done
     timeout 150 $ebb bench forward --device cuda --load-format dummy --model gpu-stage/fixtures/configs/Qwen__Qwen3-30B-A3B \
         --prompt-length 2048 --context 1024 --batch-sizes 1 --decode-steps 5 --profile 2>&1 | tee "$out/prefill-profile.log" | tail -40
+fi
+if [ "$what" = kernels ]; then
+    # Issue 13's kernels: op parity, then the Qwen3 shape (decode through gemv_rows and
+    # through cuBLAS, to compare), the per-kernel profile of prefill and of a batch-1 decode
+    # step, and the DeepSeek-V3 shape.
+    timeout 300 $ebb selftest-cuda --fixtures gpu-stage/fixtures > "$out/selftest.log" 2>&1
+    grep -E "FAIL|mismatch|passed|failed|checks" "$out/selftest.log" | tail -15
+    qwen="--model gpu-stage/fixtures/configs/Qwen__Qwen3-30B-A3B --prompt-length 2048 --context 1024"
+    timeout 200 $ebb bench forward --device cuda --load-format dummy $qwen --batch-sizes ${EBB_QWEN_BATCHES:-1 8 32} \
+        --decode-steps 20 2>&1 | tee "$out/bench-qwen3-30b.log" | tail -n 14
+    EBB_CUDA_DECODE_GEMV=cublas timeout 150 $ebb bench forward --device cuda --load-format dummy $qwen --batch-sizes 1 8 \
+        --decode-steps 20 2>&1 | tee "$out/bench-qwen3-30b-cublas.log" | tail -n 8
+    timeout 150 $ebb bench forward --device cuda --load-format dummy $qwen --batch-sizes 1 --decode-steps 5 --profile \
+        > "$out/profile-qwen3-30b.log" 2>&1
+    timeout 200 $ebb bench forward --device cuda --load-format dummy --num-layers 5 --model gpu-stage/fixtures/configs/deepseek-ai__DeepSeek-V3 \
+        --prompt-length 2048 --context 1024 --batch-sizes ${EBB_DEEPSEEK_BATCHES:-1 8 32 128} --decode-steps 20 2>&1 \
+        | tee "$out/bench-deepseek-v3-5l.log" | tail -n 14
 fi
 if [ "$what" = all ] || [ "$what" = engine ]; then
     # The engine core (scheduler + sampling + decode graphs) on the same shape, graphs vs eager.
