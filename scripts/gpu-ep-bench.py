@@ -8,7 +8,8 @@ Then starts one elastic rank, resizes 1 -> N -> 1 while a load runs and prints e
 resize's phases from GET /elastic_ep/status.
 
 Usage: gpu-ep-bench.py EBB CONFIG_DIR --devices cuda:0,cuda:0 [--num-layers N]
-       [--concurrency 1,8,32] [--output-len 64] [--skip-single] [--skip-elastic]
+       [--concurrency 1,8,32] [--input-len 128] [--output-len 64] [--requests-per-concurrency 4]
+       [--skip-single] [--skip-ep] [--skip-elastic]
 """
 import argparse, json, socket, subprocess, sys, threading, time, urllib.request
 
@@ -23,6 +24,8 @@ p.add_argument("--output-len", type=int, default=64)
 p.add_argument("--kv-cache-memory", default="4GiB")
 p.add_argument("--skip-single", action="store_true")
 p.add_argument("--skip-elastic", action="store_true")
+p.add_argument("--skip-ep", action="store_true", help="only the one-rank runs (the serving table)")
+p.add_argument("--requests-per-concurrency", type=int, default=4)
 args = p.parse_args()
 devices = args.devices.split(",")
 layers = ["--num-layers", str(args.num_layers)] if args.num_layers else []
@@ -88,7 +91,7 @@ class Server:
 
 
 def bench(server, concurrency, prompts=None):
-    n = prompts or max(8, 4 * concurrency)
+    n = prompts or max(8, args.requests_per_concurrency * concurrency)
     out = subprocess.run([args.ebb, "bench", "serve", "--url", f"http://127.0.0.1:{server.port}", "--num-prompts", str(n),
                           "--input-len", str(args.input_len), "--output-len", str(args.output_len),
                           "--max-concurrency", str(concurrency), "--no-progress", "--metric-percentiles", "50,99"],
@@ -113,7 +116,8 @@ def run_benches(label, flags):
 
 if not args.skip_single:
     run_benches("1 rank", ["--device", devices[0]])
-run_benches(f"DP/EP {len(devices)}", ["--data-parallel-size", str(len(devices)), "--enable-expert-parallel", *placement])
+if not args.skip_ep:
+    run_benches(f"DP/EP {len(devices)}", ["--data-parallel-size", str(len(devices)), "--enable-expert-parallel", *placement])
 
 if not args.skip_elastic:
     try:

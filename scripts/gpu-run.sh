@@ -2,7 +2,7 @@
 # Runs on the GPU host from the repository root, after scripts/gpu-stage.sh (with
 # EBB_STAGE_PACK=1) staged gpu-stage/: unpacks, runs the parity self-test, then the
 # forward and engine benchmarks and the served integration tests. Logs go to $OUT (or ./gpu-logs).
-# Usage: scripts/gpu-run.sh [all|selftest|bench|qwen|deepseek|engine|serve|nccl|elastic|recovery|epbench|prefill|kernels]
+# Usage: scripts/gpu-run.sh [all|selftest|bench|qwen|deepseek|engine|serve|nccl|elastic|recovery|epbench|prefill|kernels|servetable]
 set -uo pipefail
 what=${1:-all}
 for arg in "$@"; do :; done
@@ -113,6 +113,13 @@ if [ "$what" = epbench ]; then
     # rank, then DP/EP 2 with both ranks on GPU 0 (NCCL), then 1 -> 2 -> 1 under load.
     timeout 560 python3 scripts/gpu-ep-bench.py $ebb gpu-stage/fixtures/configs/Qwen__Qwen3-30B-A3B \
         --devices cuda:0,cuda:0 ${EBB_EPBENCH_ARGS:-} 2>&1 | tee "$out/ep-bench-qwen3-30b.log"
+fi
+if [ "$what" = servetable ]; then
+    # Issue 13's serving table: the whole server on one rank, Qwen3-30B-A3B shape with dummy
+    # weights, 1024-token prompts and 256-token outputs at several concurrencies.
+    timeout 560 python3 scripts/gpu-ep-bench.py $ebb gpu-stage/fixtures/configs/Qwen__Qwen3-30B-A3B --devices cuda:0 \
+        --skip-ep --skip-elastic --input-len 1024 --output-len 256 --concurrency ${EBB_SERVE_CONCURRENCY:-1,16,64} \
+        --requests-per-concurrency 2 --kv-cache-memory ${EBB_SERVE_KV:-10GiB} 2>&1 | tee "$out/serve-table-qwen3-30b.log"
 fi
 if [ "$what" = recovery ]; then
     # Lost ranks on GPU ranks that share GPU 0: kill -9 under load, recovery over NCCL, the
