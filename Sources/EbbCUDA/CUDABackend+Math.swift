@@ -98,18 +98,30 @@ extension CUDABackend {
     static let decodeGEMVEnabled = ProcessInfo.processInfo.environment["EBB_CUDA_DECODE_GEMV"]?.lowercased() != "cublas"
 
     /// Grouped GEMM with device-side offsets (no host round trip, so it can be captured):
-    /// few rows per expert → one warp per output column streaming the weights (GEMV);
+    /// few rows per expert → two output columns a warp streaming the weights (GEMV);
     /// many rows, bf16 → tensor-core tiles.
     public func groupedLinear(_ x: Tensor, weights: Tensor, offsets: Tensor, out: Tensor) {
+        groupedProduct(x, rowIndex: nil, weights: weights, offsets: offsets, out: out)
+    }
+
+    /// The same over rows `x[rowIndex[r]]`, read through the index by the kernels (no
+    /// gathered copy).
+    public func groupedLinear(_ x: Tensor, rowIndex: Tensor, weights: Tensor, offsets: Tensor, out: Tensor) {
+        groupedProduct(x, rowIndex: rowIndex, weights: weights, offsets: offsets, out: out)
+    }
+
+    private func groupedProduct(_ x: Tensor, rowIndex: Tensor?, weights: Tensor, offsets: Tensor, out: Tensor) {
         precondition(weights.shape.count == 3 && weights.isContiguous)
         let experts = weights.shape[0], n = weights.shape[1], k = weights.shape[2]
         precondition(offsets.count == experts + 1 && x.columns == k && out.columns == n)
-        let rows = x.rows
+        let rows = rowIndex?.count ?? x.rows
+        precondition(out.rows >= rows && (rowIndex == nil || rowIndex?.dtype == .i32))
         guard rows > 0, n > 0, experts > 0 else { return }
         perform {
             let aligned = x.dtype == .bf16 && weights.dtype == .bf16 && out.dtype == .bf16 && k % 8 == 0
                 && x.rowStride % 8 == 0 && pointer(x) % 16 == 0 && pointer(weights) % 16 == 0
-            let args: [Arg] = [.tensor(x), .int(x.rowStride), .tensor(weights), .tensor(offsets), .tensor(out), .int(out.rowStride)]
+            let args: [Arg] = [.tensor(x), .int(x.rowStride), .optionalTensor(rowIndex), .tensor(weights), .tensor(offsets),
+                               .tensor(out), .int(out.rowStride)]
             if aligned && rows >= 4 * experts {
                 let tilesY = (rows + 63) / 64 + experts
                 try launch("grouped_mma_bf16", grid: ((n + 127) / 128, tilesY, 1), block: 256,

@@ -61,6 +61,9 @@ public protocol Backend: AnyObject, Sendable {
     /// multiplied by `weights[e]` (`[E, N, K]`, PyTorch Linear layout) into the same rows of
     /// `out` (`[R, N]`). `offsets` is an i32 tensor `[E + 1]` on the device.
     func groupedLinear(_ x: Tensor, weights: Tensor, offsets: Tensor, out: Tensor)
+    /// The same over the rows `x[rowIndex[r]]` (`rowIndex`: i32 `[R]`, `out`: `[R, N]`): the
+    /// gather of the routed tokens folded into the product.
+    func groupedLinear(_ x: Tensor, rowIndex: Tensor, weights: Tensor, offsets: Tensor, out: Tensor)
     /// `groupedLinear` of `silu(gateUp[:, :K]) * gateUp[:, K:]` for `gateUp: [R, 2K]`: the
     /// expert MLP's down projection with its activation, which is rounded to the input's
     /// dtype as `siluAndMul` stores it (the same values as `siluAndMul` then `groupedLinear`).

@@ -61,6 +61,9 @@ public final class ProfilingBackend: Backend, @unchecked Sendable {
     public func groupedLinear(_ x: Tensor, weights: Tensor, offsets: Tensor, out: Tensor) {
         timed(.gemm) { base.groupedLinear(x, weights: weights, offsets: offsets, out: out) }
     }
+    public func groupedLinear(_ x: Tensor, rowIndex: Tensor, weights: Tensor, offsets: Tensor, out: Tensor) {
+        timed(.gemm) { base.groupedLinear(x, rowIndex: rowIndex, weights: weights, offsets: offsets, out: out) }
+    }
     public func groupedSwiGLULinear(_ gateUp: Tensor, weights: Tensor, offsets: Tensor, out: Tensor) {
         timed(.gemm) { base.groupedSwiGLULinear(gateUp, weights: weights, offsets: offsets, out: out) }
     }

@@ -84,6 +84,9 @@ final class GraphReplayBackend: Backend, @unchecked Sendable {
     func groupedLinear(_ x: Tensor, weights: Tensor, offsets: Tensor, out: Tensor) {
         base.groupedLinear(x, weights: weights, offsets: offsets, out: out)
     }
+    func groupedLinear(_ x: Tensor, rowIndex: Tensor, weights: Tensor, offsets: Tensor, out: Tensor) {
+        base.groupedLinear(x, rowIndex: rowIndex, weights: weights, offsets: offsets, out: out)
+    }
     func groupedSwiGLULinear(_ gateUp: Tensor, weights: Tensor, offsets: Tensor, out: Tensor) {
         base.groupedSwiGLULinear(gateUp, weights: weights, offsets: offsets, out: out)
     }

@@ -56,6 +56,10 @@ __device__ void tile_of_block(const int *offsets, int count, int index, int tile
     }
 }
 
+/// Row r of a grouped product reads x row rowIndex[r] (the gather folded into the load), or
+/// row r when there is no index.
+__device__ __forceinline__ int source_row(const int *rowIndex, int r) { return rowIndex ? rowIndex[r] : r; }
+
 /// Sum over the block (every thread gets it). Blocks of at most 1024 threads.
 __device__ float block_sum(float v) {
     __shared__ float partial[32];

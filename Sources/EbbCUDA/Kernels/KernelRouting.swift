@@ -177,7 +177,7 @@ __device__ int kth_nonempty_group(const int *offsets, int E, int k) {
 }
 
 template <typename T>
-__device__ void grouped_gemv_impl(const T *x, long xs, const T *W, const int *offsets, T *out, long os, int N, int K, int E) {
+__device__ void grouped_gemv_impl(const T *x, long xs, const int *rowIndex, const T *W, const int *offsets, T *out, long os, int N, int K, int E) {
     int e = kth_nonempty_group(offsets, E, blockIdx.y);
     int n = blockIdx.x * 8 + (threadIdx.x >> 5);
     int lane = threadIdx.x & 31;
@@ -191,7 +191,7 @@ __device__ void grouped_gemv_impl(const T *x, long xs, const T *W, const int *of
         for (int k = lane; k < K; k += 32) {
             float wv = ldf(w, k);
 #pragma unroll
-            for (int r = 0; r < GEMV_ROWS; r++) if (r0 + r < end) acc[r] += wv * ldf(x, (long)(r0 + r) * xs + k);
+            for (int r = 0; r < GEMV_ROWS; r++) if (r0 + r < end) acc[r] += wv * ldf(x, (long)source_row(rowIndex, r0 + r) * xs + k);
         }
 #pragma unroll
         for (int r = 0; r < GEMV_ROWS; r++) {
@@ -234,12 +234,12 @@ __device__ __forceinline__ U4 x_chunk(const bf16_t *xr, int c, int K) {
     return U4{r[0], r[1], r[2], r[3]};
 }
 
-/// acc[r][j] += (x row r) · (weight row j) for j = 0, 1 and the first `count` (at most R)
-/// rows of x, over this lane's 16-byte chunks of K. Each lane keeps eight weight loads in
+/// acc[r][j] += (x row xr[r]) · (weight row j) for j = 0, 1 and the first `count` (at most R)
+/// rows, over this lane's 16-byte chunks of K. Each lane keeps eight weight loads in
 /// flight (four chunks of both rows) before it multiplies, so weights stream at close to
 /// bandwidth. K % 8 == 0; rows 16-byte aligned.
 template <int R, bool SWIGLU>
-__device__ __forceinline__ void gemv_two_columns(float (*acc)[2], const bf16_t *x, long xs, int count, const U4 *w0, const U4 *w1, int K) {
+__device__ __forceinline__ void gemv_two_columns(float (*acc)[2], const bf16_t *const *xr, int count, const U4 *w0, const U4 *w1, int K) {
     int chunks = K >> 3, c = threadIdx.x & 31;
     for (; c + 96 < chunks; c += 128) {
         U4 a[4], b[4];
@@ -250,7 +250,7 @@ __device__ __forceinline__ void gemv_two_columns(float (*acc)[2], const bf16_t *
 #pragma unroll
             for (int r = 0; r < R; r++) {
                 if (r < count) {
-                    U4 xv = x_chunk<SWIGLU>(x + r * xs, c + 32 * u, K);
+                    U4 xv = x_chunk<SWIGLU>(xr[r], c + 32 * u, K);
                     acc[r][0] += dot8(a[u], xv);
                     acc[r][1] += dot8(b[u], xv);
                 }
@@ -261,7 +261,7 @@ __device__ __forceinline__ void gemv_two_columns(float (*acc)[2], const bf16_t *
 #pragma unroll
         for (int r = 0; r < R; r++) {
             if (r < count) {
-                U4 xv = x_chunk<SWIGLU>(x + r * xs, c, K);
+                U4 xv = x_chunk<SWIGLU>(xr[r], c, K);
                 acc[r][0] += dot8(a, xv);
                 acc[r][1] += dot8(b, xv);
             }
@@ -280,7 +280,10 @@ __device__ void gemv_rows_impl(const bf16_t *x, long xs, const bf16_t *W, long w
     float acc[R][2];
 #pragma unroll
     for (int r = 0; r < R; r++) { acc[r][0] = 0.f; acc[r][1] = 0.f; }
-    gemv_two_columns<R, false>(acc, x, xs, M, (const U4 *)(W + (long)n0 * ws), (const U4 *)(W + (long)(two ? n0 + 1 : n0) * ws), K);
+    const bf16_t *xr[R];
+#pragma unroll
+    for (int r = 0; r < R; r++) xr[r] = x + (long)(r < M ? r : 0) * xs;
+    gemv_two_columns<R, false>(acc, xr, M, (const U4 *)(W + (long)n0 * ws), (const U4 *)(W + (long)(two ? n0 + 1 : n0) * ws), K);
 #pragma unroll
     for (int r = 0; r < R; r++) {
         float v0 = warp_sum(acc[r][0]), v1 = warp_sum(acc[r][1]);
@@ -296,8 +299,8 @@ __device__ void gemv_rows_impl(const bf16_t *x, long xs, const bf16_t *W, long w
 /// can have rows), 256 threads. With SWIGLU, x rows hold 2K values (gate, up) and the
 /// activation is applied as they are read (the expert MLP's down projection).
 template <bool SWIGLU>
-__device__ void grouped_gemv_vec_impl(const bf16_t *x, long xs, const bf16_t *W, const int *offsets, bf16_t *out, long os,
-                                      int N, int K, int E) {
+__device__ void grouped_gemv_vec_impl(const bf16_t *x, long xs, const int *rowIndex, const bf16_t *W, const int *offsets, bf16_t *out,
+                                      long os, int N, int K, int E) {
     int e = kth_nonempty_group(offsets, E, blockIdx.y);
     int n0 = (blockIdx.x * 8 + (threadIdx.x >> 5)) * 2, lane = threadIdx.x & 31;
     if (e < 0 || n0 >= N) return;
@@ -308,7 +311,10 @@ __device__ void grouped_gemv_vec_impl(const bf16_t *x, long xs, const bf16_t *W,
         float acc[GEMV_ROWS][2];
 #pragma unroll
         for (int r = 0; r < GEMV_ROWS; r++) { acc[r][0] = 0.f; acc[r][1] = 0.f; }
-        gemv_two_columns<GEMV_ROWS, SWIGLU>(acc, x + (long)r0 * xs, xs, end - r0, w0, w1, K);
+        const bf16_t *xr[GEMV_ROWS];
+#pragma unroll
+        for (int r = 0; r < GEMV_ROWS; r++) xr[r] = x + (long)source_row(rowIndex, r0 + r < end ? r0 + r : r0) * xs;
+        gemv_two_columns<GEMV_ROWS, SWIGLU>(acc, xr, end - r0, w0, w1, K);
 #pragma unroll
         for (int r = 0; r < GEMV_ROWS; r++) {
             float v0 = warp_sum(acc[r][0]), v1 = warp_sum(acc[r][1]);
@@ -319,13 +325,13 @@ __device__ void grouped_gemv_vec_impl(const bf16_t *x, long xs, const bf16_t *W,
         }
     }
 }
-extern "C" __global__ void __launch_bounds__(256) grouped_gemv_vec_bf16(const bf16_t *x, long xs, const bf16_t *W, const int *offsets,
-                                                                      bf16_t *out, long os, int N, int K, int E) {
-    grouped_gemv_vec_impl<false>(x, xs, W, offsets, out, os, N, K, E);
+extern "C" __global__ void __launch_bounds__(256) grouped_gemv_vec_bf16(const bf16_t *x, long xs, const int *rowIndex, const bf16_t *W,
+                                                                      const int *offsets, bf16_t *out, long os, int N, int K, int E) {
+    grouped_gemv_vec_impl<false>(x, xs, rowIndex, W, offsets, out, os, N, K, E);
 }
 extern "C" __global__ void __launch_bounds__(256) grouped_gemv_swiglu_bf16(const bf16_t *x, long xs, const bf16_t *W, const int *offsets,
                                                                          bf16_t *out, long os, int N, int K, int E) {
-    grouped_gemv_vec_impl<true>(x, xs, W, offsets, out, os, N, K, E);
+    grouped_gemv_vec_impl<true>(x, xs, nullptr, W, offsets, out, os, N, K, E);
 }
 
 
@@ -563,9 +569,9 @@ extern "C" __global__ void scatter_gather_add_$S(const $T *x, long xs, const int
                                                  $T *out, long os, int d) {
     scatter_gather_add_impl<$T>(x, xs, perm, offsets, weight, out, os, d);
 }
-extern "C" __global__ void __launch_bounds__(256) grouped_gemv_$S(const $T *x, long xs, const $T *W, const int *offsets, $T *out, long os,
+extern "C" __global__ void __launch_bounds__(256) grouped_gemv_$S(const $T *x, long xs, const int *rowIndex, const $T *W, const int *offsets, $T *out, long os,
                                                                   int N, int K, int E) {
-    grouped_gemv_impl<$T>(x, xs, W, offsets, out, os, N, K, E);
+    grouped_gemv_impl<$T>(x, xs, rowIndex, W, offsets, out, os, N, K, E);
 }
 extern "C" __global__ void scatter_rows_$S(const $T *x, long xs, const int *rowIndex, $T *out, long os, long outRows, int d) {
     scatter_rows_impl<$T>(x, xs, rowIndex, out, os, outRows, d);

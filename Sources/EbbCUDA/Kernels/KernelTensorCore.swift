@@ -51,7 +51,8 @@ __device__ __forceinline__ void cp_async_wait() { asm volatile("cp.async.wait_gr
 /// 8 warps of 32×32, fragments by ldmatrix. Shared rows hold 32 + 8 bf16 (80 bytes: 16-byte
 /// aligned, ldmatrix without bank conflicts). Grid (ceil(N/128), ceil(R/64) + E): block y
 /// is the y-th (expert, 64-row tile) pair (`tile_of_block`); blocks past the last tile
-/// return. Needs K % 8 == 0, xs % 8 == 0 and 16-byte aligned x and W.
+/// return. Row r reads x row rowIndex[r] when there is an index (the gather folded into the
+/// copy). Needs K % 8 == 0, xs % 8 == 0 and 16-byte aligned x and W.
 #define GM_BM 64
 #define GM_BN 128
 #define GM_BK 32
@@ -59,12 +60,12 @@ __device__ __forceinline__ void cp_async_wait() { asm volatile("cp.async.wait_gr
 #define GM_STAGES 3
 #define GM_STAGE ((GM_BM + GM_BN) * GM_LD)
 
-__device__ __forceinline__ void grouped_mma_load(unsigned short *stage, const bf16_t *x, long xs, const bf16_t *Wb,
-                                                 int row0, int rows, int n0, int N, int K, int k0) {
+__device__ __forceinline__ void grouped_mma_load(unsigned short *stage, const bf16_t *xrow, const bf16_t *Wb,
+                                                 int rows, int n0, int N, int K, int k0) {
     int r = threadIdx.x >> 2, kc = (threadIdx.x & 3) * 8;
     bool kin = k0 + kc < K;
     bool va = kin && r < rows;
-    cp_async16(stage + r * GM_LD + kc, va ? x + (long)(row0 + r) * xs + k0 + kc : x, va);
+    cp_async16(stage + r * GM_LD + kc, va ? xrow + k0 + kc : xrow, va);
     unsigned short *Bs = stage + GM_BM * GM_LD;
 #pragma unroll
     for (int h = 0; h < 2; h++) {
@@ -74,8 +75,8 @@ __device__ __forceinline__ void grouped_mma_load(unsigned short *stage, const bf
     }
 }
 
-extern "C" __global__ void __launch_bounds__(256) grouped_mma_bf16(const bf16_t *x, long xs, const bf16_t *W, const int *offsets,
-                                                                 bf16_t *out, long os, int E, int N, int K) {
+extern "C" __global__ void __launch_bounds__(256) grouped_mma_bf16(const bf16_t *x, long xs, const int *rowIndex, const bf16_t *W,
+                                                                 const int *offsets, bf16_t *out, long os, int E, int N, int K) {
     __shared__ U4 smemRaw[GM_STAGES * GM_STAGE / 8];
     unsigned short *smem = reinterpret_cast<unsigned short *>(smemRaw);
     __shared__ int tileExpert, tileRow0, tileRows;
@@ -96,9 +97,12 @@ extern "C" __global__ void __launch_bounds__(256) grouped_mma_bf16(const bf16_t 
 #pragma unroll
             for (int q = 0; q < 4; q++) c[i][j][q] = 0.f;
     int kTiles = (K + GM_BK - 1) / GM_BK;
+    // The x row this thread copies (row0 + threadIdx.x / 4 of the tile, through rowIndex).
+    int myRow = threadIdx.x >> 2;
+    const bf16_t *xrow = x + (long)(myRow < rows ? source_row(rowIndex, row0 + myRow) : 0) * xs;
 #pragma unroll
     for (int s = 0; s < GM_STAGES - 1; s++) {
-        if (s < kTiles) grouped_mma_load(smem + s * GM_STAGE, x, xs, Wb, row0, rows, n0, N, K, s * GM_BK);
+        if (s < kTiles) grouped_mma_load(smem + s * GM_STAGE, xrow, Wb, rows, n0, N, K, s * GM_BK);
         cp_async_commit();
     }
     for (int kt = 0; kt < kTiles; kt++) {
@@ -106,7 +110,7 @@ extern "C" __global__ void __launch_bounds__(256) grouped_mma_bf16(const bf16_t 
         __syncthreads();
         // The stage refilled here was read in the previous iteration, which every warp has left.
         int next = kt + GM_STAGES - 1;
-        if (next < kTiles) grouped_mma_load(smem + (next % GM_STAGES) * GM_STAGE, x, xs, Wb, row0, rows, n0, N, K, next * GM_BK);
+        if (next < kTiles) grouped_mma_load(smem + (next % GM_STAGES) * GM_STAGE, xrow, Wb, rows, n0, N, K, next * GM_BK);
         cp_async_commit();
         const unsigned short *As = smem + (kt % GM_STAGES) * GM_STAGE;
         const unsigned short *Bs = As + GM_BM * GM_LD;

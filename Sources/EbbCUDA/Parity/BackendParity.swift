@@ -85,6 +85,13 @@ public enum BackendParity {
             h.dev.groupedLinear(x.dev, weights: w.dev, offsets: o.dev, out: out.dev)
             h.compare("groupedLinear E=\(e) rows=\(total) N=\(n) K=\(k)", out)
             try compareSwiGLU(h, "E=\(e) rows=\(total) N=\(n) K=\(k)", rows: max(total, 1), experts: e, n: n, k: k, offsets: o)
+            // The same rows read through an index (the gather folded into the product).
+            let source = try h.randomPair([max(total, 1) + 5, k])
+            let index = try h.ints((0..<max(total, 1)).map { _ in Int32(h.int(max(total, 1) + 5)) }, [max(total, 1)])
+            let indexed = try h.poisoned([max(total, 1), n])
+            h.cpu.groupedLinear(source.cpu, rowIndex: index.cpu, weights: w.cpu, offsets: o.cpu, out: indexed.cpu)
+            h.dev.groupedLinear(source.dev, rowIndex: index.dev, weights: w.dev, offsets: o.dev, out: indexed.dev)
+            h.compare("groupedLinear through a row index E=\(e) rows=\(total) N=\(n) K=\(k)", indexed)
         }
         // Decode-like: 40 experts, 4 rows in experts 3, 17 (two rows) and 39 (the last).
         for k in [64, 30] {

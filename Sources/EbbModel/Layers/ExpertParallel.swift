@@ -304,9 +304,7 @@ extension MoEBlock {
         let offsets = try backend.empty([perRank + 1], dtype: .i32)
         backend.groupBySlot(st, weights: ones, pairsPerToken: 1, numSlots: perRank,
                             tokenIndex: rowOf, sortedWeights: sortedWeights, offsets: offsets)
-        let gathered = try backend.empty([n, h], dtype: backend.computeDType)
-        backend.gatherRows(xt, indices: rowOf, out: gathered)
-        let y = try expertMLP(gathered, offsets: offsets, slots: slots, backend)
+        let y = try expertMLP(xt, rowIndex: rowOf, offsets: offsets, slots: slots, backend)
         let sorted = backend.downloadFloats(y)
         let order = backend.downloadInts(rowOf)
         var out = [Float](repeating: 0, count: n * h)

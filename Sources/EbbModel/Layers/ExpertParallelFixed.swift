@@ -95,9 +95,7 @@ extension MoEBlock {
                             tokenIndex: tokenIndex, sortedWeights: sortedWeights, offsets: offsets)
         backend.groupBySlot(local, weights: ones, pairsPerToken: 1, numSlots: perRank,
                             tokenIndex: pairIndex, sortedWeights: sortedWeights, offsets: offsets)
-        let gathered = try backend.empty([pairs, h], dtype: dtype)
-        backend.gatherRows(allRows, indices: tokenIndex, out: gathered)
-        let y = try expertMLP(gathered, offsets: offsets, slots: slotsNow, backend)
+        let y = try expertMLP(allRows, rowIndex: tokenIndex, offsets: offsets, slots: slotsNow, backend)
         let computed = try backend.empty([pairs, h], dtype: dtype)
         backend.scatterRows(y, rowIndex: pairIndex, out: computed)
 

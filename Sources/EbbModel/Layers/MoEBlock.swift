@@ -130,18 +130,17 @@ struct MoEBlock: Sendable {
         let offsets = try backend.empty([slotCount + 1], dtype: .i32)
         backend.groupBySlot(slotOf, weights: weights.reshaped([pairs]), pairsPerToken: k, numSlots: slotCount,
                             tokenIndex: tokenIndex, sortedWeights: sortedWeights, offsets: offsets)
-        let gathered = try backend.empty([pairs, hidden], dtype: backend.computeDType)
-        backend.gatherRows(x, indices: tokenIndex, out: gathered)
-        let y = try expertMLP(gathered, offsets: offsets, slots: slots, backend)
+        let y = try expertMLP(x, rowIndex: tokenIndex, offsets: offsets, slots: slots, backend)
         backend.scatterAddWeighted(y, rowIndex: tokenIndex, weight: sortedWeights, out: out)
     }
 
-    /// The experts' MLP over rows grouped by slot (`offsets`): gate/up grouped GEMM → SiLU·mul
-    /// → down grouped GEMM. Returns `[rows, hidden]` in the same row order.
-    func expertMLP(_ gathered: Tensor, offsets: Tensor, slots: ExpertSlots, _ backend: any Backend) throws -> Tensor {
-        let rows = gathered.rows, inter = config.intermediateSize
+    /// The experts' MLP over the rows `x[rowIndex[r]]` grouped by slot (`offsets`): gate/up
+    /// grouped GEMM (reading x through the index) → SiLU·mul with the down grouped GEMM.
+    /// Returns `[rowIndex.count, hidden]` in the index's order.
+    func expertMLP(_ x: Tensor, rowIndex: Tensor, offsets: Tensor, slots: ExpertSlots, _ backend: any Backend) throws -> Tensor {
+        let rows = rowIndex.count, inter = config.intermediateSize
         let h = try backend.empty([rows, 2 * inter], dtype: backend.computeDType)
-        backend.groupedLinear(gathered, weights: slots.gateUp, offsets: offsets, out: h)
+        backend.groupedLinear(x, rowIndex: rowIndex, weights: slots.gateUp, offsets: offsets, out: h)
         let y = try backend.empty([rows, hidden], dtype: backend.computeDType)
         backend.groupedSwiGLULinear(h, weights: slots.down, offsets: offsets, out: y)
         return y

@@ -52,6 +52,15 @@ extension CPUBackend {
         }
     }
 
+    public func groupedLinear(_ x: Tensor, rowIndex: Tensor, weights: Tensor, offsets: Tensor, out: Tensor) {
+        let gathered: Tensor
+        do { gathered = try empty([rowIndex.count, x.columns], dtype: .f32) } catch {
+            preconditionFailure("groupedLinear: \(error)")
+        }
+        gatherRows(x, indices: rowIndex, out: gathered)
+        groupedLinear(gathered, weights: weights, offsets: offsets, out: out)
+    }
+
     public func groupedSwiGLULinear(_ gateUp: Tensor, weights: Tensor, offsets: Tensor, out: Tensor) {
         let activated: Tensor
         do { activated = try empty([gateUp.rows, gateUp.columns / 2], dtype: .f32) } catch {
