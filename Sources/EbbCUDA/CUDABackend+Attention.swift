@@ -97,7 +97,7 @@ extension CUDABackend {
                 // Blocks: an upper bound on the (sequence, 64-token tile) pairs.
                 let tiles = (metadata.numTokens + 63) / 64 + metadata.numSequences
                 try launch("flash_prefill_bf16_d\(d)", grid: (tiles, heads, 1), block: 128,
-                           shared: KernelFlashAttention.sharedBytes(headDim: d),
+                           shared: KernelFlashAttention.sharedBytes(keyDim: d, valueDim: d),
                            [.tensor(query), .int(query.rowStride), .tensor(keyCache), .tensor(valueCache), .tensor(out),
                             .int(out.rowStride), .tensor(metadata.queryStart), .tensor(metadata.contextLengths),
                             .tensor(metadata.blockTables), .int(metadata.blockTables.columns), .int(metadata.blockSize),
@@ -117,6 +117,51 @@ extension CUDABackend {
                         .int(metadata.blockTables.columns), .int(metadata.blockSize), .int(metadata.numSequences),
                         .int(heads), .int(kvHeads), .int(d), .int(dv), .float(scale), .int(groupChunks), .int(chunkLen)] + parts)
             try combine(parts, out: out, rows: metadata.numTokens * heads, splits: splits, width: dv)
+        }
+    }
+
+    public func expandsLatentPrefill(nopeDim: Int, ropeDim: Int, valueDim: Int) -> Bool {
+        computeDType == .bf16 && Self.flashPrefillEnabled
+            && KernelFlashAttention.latentShapes.contains { $0 == (nopeDim, ropeDim, valueDim) }
+    }
+
+    public func gatherContext(_ cache: Tensor, metadata: AttentionMetadata, out: Tensor) {
+        let width = out.columns
+        perform {
+            guard let contextStart = metadata.contextStart else {
+                throw EbbError(.invalidArgument, "gatherContext needs the step's context starts")
+            }
+            guard cache.count % max(width, 1) == 0, cache.dtype == out.dtype else {
+                throw EbbError(.invalidArgument, "gatherContext: a cache of \(cache.count) \(cache.dtype) values into rows of \(width) \(out.dtype)")
+            }
+            let chunks = (metadata.maxContextLength + 63) / 64
+            try launch(typed("gather_context", out.dtype), grid: (metadata.numSequences, max(chunks, 1), 1), block: 128,
+                       [.tensor(cache), .int(width), .int(cache.count / max(width, 1)), .tensor(metadata.blockTables),
+                        .int(metadata.blockTables.columns), .int(metadata.blockSize), .tensor(metadata.contextLengths),
+                        .tensor(contextStart), .tensor(out), .int(out.rowStride)])
+        }
+    }
+
+    public func expandedLatentAttention(query: Tensor, keyValues: Tensor, ropeKeys: Tensor, nopeDim: Int, valueDim: Int,
+                                        metadata: AttentionMetadata, scale: Float, out: Tensor) {
+        precondition(query.shape.count == 3 && out.shape.count == 3)
+        let heads = query.shape[1], n = nopeDim, v = valueDim, r = ropeKeys.columns
+        perform {
+            guard let contextStart = metadata.contextStart else {
+                throw EbbError(.invalidArgument, "expandedLatentAttention needs the step's context starts")
+            }
+            guard KernelFlashAttention.latentShapes.contains(where: { $0 == (n, r, v) }),
+                  [query, keyValues, ropeKeys, out].allSatisfy({ $0.dtype == .bf16 && $0.rowStride % 8 == 0 && pointer($0) % 16 == 0 }),
+                  query.columns == n + r, keyValues.columns == heads * (n + v), out.columns == v else {
+                throw EbbError(.unsupported, "expanded MLA attention for nope \(n), rope \(r), value \(v) (bf16, aligned rows)")
+            }
+            let tiles = (metadata.numTokens + 63) / 64 + metadata.numSequences
+            try launch(KernelFlashAttention.latentKernel(nope: n, rope: r, value: v), grid: (tiles, heads, 1), block: 128,
+                       shared: KernelFlashAttention.sharedBytes(keyDim: n + r, valueDim: v),
+                       [.tensor(query), .int(query.rowStride), .tensor(keyValues), .int(keyValues.rowStride), .tensor(ropeKeys),
+                        .int(ropeKeys.rowStride), .tensor(out), .int(out.rowStride), .tensor(metadata.queryStart),
+                        .tensor(metadata.contextLengths), .tensor(contextStart), .int(metadata.numSequences), .int(heads),
+                        .float(scale * 1.4426950408889634)])
         }
     }
 

@@ -115,6 +115,20 @@ public protocol Backend: AnyObject, Sendable {
     /// Writes MLA cache entries: the normalized latent `[T, L]` and the rotated rope key
     /// `[T, R]` per token into `cache: [blocks, blockSize, L + R]`.
     func writeLatentKV(latent: Tensor, ropeKey: Tensor, cache: Tensor, metadata: AttentionMetadata)
+    /// Whether MLA prefill should run in the expanded form here (`gatherContext`, one GEMM
+    /// by W_kv_b, `expandedLatentAttention`) for these head dimensions: CUDA in bf16, for the
+    /// shapes it compiles. The CPU backend keeps the latent form everywhere.
+    func expandsLatentPrefill(nopeDim: Int, ropeDim: Int, valueDim: Int) -> Bool
+    /// Copies each sequence's context (positions 0 ..< contextLengths[s]) from a paged
+    /// cache `[blocks, blockSize, W]` into rows `contextStart[s] ..<` of `out: [C, W]`
+    /// (needs `metadata.contextStart`).
+    func gatherContext(_ cache: Tensor, metadata: AttentionMetadata, out: Tensor)
+    /// MLA attention in the expanded form over contiguous context rows (row
+    /// `contextStart[s] + j` is position j of sequence s): head h's key is
+    /// [keyValues[j, h·(N+V) ..< h·(N+V)+N], ropeKeys[j]], its value keyValues[j, h·(N+V)+N
+    /// ..< (h+1)·(N+V)]; `query: [T, H, N + R]` (rope part rotated), causal, `out: [T, H, V]`.
+    func expandedLatentAttention(query: Tensor, keyValues: Tensor, ropeKeys: Tensor, nopeDim: Int, valueDim: Int,
+                                 metadata: AttentionMetadata, scale: Float, out: Tensor)
     /// MLA attention in latent form: score(t, j) = scale · (qLatent[t,h]·c_j + qRope[t,h]·kRope_j);
     /// `out[t, h] = Σ_j softmax_j · c_j` (`out: [T, H, L]`).
     func latentAttention(queryLatent: Tensor, queryRope: Tensor, cache: Tensor, latentDim: Int,
@@ -193,9 +207,14 @@ public struct AttentionMetadata: Sendable {
     public var numTokens: Int
     /// Largest context length in the step (host-known bound, used to size scratch).
     public var maxContextLength: Int
+    /// `[S + 1]` first row of each sequence's context in a contiguous copy of the contexts
+    /// (`gatherContext`), and the total: set for prefill-sized eager steps, nil otherwise.
+    public var contextStart: Tensor?
+    public var totalContext: Int
 
     public init(slotMapping: Tensor, queryStart: Tensor, contextLengths: Tensor, blockTables: Tensor,
-                blockSize: Int, numSequences: Int, numTokens: Int, maxContextLength: Int) {
+                blockSize: Int, numSequences: Int, numTokens: Int, maxContextLength: Int,
+                contextStart: Tensor? = nil, totalContext: Int = 0) {
         self.slotMapping = slotMapping
         self.queryStart = queryStart
         self.contextLengths = contextLengths
@@ -204,6 +223,8 @@ public struct AttentionMetadata: Sendable {
         self.numSequences = numSequences
         self.numTokens = numTokens
         self.maxContextLength = maxContextLength
+        self.contextStart = contextStart
+        self.totalContext = totalContext
     }
 }
 

@@ -99,6 +99,19 @@ public final class ProfilingBackend: Backend, @unchecked Sendable {
     public func writeLatentKV(latent: Tensor, ropeKey: Tensor, cache: Tensor, metadata: AttentionMetadata) {
         timed(.attention) { base.writeLatentKV(latent: latent, ropeKey: ropeKey, cache: cache, metadata: metadata) }
     }
+    public func expandsLatentPrefill(nopeDim: Int, ropeDim: Int, valueDim: Int) -> Bool {
+        base.expandsLatentPrefill(nopeDim: nopeDim, ropeDim: ropeDim, valueDim: valueDim)
+    }
+    public func gatherContext(_ cache: Tensor, metadata: AttentionMetadata, out: Tensor) {
+        timed(.attention) { base.gatherContext(cache, metadata: metadata, out: out) }
+    }
+    public func expandedLatentAttention(query: Tensor, keyValues: Tensor, ropeKeys: Tensor, nopeDim: Int, valueDim: Int,
+                                        metadata: AttentionMetadata, scale: Float, out: Tensor) {
+        timed(.attention) {
+            base.expandedLatentAttention(query: query, keyValues: keyValues, ropeKeys: ropeKeys, nopeDim: nopeDim, valueDim: valueDim,
+                                         metadata: metadata, scale: scale, out: out)
+        }
+    }
     public func latentAttention(queryLatent: Tensor, queryRope: Tensor, cache: Tensor, latentDim: Int, metadata: AttentionMetadata, scale: Float, out: Tensor) {
         timed(.attention) {
             base.latentAttention(queryLatent: queryLatent, queryRope: queryRope, cache: cache, latentDim: latentDim, metadata: metadata, scale: scale, out: out)

@@ -76,9 +76,10 @@ struct LibraryLoadingTests {
         var names = ["fill_u32", "fill_u16", "copy_u32", "copy_u16", "fill_uniform_bf16", "grouped_gemv_vec_bf16", "grouped_gemv_swiglu_bf16",
                      "grouped_mma_bf16", "map_experts", "group_stable", "group_chunk_count", "group_chunk_scan", "group_chunk_place",
                      "add_rms_norm_f32_bf16"] + KernelFlashAttention.headDims.map { "flash_prefill_bf16_d\($0)" }
+            + KernelFlashAttention.latentShapes.map { KernelFlashAttention.latentKernel(nope: $0.nope, rope: $0.rope, value: $0.value) }
         for s in ["f32", "bf16"] {
             names += ["rms_norm", "add", "silu_mul", "rope", "embedding", "argmax", "gather_rows", "write_kv", "write_latent_kv",
-                      "route_topk", "scatter_gather_add", "scatter_add_listed", "grouped_gemv", "row_checksums", "add_rms_norm", "prepare_qkv"].map { "\($0)_\(s)" }
+                      "route_topk", "scatter_gather_add", "scatter_add_listed", "gather_context", "grouped_gemv", "row_checksums", "add_rms_norm", "prepare_qkv"].map { "\($0)_\(s)" }
             names += KernelAttention.attentionEPL.map { "paged_attention_\(s)_e\($0)" }
             names += KernelRouting.gemvRowCounts.map { "gemv_rows\($0)_bf16_\(s)" }
         }

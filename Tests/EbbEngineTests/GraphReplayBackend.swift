@@ -116,6 +116,15 @@ final class GraphReplayBackend: Backend, @unchecked Sendable {
     func writeLatentKV(latent: Tensor, ropeKey: Tensor, cache: Tensor, metadata: AttentionMetadata) {
         base.writeLatentKV(latent: latent, ropeKey: ropeKey, cache: cache, metadata: metadata)
     }
+    func expandsLatentPrefill(nopeDim: Int, ropeDim: Int, valueDim: Int) -> Bool {
+        base.expandsLatentPrefill(nopeDim: nopeDim, ropeDim: ropeDim, valueDim: valueDim)
+    }
+    func gatherContext(_ cache: Tensor, metadata: AttentionMetadata, out: Tensor) { base.gatherContext(cache, metadata: metadata, out: out) }
+    func expandedLatentAttention(query: Tensor, keyValues: Tensor, ropeKeys: Tensor, nopeDim: Int, valueDim: Int,
+                                 metadata: AttentionMetadata, scale: Float, out: Tensor) {
+        base.expandedLatentAttention(query: query, keyValues: keyValues, ropeKeys: ropeKeys, nopeDim: nopeDim, valueDim: valueDim,
+                                     metadata: metadata, scale: scale, out: out)
+    }
     func latentAttention(queryLatent: Tensor, queryRope: Tensor, cache: Tensor, latentDim: Int, metadata: AttentionMetadata, scale: Float, out: Tensor) {
         base.latentAttention(queryLatent: queryLatent, queryRope: queryRope, cache: cache, latentDim: latentDim, metadata: metadata, scale: scale, out: out)
     }

@@ -218,4 +218,61 @@ struct AttentionCase: Sendable, CustomTestStringConvertible {
         }
         expectClose(backend.downloadFloats(out), expected, atol: 1e-5, rtol: 1e-4)
     }
+
+    /// MLA prefill in the expanded form: `gatherContext` copies every sequence's context out
+    /// of the paged latent cache in order, and `expandedLatentAttention` is causal attention
+    /// with head h's key [its nope part, the shared rope key] and its value part.
+    @Test(arguments: [(4, [0, 6, 2], [3, 1, 5]), (3, [8], [1]), (1, [2, 0], [2, 2])])
+    func expandedLatentAttentionMatchesReference(_ blockSize: Int, _ cached: [Int], _ new: [Int]) throws {
+        let backend = makeBackend()
+        var rng = SeededRNG(seed: UInt64(blockSize * 37 + cached.count))
+        let heads = 3, l = 10, r = 4, nope = 6, v = 5
+        let layout = Layout(blockSize: blockSize, cached: cached, new: new, rng: &rng)
+        let contexts = layout.contextLengths
+        let rows = contexts.map { n in (0..<n).map { _ in rng.floats(l + r) } }
+        var cacheValues = [Float](repeating: .nan, count: layout.numBlocks * blockSize * (l + r))
+        for s in 0..<layout.sequences {
+            for j in 0..<contexts[s] {
+                let slot = Int(layout.slot(s, position: j))
+                for c in 0..<(l + r) { cacheValues[slot * (l + r) + c] = rows[s][j][c] }
+            }
+        }
+        let cache = try upload(backend, cacheValues, [layout.numBlocks, blockSize, l + r])
+        var step = try layout.stepMetadata(backend)
+        var starts: [Int32] = [0]
+        for c in contexts { starts.append(starts[starts.count - 1] + Int32(c)) }
+        step.contextStart = try uploadInts(backend, starts, [starts.count])
+        step.totalContext = Int(starts[starts.count - 1])
+        let total = step.totalContext
+        let context = try backend.empty([total, l + r], dtype: .f32)
+        backend.gatherContext(cache, metadata: step, out: context)
+        #expect(backend.downloadFloats(context) == rows.flatMap { $0.flatMap { $0 } })
+
+        let kvValues = rng.floats(total * heads * (nope + v))
+        let keyValues = try upload(backend, kvValues, [total, heads * (nope + v)])
+        let t = step.numTokens
+        let qv = rng.floats(t * heads * (nope + r))
+        let query = try upload(backend, qv, [t, heads, nope + r])
+        let out = try backend.empty([t, heads, v], dtype: .f32)
+        let scale: Float = 0.4
+        backend.expandedLatentAttention(query: query, keyValues: keyValues, ropeKeys: context.columnSlice(l..<(l + r)),
+                                        nopeDim: nope, valueDim: v, metadata: step, scale: scale, out: out)
+        var expected = [Double]()
+        var token = 0
+        for s in 0..<layout.sequences {
+            let first = Int(starts[s])
+            for i in 0..<new[s] {
+                let position = cached[s] + i
+                for h in 0..<heads {
+                    let q = (0..<(nope + r)).map { Double(qv[(token * heads + h) * (nope + r) + $0]) }
+                    func kv(_ j: Int, _ c: Int) -> Double { Double(kvValues[(first + j) * heads * (nope + v) + h * (nope + v) + c]) }
+                    let ks = (0...position).map { j in (0..<nope).map { kv(j, $0) } + rows[s][j][l...].map(Double.init) }
+                    let vs = (0...position).map { j in (0..<v).map { kv(j, nope + $0) } }
+                    expected += denseAttention(query: q, keys: ks, values: vs, scale: Double(scale))
+                }
+                token += 1
+            }
+        }
+        expectClose(backend.downloadFloats(out), expected, atol: 1e-5, rtol: 1e-4)
+    }
 }

@@ -35,6 +35,23 @@ __device__ void write_latent_kv_impl(const T *latent, long ls, const T *rope, lo
     for (int i = threadIdx.x; i < R; i += blockDim.x) row[L + i] = rope[t * rs + i];
 }
 
+/// Block (s, c) copies positions 64c ..< 64c + 64 of sequence s's context from the paged
+/// cache (rows of W) to rows contextStart[s] + j of out (MLA's expanded prefill).
+template <typename T>
+__device__ void gather_context_impl(const T *cache, int W, long capacity, const int *tables, int tableWidth, int blockSize,
+                                    const int *contextLengths, const int *contextStart, T *out, long os) {
+    int s = blockIdx.x, j0 = blockIdx.y * 64;
+    int n = imin(64, contextLengths[s] - j0);
+    if (n <= 0) return;
+    const int *table = tables + (long)s * tableWidth;
+    long first = contextStart[s] + j0;
+    for (int i = threadIdx.x; i < n * W; i += blockDim.x) {
+        int j = i / W, c = i - j * W;
+        long slot = (long)table[(j0 + j) / blockSize] * blockSize + (j0 + j) % blockSize;
+        if (slot >= 0 && slot < capacity) out[(first + j) * os + c] = cache[slot * W + c];
+    }
+}
+
 /// A value as the storage type holds it (what a store then a load gives).
 __device__ __forceinline__ float as_stored(float v, const float *) { return v; }
 __device__ __forceinline__ float as_stored(float v, const bf16_t *) { return bf2f(f2bf(v)); }
@@ -322,6 +339,10 @@ extern "C" __global__ void write_kv_$S(const $T *key, const $T *value, $T *kc, $
 extern "C" __global__ void write_latent_kv_$S(const $T *latent, long ls, const $T *rope, long rs, $T *cache, const int *slots,
                                               int L, int R, long capacity) {
     write_latent_kv_impl<$T>(latent, ls, rope, rs, cache, slots, L, R, capacity);
+}
+extern "C" __global__ void gather_context_$S(const $T *cache, int W, long capacity, const int *tables, int tableWidth, int blockSize,
+                                              const int *contextLengths, const int *contextStart, $T *out, long os) {
+    gather_context_impl<$T>(cache, W, capacity, tables, tableWidth, blockSize, contextLengths, contextStart, out, os);
 }
 extern "C" __global__ void attention_combine_$S(const float *pm, const float *pl, const float *po, $T *out, long os, int splits, int Dv) {
     attention_combine_impl<$T>(pm, pl, po, out, os, splits, Dv);

@@ -9,6 +9,7 @@ public enum BackendParity {
         let checks: [(String, (ParityHarness) throws -> Void)] = [
             ("memory", memory), ("gemm", gemm), ("groupedLinear", grouped), ("elementwise", elementwise),
             ("rope", rope), ("indexing", indexing), ("pagedAttention", attention), ("prepareQKV", prepareQKV), ("latentAttention", latent),
+            ("expandedLatentAttention", expandedLatent),
             ("routing", routing), ("moe", moe), ("expertExchange", expertExchange),
         ]
         for (name, check) in checks {
@@ -297,6 +298,33 @@ public enum BackendParity {
                 h.dev.latentAttention(queryLatent: q.dev.columnSlice(0..<l), queryRope: q.dev.columnSlice(l..<(l + r)), cache: cache.dev,
                                       latentDim: l, metadata: md, scale: 0.1, out: out.dev)
                 h.compare("latentAttention H=\(heads) L=\(l) R=\(r) context \(mc.maxContextLength)", out)
+            }
+        }
+    }
+
+    /// MLA prefill in the expanded form (bf16 on CUDA): the context gather from the paged
+    /// latent cache, then attention with keys [nope part, shared rope key].
+    static func expandedLatent(_ h: ParityHarness) throws {
+        for shape in shapes + prefillShapes {
+            var (mc, md, t, blocks) = try batch(h, cached: shape.cached, new: shape.new)
+            var starts: [Int32] = [0]
+            for (c, n) in zip(shape.cached, shape.new) { starts.append(starts[starts.count - 1] + Int32(c + n)) }
+            let cs = try h.ints(starts, [starts.count]), total = Int(starts[starts.count - 1])
+            (mc.contextStart, mc.totalContext, md.contextStart, md.totalContext) = (cs.cpu, total, cs.dev, total)
+            for (heads, l, n, r, v) in [(3, 32, 32, 16, 32), (2, 64, 128, 64, 128)] {
+                let cache = try h.randomPair([blocks, 16, l + r])
+                let context = try h.poisoned([total, l + r])
+                h.cpu.gatherContext(cache.cpu, metadata: mc, out: context.cpu)
+                h.dev.gatherContext(cache.dev, metadata: md, out: context.dev)
+                h.compare("gatherContext W=\(l + r) context \(mc.maxContextLength)", context, tolerance: 0)
+                guard h.dev.expandsLatentPrefill(nopeDim: n, ropeDim: r, valueDim: v) else { continue }
+                let kv = try h.randomPair([total, heads * (n + v)]), q = try h.randomPair([t, heads, n + r])
+                let out = try h.poisoned([t, heads, v])
+                h.cpu.expandedLatentAttention(query: q.cpu, keyValues: kv.cpu, ropeKeys: context.cpu.columnSlice(l..<(l + r)),
+                                              nopeDim: n, valueDim: v, metadata: mc, scale: 0.1, out: out.cpu)
+                h.dev.expandedLatentAttention(query: q.dev, keyValues: kv.dev, ropeKeys: context.dev.columnSlice(l..<(l + r)),
+                                              nopeDim: n, valueDim: v, metadata: md, scale: 0.1, out: out.dev)
+                h.compare("expandedLatentAttention N=\(n) R=\(r) V=\(v) H=\(heads) context \(mc.maxContextLength)", out)
             }
         }
     }

@@ -86,7 +86,7 @@ public struct HostBatch: Sendable, Equatable {
 public struct ForwardBatch: Sendable {
     public let tokenIds: Tensor
     public let positions: Tensor
-    public let attention: AttentionMetadata
+    public private(set) var attention: AttentionMetadata
     /// `[R]` rows of the step whose logits are computed.
     public let logitRows: Tensor
     public let numLogitRows: Int
@@ -113,6 +113,14 @@ public struct ForwardBatch: Sendable {
             blockTables: try upload(host.blockTables, [max(1, host.numSequences), host.tableWidth]),
             blockSize: blockSize, numSequences: host.numSequences, numTokens: host.tokenIds.count,
             maxContextLength: host.maxContextLength)
+        // Prefill-sized steps also carry where each sequence's context starts in a
+        // contiguous copy (MLA's expanded prefill); decode steps upload nothing more.
+        if host.tokenIds.count >= 16 * max(host.numSequences, 1) {
+            var starts: [Int32] = [0]
+            for c in host.contextLengths { starts.append(starts[starts.count - 1] + c) }
+            attention.contextStart = try upload(starts, [starts.count])
+            attention.totalContext = Int(starts[starts.count - 1])
+        }
         logitRows = try upload(host.logitRows, [host.logitRows.count])
         numLogitRows = host.logitRows.count
         logitRanges = host.logitRanges

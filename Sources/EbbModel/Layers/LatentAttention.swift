@@ -71,6 +71,10 @@ struct LatentAttention: Sendable {
         let kRope = compressed.columnSlice(l..<(l + r)).reshaped([t, 1, r])
         backend.rope(kRope, positions: batch.positions, rope: rope)
         backend.writeLatentKV(latent: latent, ropeKey: kRope.reshaped([t, r]), cache: cache.keys[layer], metadata: batch.attention)
+        if batch.attention.contextStart != nil && batch.attention.totalContext > 0
+            && backend.expandsLatentPrefill(nopeDim: nope, ropeDim: r, valueDim: v) {
+            return try expandedPrefill(query: q3, cache: cache.keys[layer], batch: batch, backend)
+        }
 
         // Absorb W_uk: qLatent[:, h] = q_nope[:, h] · W_uk[h]   ([T, nope] · [nope, L]).
         let qLatent = try backend.empty([t, heads, l], dtype: backend.computeDType)
@@ -88,6 +92,20 @@ struct LatentAttention: Sendable {
                      MatrixOperand(kvB, offset: nope * l, leadingDimension: l, batchStride: rowsPerHead * l, transposed: true),
                      MatrixOperand(values, offset: 0, leadingDimension: heads * v, batchStride: v),
                      m: t, n: v, k: l, batch: heads, alpha: 1, beta: 0)
+        return try backend.linear(values.reshaped([t, heads * v]), o)
+    }
+
+    /// Prefill in the expanded form (where the backend prefers it): each sequence's context
+    /// gathered from the latent cache, multiplied by W_kv_b once into per-head keys and
+    /// values, then ordinary causal attention with keys [nope part, shared rope key].
+    private func expandedPrefill(query: Tensor, cache: Tensor, batch: ForwardBatch, _ backend: any Backend) throws -> Tensor {
+        let t = query.shape[0], l = mla.kvLoraRank, r = mla.qkRopeHeadDim, nope = mla.qkNopeHeadDim, v = mla.vHeadDim
+        let context = try backend.empty([batch.attention.totalContext, l + r], dtype: backend.computeDType)
+        backend.gatherContext(cache, metadata: batch.attention, out: context)
+        let keyValues = try backend.linear(context.columnSlice(0..<l), kvB)
+        let values = try backend.empty([t, heads, v], dtype: backend.computeDType)
+        backend.expandedLatentAttention(query: query, keyValues: keyValues, ropeKeys: context.columnSlice(l..<(l + r)),
+                                        nopeDim: nope, valueDim: v, metadata: batch.attention, scale: scale, out: values)
         return try backend.linear(values.reshaped([t, heads * v]), o)
     }
 }

@@ -124,6 +124,64 @@ extension CPUBackend {
         }
     }
 
+    public func expandsLatentPrefill(nopeDim: Int, ropeDim: Int, valueDim: Int) -> Bool { false }
+
+    public func gatherContext(_ cache: Tensor, metadata: AttentionMetadata, out: Tensor) {
+        guard let contextStart = metadata.contextStart else { preconditionFailure("gatherContext needs metadata.contextStart") }
+        let width = out.columns
+        precondition(cache.count % width == 0)
+        let capacity = cache.count / width, bs = metadata.blockSize
+        let starts = contextStart.int32Pointer, lengths = metadata.contextLengths.int32Pointer
+        let tables = metadata.blockTables.int32Pointer, tableWidth = metadata.blockTables.columns
+        let pc = cache.floatPointer, po = out.floatPointer
+        for s in 0..<metadata.numSequences {
+            for j in 0..<Int(lengths[s]) {
+                let slot = Int(tables[s * tableWidth + j / bs]) * bs + j % bs
+                guard slot >= 0 && slot < capacity else { continue }
+                (po + (Int(starts[s]) + j) * out.rowStride).update(from: pc + slot * width, count: width)
+            }
+        }
+    }
+
+    public func expandedLatentAttention(query: Tensor, keyValues: Tensor, ropeKeys: Tensor, nopeDim: Int, valueDim: Int,
+                                        metadata: AttentionMetadata, scale: Float, out: Tensor) {
+        guard let contextStart = metadata.contextStart else { preconditionFailure("expandedLatentAttention needs metadata.contextStart") }
+        precondition(query.shape.count == 3 && out.shape.count == 3)
+        let heads = query.shape[1], n = nopeDim, v = valueDim, r = ropeKeys.columns
+        precondition(query.columns == n + r && keyValues.columns == heads * (n + v) && out.columns == v)
+        let starts = contextStart.int32Pointer, lengths = metadata.contextLengths.int32Pointer
+        let queryStart = metadata.queryStart.int32Pointer
+        let pq = query.floatPointer, pkv = keyValues.floatPointer, pr = ropeKeys.floatPointer, po = out.floatPointer
+        var scores = [Float](repeating: 0, count: max(metadata.maxContextLength, 1))
+        for s in 0..<metadata.numSequences {
+            let begin = Int(queryStart[s]), end = Int(queryStart[s + 1])
+            let context = Int(lengths[s]), first = Int(starts[s])
+            for t in begin..<end {
+                let visible = max(0, min(context - (end - t) + 1, context))
+                for h in 0..<heads {
+                    let q = pq + (t * heads + h) * query.rowStride
+                    for j in 0..<visible {
+                        let kv = pkv + (first + j) * keyValues.rowStride + h * (n + v)
+                        let rope = pr + (first + j) * ropeKeys.rowStride
+                        var dot: Float = 0
+                        for i in 0..<n { dot += q[i] * kv[i] }
+                        var dotRope: Float = 0
+                        for i in 0..<r { dotRope += q[n + i] * rope[i] }
+                        scores[j] = (dot + dotRope) * scale
+                    }
+                    scores.withUnsafeMutableBufferPointer { softmaxInPlace($0.baseAddress!, visible) }
+                    let o = po + (t * heads + h) * out.rowStride
+                    o.update(repeating: 0, count: v)
+                    for j in 0..<visible {
+                        let p = scores[j]
+                        let value = pkv + (first + j) * keyValues.rowStride + h * (n + v) + n
+                        for i in 0..<v { o[i] += p * value[i] }
+                    }
+                }
+            }
+        }
+    }
+
     public func latentAttention(queryLatent: Tensor, queryRope: Tensor, cache: Tensor, latentDim: Int,
                                 metadata: AttentionMetadata, scale: Float, out: Tensor) {
         precondition(queryLatent.shape.count == 3 && queryRope.shape.count == 3)
