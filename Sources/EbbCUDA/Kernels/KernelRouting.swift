@@ -353,6 +353,33 @@ extern "C" __global__ void map_experts(const int *logical, const int *table, int
     }
 }
 
+/// One warp places keys start ..< end in order: key i (bucket b; numKeys for keys outside
+/// 0..<numKeys) goes to position cursor[b · stride] (then advanced), outIndex = i / divisor
+/// (-1 unplaced), wOut = its weight (0 unplaced). Lanes with equal buckets take consecutive
+/// positions in lane order (match_any), so the placement is stable.
+__device__ void place_run(const int *keys, int start, int end, int numKeys, int divisor, int *cursor, long stride,
+                          const float *wIn, int *outIndex, float *wOut) {
+    int lane = threadIdx.x & 31;
+    for (int base = start; base < end; base += 32) {
+        int i = base + lane;
+        bool valid = i < end;
+        int b = -1;
+        if (valid) { b = keys[i]; if (b < 0 || b >= numKeys) b = numKeys; }
+        unsigned peers = __match_any_sync(0xffffffffu, b);
+        int rank = __popc(peers & ((1u << lane) - 1u));
+        int at = valid ? cursor[b * stride] : 0;
+        __syncwarp();
+        if (valid) {
+            int pos = at + rank;
+            bool placed = b < numKeys;
+            outIndex[pos] = placed ? i / divisor : -1;
+            if (wOut) wOut[pos] = placed ? wIn[i] : 0.f;
+            if (lane == __ffs(peers) - 1) cursor[b * stride] = at + __popc(peers);
+        }
+        __syncwarp();
+    }
+}
+
 /// Stable counting sort of n keys into numKeys buckets (+1 for keys outside 0..<numKeys,
 /// placed last). One block of 1024 threads; dynamic shared memory (numKeys + 1) ints.
 /// outIndex[pos] = i / divisor for placed keys, -1 for the rest; wOut likewise (0).
@@ -383,27 +410,7 @@ extern "C" __global__ void __launch_bounds__(1024) group_stable(const int *keys,
         running += c;
     }
     __syncthreads();
-    if (threadIdx.x < 32) {
-        int lane = threadIdx.x;
-        for (int base = 0; base < n; base += 32) {
-            int i = base + lane;
-            bool valid = i < n;
-            int b = -1;
-            if (valid) { b = keys[i]; if (b < 0 || b >= numKeys) b = numKeys; }
-            unsigned peers = __match_any_sync(0xffffffffu, b);
-            int rank = __popc(peers & ((1u << lane) - 1u));
-            int at = valid ? cursor[b] : 0;
-            __syncwarp();
-            if (valid) {
-                int pos = at + rank;
-                bool placed = b < numKeys;
-                outIndex[pos] = placed ? i / divisor : -1;
-                if (wOut) wOut[pos] = placed ? wIn[i] : 0.f;
-                if (lane == __ffs(peers) - 1) cursor[b] = at + __popc(peers);
-            }
-            __syncwarp();
-        }
-    }
+    if (threadIdx.x < 32) place_run(keys, 0, n, numKeys, divisor, cursor, 1, wIn, outIndex, wOut);
 }
 
 /// The same stable counting sort for many keys, in three launches over all SMs: the n keys
@@ -452,27 +459,9 @@ extern "C" __global__ void __launch_bounds__(1024) group_chunk_scan(int *counts,
 /// 3. Warp c places run c's keys from its scanned cursors, in order.
 extern "C" __global__ void group_chunk_place(const int *keys, int n, int numKeys, int divisor, int chunk, int chunks, int *counts,
                                              const float *wIn, int *outIndex, float *wOut) {
-    int warp = (int)((blockIdx.x * (long)blockDim.x + threadIdx.x) >> 5), lane = threadIdx.x & 31;
+    int warp = (int)((blockIdx.x * (long)blockDim.x + threadIdx.x) >> 5);
     if (warp >= chunks) return;
-    int start = warp * chunk, end = imin(n, start + chunk);
-    for (int base = start; base < end; base += 32) {
-        int i = base + lane;
-        bool valid = i < end;
-        int b = -1;
-        if (valid) { b = keys[i]; if (b < 0 || b >= numKeys) b = numKeys; }
-        unsigned peers = __match_any_sync(0xffffffffu, b);
-        int rank = __popc(peers & ((1u << lane) - 1u));
-        int at = valid ? counts[(long)b * chunks + warp] : 0;
-        __syncwarp();
-        if (valid) {
-            int pos = at + rank;
-            bool placed = b < numKeys;
-            outIndex[pos] = placed ? i / divisor : -1;
-            if (wOut) wOut[pos] = placed ? wIn[i] : 0.f;
-            if (lane == __ffs(peers) - 1) counts[(long)b * chunks + warp] = at + __popc(peers);
-        }
-        __syncwarp();
-    }
+    place_run(keys, warp * chunk, imin(n, warp * chunk + chunk), numKeys, divisor, counts + warp, chunks, wIn, outIndex, wOut);
 }
 
 // Expert-parallel exchange with fixed sizes (see Backend.combinePairs and friends).

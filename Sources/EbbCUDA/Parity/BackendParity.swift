@@ -368,40 +368,35 @@ public enum BackendParity {
         h.cpu.mapExperts(logical.cpu, table: t.cpu, replicaCount: c.cpu, slotBase: 4, slotCount: 9, out: slots.cpu)
         h.dev.mapExperts(logical.dev, table: t.dev, replicaCount: c.dev, slotBase: 4, slotCount: 9, out: slots.dev)
         h.compareInts("mapExperts", slots)
+        try compareGrouping(h, slots: slots.cpu.reshaped([tokens * k]), slotsDevice: slots.dev.reshaped([tokens * k]),
+                            tokens: tokens, k: k, numSlots: 9, label: "")
+        // Prefill-sized: enough pairs for the sort in runs over all SMs (group_chunk_*).
+        let manyTokens = 333, manyK = 4, manySlots = 40
+        let many = try h.ints((0..<(manyTokens * manyK)).map { _ in h.int(25) == 0 ? -1 : Int32(h.int(manySlots)) }, [manyTokens * manyK])
+        try compareGrouping(h, slots: many.cpu, slotsDevice: many.dev, tokens: manyTokens, k: manyK, numSlots: manySlots,
+                            label: ", \(manyTokens * manyK) pairs")
+    }
+
+    /// groupBySlot of `tokens · k` pairs, then the weighted scatter-add of random rows by the
+    /// grouping it returned.
+    static func compareGrouping(_ h: ParityHarness, slots: Tensor, slotsDevice: Tensor, tokens: Int, k: Int, numSlots: Int,
+                                label: String) throws {
         let pairs = tokens * k
         let weights = try h.floats(h.random(pairs), [pairs], dtype: .f32)
-        let ti = try h.empty([pairs], dtype: .i32), off = try h.empty([10], dtype: .i32)
+        let ti = try h.empty([pairs], dtype: .i32), off = try h.empty([numSlots + 1], dtype: .i32)
         let sw = try h.empty([pairs], dtype: .f32)
-        h.cpu.groupBySlot(slots.cpu.reshaped([pairs]), weights: weights.cpu, pairsPerToken: k, numSlots: 9,
+        h.cpu.groupBySlot(slots, weights: weights.cpu, pairsPerToken: k, numSlots: numSlots,
                           tokenIndex: ti.cpu, sortedWeights: sw.cpu, offsets: off.cpu)
-        h.dev.groupBySlot(slots.dev.reshaped([pairs]), weights: weights.dev, pairsPerToken: k, numSlots: 9,
+        h.dev.groupBySlot(slotsDevice, weights: weights.dev, pairsPerToken: k, numSlots: numSlots,
                           tokenIndex: ti.dev, sortedWeights: sw.dev, offsets: off.dev)
-        h.compareInts("groupBySlot token index", ti)
-        h.compareInts("groupBySlot offsets", off)
-        h.compare("groupBySlot weights", sw, tolerance: 0)
+        h.compareInts("groupBySlot token index\(label)", ti)
+        h.compareInts("groupBySlot offsets\(label)", off)
+        h.compare("groupBySlot weights\(label)", sw, tolerance: 0)
         let y = try h.randomPair([pairs, 40])
         let out = try h.randomPair([tokens, 40])
         h.cpu.scatterAddWeighted(y.cpu, rowIndex: ti.cpu, weight: sw.cpu, out: out.cpu)
         h.dev.scatterAddWeighted(y.dev, rowIndex: ti.dev, weight: sw.dev, out: out.dev)
-        h.compare("scatterAddWeighted", out)
-        // Prefill-sized: enough pairs for the sort in runs over all SMs (group_chunk_*).
-        let manyTokens = 333, manyK = 4, manySlots = 40, many = manyTokens * manyK
-        let manySlotIds = try h.ints((0..<many).map { _ in h.int(25) == 0 ? -1 : Int32(h.int(manySlots)) }, [many])
-        let manyWeights = try h.floats(h.random(many), [many], dtype: .f32)
-        let mti = try h.empty([many], dtype: .i32), moff = try h.empty([manySlots + 1], dtype: .i32)
-        let msw = try h.empty([many], dtype: .f32)
-        h.cpu.groupBySlot(manySlotIds.cpu, weights: manyWeights.cpu, pairsPerToken: manyK, numSlots: manySlots,
-                          tokenIndex: mti.cpu, sortedWeights: msw.cpu, offsets: moff.cpu)
-        h.dev.groupBySlot(manySlotIds.dev, weights: manyWeights.dev, pairsPerToken: manyK, numSlots: manySlots,
-                          tokenIndex: mti.dev, sortedWeights: msw.dev, offsets: moff.dev)
-        h.compareInts("groupBySlot token index, \(many) pairs", mti)
-        h.compareInts("groupBySlot offsets, \(many) pairs", moff)
-        h.compare("groupBySlot weights, \(many) pairs", msw, tolerance: 0)
-        let my = try h.randomPair([many, 40])
-        let mout = try h.randomPair([manyTokens, 40])
-        h.cpu.scatterAddWeighted(my.cpu, rowIndex: mti.cpu, weight: msw.cpu, out: mout.cpu)
-        h.dev.scatterAddWeighted(my.dev, rowIndex: mti.dev, weight: msw.dev, out: mout.dev)
-        h.compare("scatterAddWeighted, \(many) pairs", mout)
+        h.compare("scatterAddWeighted\(label)", out)
     }
 
     /// The fixed-size expert exchange's ops (see `MoEBlock.expertParallelFixed`).
