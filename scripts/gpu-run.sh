@@ -58,6 +58,7 @@ if [ "$what" = kernels ]; then
     # step, and the DeepSeek-V3 shape.
     timeout 300 $ebb selftest-cuda --fixtures gpu-stage/fixtures > "$out/selftest.log" 2>&1
     grep -E "FAIL|mismatch|passed|failed|checks" "$out/selftest.log" | tail -15
+    timeout 200 $ebb bench kernels 2>&1 | tee "$out/bench-kernels.log"
     qwen="--model gpu-stage/fixtures/configs/Qwen__Qwen3-30B-A3B --prompt-length 2048 --context 1024"
     timeout 200 $ebb bench forward --device cuda --load-format dummy $qwen --batch-sizes ${EBB_QWEN_BATCHES:-1 8 32} \
         --decode-steps 20 2>&1 | tee "$out/bench-qwen3-30b.log" | tail -n 14

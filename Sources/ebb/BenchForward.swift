@@ -7,7 +7,7 @@ import Foundation
 
 struct Bench: AsyncParsableCommand {
     static let configuration = CommandConfiguration(abstract: "Benchmarks that print tables",
-                                                    subcommands: [BenchForward.self, BenchEngine.self, BenchServe.self, BenchChaos.self])
+                                                    subcommands: [BenchForward.self, BenchKernels.self, BenchEngine.self, BenchServe.self, BenchChaos.self])
 }
 
 /// `ebb bench forward`: prefill and decode throughput of the model runner alone, and the
