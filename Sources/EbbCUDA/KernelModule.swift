@@ -91,7 +91,7 @@ final class KernelModule: @unchecked Sendable {
         try CUDAStatus.check(api, get(&f, module, name), "cuModuleGetFunction(\(name))")
         guard let f else { throw EbbError(.internal, "kernel \(name) not found in the module") }
         // Kernels sized by dynamic shared memory may use all the device allows.
-        if name.hasPrefix("group_stable") || name.hasPrefix("route_topk") || name.hasPrefix("flash_prefill") {
+        if name.hasPrefix("group_stable") || name.hasPrefix("route_topk") || name.hasPrefix("flash_prefill") || name.hasPrefix("flash_mla_prefill") {
             _ = api.pointee.cuFuncSetAttribute?(f, Int32(EBB_CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES), maxSharedOptIn)
         }
         let handle = FunctionHandle(raw: f)
