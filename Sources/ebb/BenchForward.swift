@@ -45,11 +45,7 @@ struct BenchForward: ParsableCommand {
     @Flag(help: "On a GPU, also print device time per kernel for a prefill and decode steps")
     var profile = false
 
-    @Option(help: "Copy bandwidth (bytes/s) for the GPU floors")
-    var bandwidth: Double = 4.3e12
-
-    @Option(help: "bf16 GEMM rate (FLOP/s) for the GPU floors")
-    var matmulRate: Double = 790e12
+    @OptionGroup var floors: GPUFloorOptions
 
     func run() throws {
         try runReportingErrors {
@@ -62,7 +58,7 @@ struct BenchForward: ParsableCommand {
                 let loaded = try deviceOptions.load(model, backend: cuda, needTokenizer: false)
                 try CUDAForwardBench(loaded: loaded, backend: cuda, prefillTokens: promptLength, context: context ?? promptLength,
                                      batchSizes: batchSizes, repeats: decodeSteps, useGraphs: !noGraphs, profile: profile,
-                                     bandwidth: bandwidth, matmulRate: matmulRate).run()
+                                     bandwidth: floors.bandwidth, matmulRate: floors.matmulRate).run()
                 return
             }
             let profiler = ProfilingBackend(CPUBackend(threads: threads))
@@ -137,4 +133,14 @@ func median(_ values: [Double]) -> Double {
     guard !values.isEmpty else { return 0 }
     let s = values.sorted()
     return s.count % 2 == 1 ? s[s.count / 2] : (s[s.count / 2 - 1] + s[s.count / 2]) / 2
+}
+
+/// The hardware rates GPU benchmarks print their floors against (measured on the H200:
+/// `docs/benchmarks.md`).
+struct GPUFloorOptions: ParsableArguments {
+    @Option(help: "Copy bandwidth (bytes/s) for the GPU floors")
+    var bandwidth: Double = 4.3e12
+
+    @Option(help: "bf16 GEMM rate (FLOP/s) for the GPU floors")
+    var matmulRate: Double = 790e12
 }

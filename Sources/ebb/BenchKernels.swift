@@ -18,17 +18,13 @@ struct BenchKernels: ParsableCommand {
     @Option(help: "Timed repeats per kernel (the median is printed)")
     var repeats = 20
 
-    @Option(help: "Copy bandwidth (bytes/s) for the floors")
-    var bandwidth: Double = 4.3e12
-
-    @Option(help: "bf16 GEMM rate (FLOP/s) for the floors")
-    var matmulRate: Double = 790e12
+    @OptionGroup var floors: GPUFloorOptions
 
     func run() throws {
         try runReportingErrors {
             guard repeats > 0 else { throw EbbError(.invalidArgument, "--repeats must be positive") }
             let cuda = try CUDABackend(device: device, computeDType: .bf16)
-            try KernelBench(backend: cuda, repeats: repeats, bandwidth: bandwidth, matmulRate: matmulRate).run()
+            try KernelBench(backend: cuda, repeats: repeats, bandwidth: floors.bandwidth, matmulRate: floors.matmulRate).run()
         }
     }
 }
