@@ -90,9 +90,14 @@ final class KernelModule: @unchecked Sendable {
         var f: EbbCUfunction?
         try CUDAStatus.check(api, get(&f, module, name), "cuModuleGetFunction(\(name))")
         guard let f else { throw EbbError(.internal, "kernel \(name) not found in the module") }
-        // Kernels sized by dynamic shared memory may use all the device allows.
-        if name.hasPrefix("group_stable") || name.hasPrefix("route_topk") || name.hasPrefix("flash_prefill") || name.hasPrefix("flash_mla_prefill") {
-            _ = api.pointee.cuFuncSetAttribute?(f, Int32(EBB_CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES), maxSharedOptIn)
+        // Kernels sized by dynamic shared memory may use all the device allows, less their
+        // static shared memory (the driver refuses a dynamic limit that, with it, passes the
+        // opt-in maximum; these kernels keep under 1 KiB static, 128 B at most today).
+        if maxSharedOptIn > 49152, name.hasPrefix("group_stable") || name.hasPrefix("route_topk") || name.hasPrefix("flash_prefill")
+            || name.hasPrefix("flash_mla_prefill") {
+            let setAttribute = try CUDAStatus.fn(api.pointee.cuFuncSetAttribute, "cuFuncSetAttribute")
+            try CUDAStatus.check(api, setAttribute(f, Int32(EBB_CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES), maxSharedOptIn - 1024),
+                                 "cuFuncSetAttribute(max dynamic shared memory of \(name))")
         }
         let handle = FunctionHandle(raw: f)
         functions.withLock { $0[name] = handle }
